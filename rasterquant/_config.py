@@ -1,0 +1,30 @@
+"""Named defaults shared by the kernels and the solvers."""
+
+#: fastmath flags for every kernel: never "nnan"/"ninf", kernels use np.inf sentinels.
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+#: number of reduction chunks; fixed so results do not depend on the thread count.
+N_CHUNKS = 32
+
+#: tile shape (z, y, x) of the assignment sweep for 2D rasters (z == 1) and 3D rasters.
+TILE_2D = (1, 32, 32)
+TILE_3D = (8, 16, 16)
+#: sub-tiles on which the kernel prunes the tile's candidates with exact box bounds
+SUB_2D = (1, 8, 16)
+SUB_3D = (4, 4, 16)
+
+#: default relative mass tolerance of solve_ot.
+DEFAULT_TOL = 1e-2
+DEFAULT_MAX_ITER = 100
+
+#: smallest Newton damping step before the solver declares a stall.
+MIN_STEP = 2.0**-12
+
+#: N above which the Newton linear system is solved by preconditioned CG.
+DIRECT_SOLVE_MAX_N = 30000
+
+#: maximum rounds of the empty-cell repair of starting weights.
+MAX_REPAIR_ROUNDS = 200
+
+#: default memory budget in bytes used to refuse huge problems before allocating.
+MEMORY_FRACTION = 0.8

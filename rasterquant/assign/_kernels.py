@@ -1,0 +1,326 @@
+"""Compiled passes over the raster: labels (+ masses), moments and face sums.
+
+All kernels work on (D, H, W) arrays (2D rasters are (1, H, W)) in physical coordinates:
+pixel ``(k, j, i)`` has centre ``origin + ((k, j, i) + 0.5) * spacing``. Sums indexed by
+a label go to per-chunk buffers reduced by the caller in a fixed order, so results do not
+depend on the thread count. ``umass >= 0`` means a uniform density of that pixel mass
+(``density`` is then a dummy and is not read).
+"""
+
+import numpy as np
+from numba import prange
+
+from .._jit import kernel
+
+
+@kernel(parallel=False)
+def _sweep_box(k0, k1, j0, j1, i0, i1, t, spacing3, origin3, sites, site_w, owner,
+               cand_ptr, cand_idx, density, umass, labels, out_c, keep, lb, base, cx, cown,
+               best, bestl):
+    """Label the pixels of one box from the candidates of tile ``t``; add masses.
+
+    ``out_c`` (N,) receives the masses; the other trailing arrays are scratch buffers.
+    """
+    zlo = origin3[0] + (k0 + 0.5) * spacing3[0]
+    zhi = origin3[0] + (k1 - 0.5) * spacing3[0]
+    ylo = origin3[1] + (j0 + 0.5) * spacing3[1]
+    yhi = origin3[1] + (j1 - 0.5) * spacing3[1]
+    xlo = origin3[2] + (i0 + 0.5) * spacing3[2]
+    xhi = origin3[2] + (i1 - 0.5) * spacing3[2]
+    # exact bounds of each candidate's power distance over the box's pixel centres
+    c0 = cand_ptr[t]
+    nc = cand_ptr[t + 1] - c0
+    ub = np.inf
+    for q in range(nc):
+        s = cand_idx[c0 + q]
+        pz = sites[s, 0]
+        py = sites[s, 1]
+        px = sites[s, 2]
+        dz = max(zlo - pz, 0.0, pz - zhi)
+        dy = max(ylo - py, 0.0, py - yhi)
+        dx = max(xlo - px, 0.0, px - xhi)
+        lb[q] = dz * dz + dy * dy + dx * dx - site_w[s]
+        fz = max(abs(pz - zlo), abs(pz - zhi))
+        fy = max(abs(py - ylo), abs(py - yhi))
+        fx = max(abs(px - xlo), abs(px - xhi))
+        u = fz * fz + fy * fy + fx * fx - site_w[s]
+        if u < ub:
+            ub = u
+    slack = 1e-9 * (abs(ub) + 1.0)
+    nk = 0
+    for q in range(nc):
+        if lb[q] <= ub + slack:
+            # insertion sort by owner index: the lowest index wins exact ties
+            s = cand_idx[c0 + q]
+            p = nk
+            while p > 0 and owner[keep[p - 1]] > owner[s]:
+                keep[p] = keep[p - 1]
+                p -= 1
+            keep[p] = s
+            nk += 1
+    if nk == 1:
+        lab = owner[keep[0]]
+        acc = 0.0
+        for k in range(k0, k1):
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    labels[k, j, i] = lab
+                if umass < 0:
+                    for i in range(i0, i1):
+                        acc += density[k, j, i]
+        if umass >= 0:
+            acc = umass * (k1 - k0) * (j1 - j0) * (i1 - i0)
+        out_c[lab] += acc
+        return
+    for q in range(nk):
+        cx[q] = sites[keep[q], 2]
+        cown[q] = owner[keep[q]]
+    w = i1 - i0
+    for k in range(k0, k1):
+        z = origin3[0] + (k + 0.5) * spacing3[0]
+        for j in range(j0, j1):
+            y = origin3[1] + (j + 0.5) * spacing3[1]
+            for q in range(nk):
+                s = keep[q]
+                dz = z - sites[s, 0]
+                dy = y - sites[s, 1]
+                base[q] = dz * dz + dy * dy - site_w[s]
+            for ii in range(w):
+                best[ii] = np.inf
+            for q in range(nk):
+                bq = base[q]
+                xq = cx[q]
+                for ii in range(w):
+                    x = origin3[2] + (i0 + ii + 0.5) * spacing3[2]
+                    d = bq + (x - xq) * (x - xq)
+                    if d < best[ii]:
+                        best[ii] = d
+                        bestl[ii] = q
+            for ii in range(w):
+                lab = cown[bestl[ii]]
+                labels[k, j, i0 + ii] = lab
+                if umass < 0:
+                    out_c[lab] += density[k, j, i0 + ii]
+                else:
+                    out_c[lab] += umass
+
+
+@kernel(parallel=True)
+def _assign_tiles(
+    shape3, tile, n_tiles, sub, spacing3, origin3, sites, site_w, owner, cand_ptr, cand_idx,
+    density, umass, n_points, n_chunks, labels,
+):
+    """Label every pixel with its power cell; per-chunk masses.
+
+    Parameters
+    ----------
+    shape3, tile, n_tiles, sub : (3,) int64 arrays
+        Raster shape, query-tile shape, tiles per axis, and the sub-tile shape on which
+        the candidates are pruned with exact box bounds.
+    spacing3, origin3 : (3,) float64 arrays
+    sites : (M, 3) float64, site_w : (M,) float64, owner : (M,) int64
+    cand_ptr : (T + 1,) int64, cand_idx : int64
+        Candidate site indices of tile t: cand_idx[cand_ptr[t]:cand_ptr[t + 1]].
+    density : (D, H, W) float64 pixel masses (ignored when umass >= 0)
+    labels : (D, H, W) int32, written in place.
+
+    Returns
+    -------
+    masses : (n_chunks, n_points) float64
+    """
+    n_t = n_tiles[0] * n_tiles[1] * n_tiles[2]
+    kmax = 1
+    for t in range(n_t):
+        kmax = max(kmax, cand_ptr[t + 1] - cand_ptr[t])
+    out = np.zeros((n_chunks, n_points))
+    for c in prange(n_chunks):
+        keep = np.empty(kmax, np.int64)
+        lb = np.empty(kmax)
+        base = np.empty(kmax)
+        cx = np.empty(kmax)
+        cown = np.empty(kmax, np.int64)
+        best = np.empty(sub[2])
+        bestl = np.zeros(sub[2], np.int64)
+        out_c = out[c]
+        for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
+            tz = t // (n_tiles[1] * n_tiles[2])
+            ty = (t // n_tiles[2]) % n_tiles[1]
+            tx = t % n_tiles[2]
+            tk1 = min((tz + 1) * tile[0], shape3[0])
+            tj1 = min((ty + 1) * tile[1], shape3[1])
+            ti1 = min((tx + 1) * tile[2], shape3[2])
+            for k0 in range(tz * tile[0], tk1, sub[0]):
+                for j0 in range(ty * tile[1], tj1, sub[1]):
+                    for i0 in range(tx * tile[2], ti1, sub[2]):
+                        _sweep_box(
+                            k0, min(k0 + sub[0], tk1), j0, min(j0 + sub[1], tj1),
+                            i0, min(i0 + sub[2], ti1), t, spacing3, origin3, sites,
+                            site_w, owner, cand_ptr, cand_idx, density, umass, labels,
+                            out_c, keep, lb, base, cx, cown, best, bestl,
+                        )
+    return out
+
+
+@kernel(parallel=True)
+def _cell_moments(labels, density, umass, points3, spacing3, origin3, lengths3,
+                  periodic3, n_chunks):
+    """Per-chunk mass, first moment about the site, and second moment about the site.
+
+    Displacements ``x - y_label`` use the minimum image on periodic axes.
+
+    Returns
+    -------
+    out : (n_chunks, N, 5) float64
+        ``[m, sum m dz, sum m dy, sum m dx, sum m |d|^2]`` (pixel extent not included).
+    """
+    nz, ny, nx = labels.shape
+    n = points3.shape[0]
+    out = np.zeros((n_chunks, n, 5))
+    rows = nz * ny
+    for c in prange(n_chunks):
+        for r in range(c * rows // n_chunks, (c + 1) * rows // n_chunks):
+            k = r // ny
+            j = r % ny
+            z = origin3[0] + (k + 0.5) * spacing3[0]
+            y = origin3[1] + (j + 0.5) * spacing3[1]
+            for i in range(nx):
+                s = labels[k, j, i]
+                m = umass if umass >= 0 else density[k, j, i]
+                if m == 0.0:
+                    continue
+                x = origin3[2] + (i + 0.5) * spacing3[2]
+                dz = z - points3[s, 0]
+                dy = y - points3[s, 1]
+                dx = x - points3[s, 2]
+                if periodic3[0]:
+                    dz -= lengths3[0] * np.round(dz / lengths3[0])
+                if periodic3[1]:
+                    dy -= lengths3[1] * np.round(dy / lengths3[1])
+                if periodic3[2]:
+                    dx -= lengths3[2] * np.round(dx / lengths3[2])
+                out[c, s, 0] += m
+                out[c, s, 1] += m * dz
+                out[c, s, 2] += m * dy
+                out[c, s, 3] += m * dx
+                out[c, s, 4] += m * (dz * dz + dy * dy + dx * dx)
+    return out
+
+
+@kernel(parallel=True)
+def _face_sums(labels, density, umass, floor, points3, spacing3, lengths3, periodic3,
+               n_chunks, count_only, offsets, rows_out, cols_out, vals_out):
+    """Jacobian facet sums over pixel faces with the staircase correction.
+
+    For face-adjacent pixels p, q along axis a with labels i < j, the contribution is
+    ``(m_p + m_q) |D_a| / (4 h_a |D|^2)`` with ``D = y_j - y_i`` (minimum image), i.e.
+    ``rho_bar * A_a * |n_a| / (2 |y_i - y_j|)``. Consecutive faces of the same pair along
+    a row are merged. ``m_p + m_q`` is raised to at least ``2 floor`` so that cells
+    separated by zero density stay connected in the Jacobian (``floor = 0`` gives the
+    plain formula).
+
+    With ``count_only`` the kernel returns the number of entries per chunk (n_chunks,);
+    otherwise it writes chunk ``c``'s entries at ``offsets[c]`` of the output arrays.
+    """
+    nz, ny, nx = labels.shape
+    rows = nz * ny
+    counts = np.zeros(n_chunks, np.int64)
+    for c in prange(n_chunks):
+        cnt = 0
+        pos = 0 if count_only else offsets[c]
+        for r in range(c * rows // n_chunks, (c + 1) * rows // n_chunks):
+            k = r // ny
+            j = r % ny
+            for a in range(3):
+                last_i = -1
+                last_j = -1
+                if a == 0:
+                    if nz == 1 or (k == nz - 1 and not periodic3[0]):
+                        continue
+                    kk = (k + 1) % nz
+                    jj = j
+                elif a == 1:
+                    if ny == 1 or (j == ny - 1 and not periodic3[1]):
+                        continue
+                    kk = k
+                    jj = (j + 1) % ny
+                else:
+                    kk = k
+                    jj = j
+                    if nx == 1:
+                        continue
+                imax = nx if (a != 2 or periodic3[2]) else nx - 1
+                for i in range(imax):
+                    ii = i if a != 2 else (i + 1) % nx
+                    p = labels[k, j, i]
+                    q = labels[kk, jj, ii]
+                    if p == q:
+                        last_i = -1
+                        continue
+                    if umass >= 0:
+                        mm = 2.0 * umass
+                    else:
+                        mm = density[k, j, i] + density[kk, jj, ii]
+                    if mm < 2.0 * floor:
+                        mm = 2.0 * floor
+                    if mm == 0.0:
+                        continue
+                    lo = min(p, q)
+                    hi = max(p, q)
+                    d0 = points3[hi, 0] - points3[lo, 0]
+                    d1 = points3[hi, 1] - points3[lo, 1]
+                    d2 = points3[hi, 2] - points3[lo, 2]
+                    if periodic3[0]:
+                        d0 -= lengths3[0] * np.round(d0 / lengths3[0])
+                    if periodic3[1]:
+                        d1 -= lengths3[1] * np.round(d1 / lengths3[1])
+                    if periodic3[2]:
+                        d2 -= lengths3[2] * np.round(d2 / lengths3[2])
+                    dd = d0 * d0 + d1 * d1 + d2 * d2
+                    da = abs(d0) if a == 0 else (abs(d1) if a == 1 else abs(d2))
+                    v = mm * da / (4.0 * spacing3[a] * dd)
+                    if lo == last_i and hi == last_j:
+                        if not count_only:
+                            vals_out[pos - 1] += v
+                        continue
+                    last_i = lo
+                    last_j = hi
+                    cnt += 1
+                    if not count_only:
+                        rows_out[pos] = lo
+                        cols_out[pos] = hi
+                        vals_out[pos] = v
+                        pos += 1
+        counts[c] = cnt
+    return counts
+
+
+@kernel(parallel=True)
+def _boundary_pixel_mass(labels, density, umass, n_points, n_chunks):
+    """Largest mass of a pixel on each cell's boundary, per chunk: (n_chunks, N)."""
+    nz, ny, nx = labels.shape
+    rows = nz * ny
+    out = np.zeros((n_chunks, n_points))
+    for c in prange(n_chunks):
+        for r in range(c * rows // n_chunks, (c + 1) * rows // n_chunks):
+            k = r // ny
+            j = r % ny
+            for i in range(nx):
+                s = labels[k, j, i]
+                edge = False
+                if i + 1 < nx and labels[k, j, i + 1] != s:
+                    edge = True
+                elif i > 0 and labels[k, j, i - 1] != s:
+                    edge = True
+                elif j + 1 < ny and labels[k, j + 1, i] != s:
+                    edge = True
+                elif j > 0 and labels[k, j - 1, i] != s:
+                    edge = True
+                elif k + 1 < nz and labels[k + 1, j, i] != s:
+                    edge = True
+                elif k > 0 and labels[k - 1, j, i] != s:
+                    edge = True
+                if edge:
+                    m = umass if umass >= 0 else density[k, j, i]
+                    if m > out[c, s]:
+                        out[c, s] = m
+    return out

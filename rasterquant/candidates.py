@@ -1,0 +1,228 @@
+"""Tile candidate lists for the power-cell sweep, from a kd-tree on lifted points.
+
+The power distance ``|x - y_j|^2 - psi_j`` equals ``|(x, 0) - (y_j, l_j)|^2 - M`` with the
+lift ``l_j = sqrt(M - psi_j)`` and ``M = max psi``. For a tile whose pixel centres lie within
+``r`` of the tile centre ``c``, let ``d*`` be the lifted distance from ``(c, 0)`` to its
+nearest lifted site. Every pixel ``x`` of the tile has a site within lifted distance
+``d* + r``, so its owner lies within ``d* + 2r`` of ``(c, 0)``: that ball is an exact
+candidate set. The kernel prunes it further with exact box bounds.
+
+Periodic axes: sites are copied (ghosts) by whole periods whenever the copy lies within a
+margin of the box; the margin is grown until it covers every tile's query radius, which
+makes the candidate sets exact on the torus too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = ["CandidateLists", "build_candidates", "tile_layout"]
+
+
+@dataclass(frozen=True)
+class CandidateLists:
+    """Sites (originals then ghosts) and per-tile candidate indices into them."""
+
+    sites: np.ndarray  # (M, 3) float64 positions, 3D layout
+    site_weights: np.ndarray  # (M,) float64
+    owner: np.ndarray  # (M,) int64: index of the original point
+    cand_ptr: np.ndarray  # (T + 1,) int64: tile t's candidates are
+    cand_idx: np.ndarray  # cand_idx[cand_ptr[t]:cand_ptr[t + 1]], indices into sites
+    tile: tuple  # (tz, ty, tx) query tiles
+    sub: tuple  # sub-tiles on which the kernel prunes
+    n_tiles: tuple  # tiles per axis
+
+
+def tile_layout(shape3, tile):
+    """Number of tiles per axis for a (D, H, W) raster."""
+    return tuple(-(-s // t) for s, t in zip(shape3, tile, strict=True))
+
+
+def _tile_geometry(shape3, spacing3, origin3, tile):
+    """Centres (T, 3) and radii (T,) of the boxes of pixel centres of every tile."""
+    nt = tile_layout(shape3, tile)
+    mids, halves = [], []
+    for a in range(3):
+        starts = np.arange(nt[a]) * tile[a]
+        stops = np.minimum(starts + tile[a], shape3[a])
+        h, o = spacing3[a], origin3[a]
+        mids.append(o + (starts + stops) / 2.0 * h)
+        halves.append((stops - starts - 1) / 2.0 * h)
+    mz, my, mx = np.meshgrid(*mids, indexing="ij")
+    hz, hy, hx = np.meshgrid(*halves, indexing="ij")
+    centres = np.stack([mz.ravel(), my.ravel(), mx.ravel()], axis=1)
+    radii = np.sqrt(hz.ravel() ** 2 + hy.ravel() ** 2 + hx.ravel() ** 2)
+    return centres, radii
+
+
+def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
+    """Copies of the points by whole periods that fall within ``margin`` of the box."""
+    n = points3.shape[0]
+    pos, w, own = [points3], [weights], [np.arange(n, dtype=np.int64)]
+    axes = [a for a in range(3) if periodic3[a]]
+    if not axes:
+        return points3, weights, own[0]
+    shifts_per_axis = []
+    for a in range(3):
+        if periodic3[a]:
+            s = int(math.ceil(margin / lengths3[a]))
+            shifts_per_axis.append(range(-s, s + 1))
+        else:
+            shifts_per_axis.append(range(0, 1))
+    lo = np.array(origin3)
+    hi = lo + np.array(lengths3)
+    for sz in shifts_per_axis[0]:
+        for sy in shifts_per_axis[1]:
+            for sx in shifts_per_axis[2]:
+                if sz == 0 and sy == 0 and sx == 0:
+                    continue
+                shift = np.array([sz, sy, sx]) * np.array(lengths3)
+                p = points3 + shift
+                keep = np.all((p >= lo - margin) & (p <= hi + margin), axis=1)
+                if keep.any():
+                    pos.append(p[keep])
+                    w.append(weights[keep])
+                    own.append(np.flatnonzero(keep).astype(np.int64))
+    return np.concatenate(pos), np.concatenate(w), np.concatenate(own)
+
+
+def build_candidates(grid, points, weights, tile=None) -> CandidateLists:
+    """Exact per-tile candidate lists for the power diagram of ``(points, weights)``.
+
+    Parameters
+    ----------
+    grid : Grid
+    points : (N, d) ndarray of float64
+        Inside the box (wrapped on periodic axes).
+    weights : (N,) ndarray of float64
+    tile : tuple of 3 int, optional
+        Tile shape (z, y, x); defaults from ``_config``.
+
+    Returns
+    -------
+    CandidateLists
+
+    Notes
+    -----
+    For each tile, the best site ``s`` at the tile centre comes from a kd-tree on the
+    lifted points. Every pixel ``x`` of the tile then has power distance at most
+    ``U = max_x |x - y_s|^2 - psi_s`` to its owner, so a site ``j`` can only own ``x``
+    if ``|x - y_j|^2 <= U + psi_j``, i.e. ``|c - y_j| <= sqrt(U + psi_j) + r``. Sites are
+    split into groups of similar weight, each with its own spatial kd-tree, so that the
+    radius ``sqrt(U + max psi in group) + r`` stays tight.
+    """
+    from . import _config
+
+    shape3, spacing3, origin3, periodic3 = grid.as_3d()
+    if tile is None:
+        tile = _config.TILE_2D if grid.ndim == 2 else _config.TILE_3D
+    sub = _config.SUB_2D if grid.ndim == 2 else _config.SUB_3D
+    tile = tuple(min(t, s) for t, s in zip(tile, shape3, strict=True))
+    sub = tuple(min(t, s) for t, s in zip(sub, tile, strict=True))
+    pts3 = points if grid.ndim == 3 else np.column_stack(
+        [np.full(len(points), 0.5), points]
+    )
+    pts3 = np.ascontiguousarray(pts3, dtype=np.float64)
+    lengths3 = tuple(float(s * h) for s, h in zip(shape3, spacing3, strict=True))
+    centres, radii = _tile_geometry(shape3, spacing3, origin3, tile)
+    half = _tile_half_extents(shape3, spacing3, tile)
+    axes = [1, 2] if grid.ndim == 2 else [0, 1, 2]
+    weights = np.asarray(weights, dtype=np.float64)
+    n = len(points)
+    cell_area = grid.volume / n
+    wmax = float(weights.max())
+    margin = 0.0
+    if any(periodic3):
+        cell = cell_area ** (1.0 / grid.ndim)
+        margin = 2.0 * cell + 2.0 * float(radii.max()) + math.sqrt(
+            max(wmax - float(weights.min()), 0.0)
+        )
+    while True:
+        sites, site_w, owner = _ghosts(pts3, weights, lengths3, origin3, periodic3, margin)
+        lift = np.sqrt(np.maximum(wmax - site_w, 0.0))
+        ltree = cKDTree(np.column_stack([sites[:, axes], lift]))
+        q = np.column_stack([centres[:, axes], np.zeros(len(centres))])
+        _, best = ltree.query(q, k=1, workers=1)
+        # largest power distance of the best site over the tile's pixel centres
+        far = np.abs(centres - sites[best]) + half
+        upper = (far[:, axes] ** 2).sum(axis=1) - site_w[best]
+        cand_ptr, cand_idx, rmax = _grouped_query(
+            sites[:, axes], site_w, centres[:, axes], radii, upper, cell_area
+        )
+        if not any(periodic3) or rmax <= margin:
+            break
+        margin = 1.5 * rmax
+    return CandidateLists(
+        sites=sites,
+        site_weights=site_w,
+        owner=owner,
+        cand_ptr=cand_ptr,
+        cand_idx=cand_idx,
+        tile=tile,
+        sub=sub,
+        n_tiles=tile_layout(shape3, tile),
+    )
+
+
+def _tile_half_extents(shape3, spacing3, tile):
+    """Half extents (T, 3) of the boxes of pixel centres of every tile."""
+    nt = tile_layout(shape3, tile)
+    halves = []
+    for a in range(3):
+        starts = np.arange(nt[a]) * tile[a]
+        stops = np.minimum(starts + tile[a], shape3[a])
+        halves.append((stops - starts - 1) / 2.0 * spacing3[a])
+    hz, hy, hx = np.meshgrid(*halves, indexing="ij")
+    return np.stack([hz.ravel(), hy.ravel(), hx.ravel()], axis=1)
+
+
+def _grouped_query(pos, w, centres, radii, upper, cell_area):
+    """Candidates within ``sqrt(upper + max psi of group) + r`` per weight group.
+
+    Each weight group has its own kd-tree; tiles are bucketed by their query radius and
+    each bucket is matched against the group with one dual-tree range search
+    (``cKDTree.sparse_distance_matrix``), then filtered by the per-tile radius.
+
+    Returns ``(cand_ptr (T + 1,), cand_idx, largest radius)`` in CSR layout.
+    """
+    m = len(pos)
+    spread = float(w.max() - w.min())
+    n_groups = int(min(8, max(1, math.ceil(spread / max(cell_area, 1e-300)))))
+    n_groups = min(n_groups, m)
+    order = np.argsort(w, kind="stable")
+    groups = np.array_split(order, n_groups)
+    n_t = len(centres)
+    tiles_all, sites_all = [], []
+    rmax = 0.0
+    for g in groups:
+        if g.size == 0:
+            continue
+        wg = float(w[g].max())
+        bound = np.sqrt(np.maximum(upper + wg, 0.0)) + radii
+        bound = bound * (1 + 1e-9) + 1e-9 * (1.0 + bound)
+        rmax = max(rmax, float(bound.max()))
+        gtree = cKDTree(pos[g])
+        # buckets of tiles whose radii are within a factor 1.25 of each other
+        lo = float(bound.min())
+        level = np.floor(np.log(bound / lo) / np.log(1.25)).astype(np.int64)
+        for lev in np.unique(level):
+            rows = np.flatnonzero(level == lev)
+            rb = float(bound[rows].max())
+            ttree = cKDTree(centres[rows])
+            pairs = ttree.sparse_distance_matrix(gtree, rb, output_type="ndarray")
+            ti = rows[pairs["i"]]
+            keep = pairs["v"] <= bound[ti]
+            tiles_all.append(ti[keep])
+            sites_all.append(g[pairs["j"][keep]])
+    tiles = np.concatenate(tiles_all)
+    sites = np.concatenate(sites_all)
+    srt = np.argsort(tiles, kind="stable")
+    cand_idx = np.ascontiguousarray(sites[srt], dtype=np.int64)
+    counts = np.bincount(tiles, minlength=n_t)
+    cand_ptr = np.zeros(n_t + 1, np.int64)
+    np.cumsum(counts, out=cand_ptr[1:])
+    return cand_ptr, cand_idx, rmax

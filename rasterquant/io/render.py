@@ -1,0 +1,349 @@
+"""Rendering point sets (stipples) and grain maps to SVG, PNG and PDF.
+
+Points are in array axis order ``(row, col)`` and in pixel units of an image of
+shape ``(H, W)``: pixel ``(i, j)`` covers ``[i, i + 1) x [j, j + 1)``, so a point
+``(row, col)`` is drawn at ``x = col``, ``y = row`` in an SVG whose ``viewBox`` is
+``0 0 W H`` (y pointing down, as in the image). Raster outputs use Pillow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .atomic import atomic_write
+
+__all__ = [
+    "grain_slices_png",
+    "render_png",
+    "write_pdf",
+    "write_png",
+    "write_svg",
+]
+
+_SUPERSAMPLE = 4
+
+
+def _pil():
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:  # pragma: no cover - Pillow is a core dependency
+        raise ImportError(
+            "rendering needs Pillow; install rasterquant[render] (pip install pillow)"
+        ) from None
+    return Image, ImageDraw
+
+
+def _check_shape(shape):
+    try:
+        h, w = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"shape must be (H, W), two positive integers, got {shape!r}"
+        ) from None
+    if h < 1 or w < 1:
+        raise ValueError(f"shape must be (H, W), two positive integers, got {shape!r}")
+    return h, w
+
+
+def _check_stipple(points, radii, colors):
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(
+            f"points must have shape (N, 2) in (row, col) pixel units, got {pts.shape}"
+        )
+    n = pts.shape[0]
+    if not np.isfinite(pts).all():
+        raise ValueError("points contains NaN or inf; remove or clip those rows")
+    r = np.asarray(radii, dtype=np.float64)
+    if r.ndim == 0:
+        r = np.full(n, float(r))
+    if r.shape != (n,):
+        raise ValueError(
+            f"radii must be a scalar or have shape ({n},) like points, got {r.shape}"
+        )
+    if not np.isfinite(r).all() or (r < 0).any():
+        raise ValueError("radii must be finite and >= 0")
+    if colors is None:
+        c = np.zeros((n, 3))
+    else:
+        c = np.asarray(colors, dtype=np.float64)
+        if c.ndim == 1 and c.shape == (3,):
+            c = np.broadcast_to(c, (n, 3))
+        if c.shape != (n, 3):
+            raise ValueError(
+                f"colors must have shape ({n}, 3) (RGB in [0, 1]) or (3,), got "
+                f"{c.shape}"
+            )
+        if not np.isfinite(c).all() or (c < 0).any() or (c > 1).any():
+            raise ValueError("colors must be RGB values in [0, 1]")
+    return pts, r, c
+
+
+def _rgb8(colors):
+    return np.rint(np.asarray(colors) * 255).astype(np.int64)
+
+
+def _svg_color(rgb8):
+    return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb8))
+
+
+def _background(background):
+    from PIL import ImageColor
+
+    if background is None:
+        return None
+    if isinstance(background, str):
+        try:
+            return ImageColor.getrgb(background)[:3]
+        except ValueError:
+            raise ValueError(
+                f"background {background!r} is not a colour name or #rrggbb"
+            ) from None
+    c = np.asarray(background, dtype=np.float64)
+    if c.shape != (3,) or (c < 0).any() or (c > 1).any():
+        raise ValueError(
+            f"background must be a colour name, '#rrggbb' or 3 floats in [0, 1], "
+            f"got {background!r}"
+        )
+    return tuple(int(v) for v in _rgb8(c))
+
+
+def write_svg(path, points, radii, shape, colors=None, background="white") -> None:
+    """Write points as filled circles in an SVG image.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output ``.svg`` file. Written atomically.
+    points : (N, 2) array_like of float
+        Centres in ``(row, col)`` pixel units of an image of ``shape``.
+    radii : float or (N,) array_like of float
+        Circle radii in pixels, >= 0.
+    shape : tuple of int
+        ``(H, W)``; the SVG has ``width=W``, ``height=H`` and ``viewBox="0 0 W H"``.
+    colors : (N, 3) or (3,) array_like of float, optional
+        RGB fill in [0, 1]; black when None.
+    background : str or (3,) array_like of float or None
+        Background colour (an SVG colour name or ``#rrggbb``, or RGB in
+        [0, 1]); None for a transparent background.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, values are NaN/inf, radii are negative, colours
+        are outside [0, 1] or the output directory is not writable.
+    """
+    h, w = _check_shape(shape)
+    pts, r, c = _check_stipple(points, radii, colors)
+    bg = _background(background)
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{w}" '
+        f'height="{h}" viewBox="0 0 {w} {h}">',
+    ]
+    if bg is not None:
+        out.append(
+            f'<rect x="0" y="0" width="{w}" height="{h}" fill="{_svg_color(bg)}"/>'
+        )
+    rgb = _rgb8(c)
+    if len(rgb) and (rgb == rgb[0]).all():  # one colour: set it once on the group
+        out.append(f'<g fill="{_svg_color(rgb[0])}" stroke="none">')
+        for (y, x), rad in zip(pts.tolist(), r.tolist(), strict=True):
+            out.append(f'<circle cx="{x:.6g}" cy="{y:.6g}" r="{rad:.6g}"/>')
+    else:
+        out.append('<g stroke="none">')
+        for (y, x), rad, col in zip(pts.tolist(), r.tolist(), rgb, strict=True):
+            out.append(
+                f'<circle cx="{x:.6g}" cy="{y:.6g}" r="{rad:.6g}" '
+                f'fill="{_svg_color(col)}"/>'
+            )
+    out += ["</g>", "</svg>", ""]
+    with atomic_write(path, "w") as fh:
+        fh.write("\n".join(out))
+
+
+def render_png(points, radii, shape, scale=1.0, colors=None, background="white"):
+    """Rasterise points as anti-aliased discs.
+
+    Discs are drawn at 4x supersampling and reduced with a box filter, so
+    their edges are anti-aliased and discs smaller than a pixel still show as
+    grey dots of the right mean darkness.
+
+    Parameters
+    ----------
+    points : (N, 2) array_like of float
+        Centres in ``(row, col)`` pixel units of an image of ``shape``.
+    radii : float or (N,) array_like of float
+        Disc radii in (unscaled) pixels, >= 0.
+    shape : tuple of int
+        ``(H, W)`` of the image the points live in.
+    scale : float
+        Output pixels per input pixel, > 0.
+    colors : (N, 3) or (3,) array_like of float, optional
+        RGB in [0, 1]; black when None.
+    background : str or (3,) array_like of float
+        Background colour name, ``#rrggbb`` or RGB in [0, 1].
+
+    Returns
+    -------
+    (round(H * scale), round(W * scale), 3) ndarray of uint8
+        The RGB image.
+
+    Raises
+    ------
+    ValueError
+        On bad shapes, NaN/inf, negative radii, colours outside [0, 1] or a
+        non-positive ``scale``.
+    """
+    image_mod, draw_mod = _pil()
+    h, w = _check_shape(shape)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    pts, r, c = _check_stipple(points, radii, colors)
+    bg = _background(background)
+    if bg is None:
+        raise ValueError("background must be a colour for PNG output, got None")
+    out_h, out_w = max(round(h * scale), 1), max(round(w * scale), 1)
+    s = _SUPERSAMPLE
+    img = image_mod.new("RGB", (out_w * s, out_h * s), bg)
+    draw = draw_mod.Draw(img)
+    # pixel (row, col) of the input covers [col, col+1) x [row, row+1) in x, y;
+    # the canvas maps x -> x * fx with fx = out_w * s / w
+    fy, fx = out_h * s / h, out_w * s / w
+    rgb = _rgb8(c)
+    for (y, x), rad, col in zip(pts.tolist(), r.tolist(), rgb.tolist(), strict=True):
+        if rad <= 0:
+            continue
+        cx, cy, rx, ry = x * fx, y * fy, rad * fx, rad * fy
+        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=tuple(col))
+    img = img.reduce(s)  # box filter: exact mean over each s x s block
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def write_png(path, image) -> None:
+    """Write an image array to a PNG file atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output ``.png`` file.
+    image : (H, W) or (H, W, 3) or (H, W, 4) array_like of uint8
+        Gray, RGB or RGBA pixels.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not uint8 of one of those shapes.
+    """
+    image_mod, _ = _pil()
+    img = _check_image(image)
+    with atomic_write(path, "wb") as fh:
+        image_mod.fromarray(img).save(fh, format="PNG")
+
+
+def _check_image(image):
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise ValueError(
+            f"image must have dtype uint8, got {img.dtype}; convert with "
+            "np.clip(x * 255, 0, 255).astype(np.uint8)"
+        )
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (3, 4))):
+        raise ValueError(
+            f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {img.shape}"
+        )
+    if img.size == 0:
+        raise ValueError(f"image is empty, shape {img.shape}")
+    return np.ascontiguousarray(img)
+
+
+def write_pdf(path, image, *, dpi=300.0) -> None:
+    """Write an image array as a one-page raster PDF (via Pillow).
+
+    The PDF embeds the pixels: it is a raster, not a vector drawing. For a
+    vector stipple use :func:`write_svg`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output ``.pdf`` file. Written atomically.
+    image : (H, W) or (H, W, 3) array_like of uint8
+        The pixels, e.g. from :func:`render_png`.
+    dpi : float
+        Resolution recorded in the PDF (sets the page size), > 0.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not uint8 gray or RGB, or ``dpi`` is not positive.
+    """
+    image_mod, _ = _pil()
+    img = _check_image(image)
+    if img.ndim == 3 and img.shape[2] == 4:
+        raise ValueError(
+            f"image must be gray or RGB for PDF output, got shape {img.shape}"
+        )
+    if not np.isfinite(dpi) or dpi <= 0:
+        raise ValueError(f"dpi must be a positive number, got {dpi!r}")
+    with atomic_write(path, "wb") as fh:
+        image_mod.fromarray(img).save(fh, format="PDF", resolution=float(dpi))
+
+
+def _grain_colors(n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(30, 256, size=(n, 3)).astype(np.uint8)
+
+
+def grain_slices_png(path, grain_map, seed=0, *, min_height=256) -> None:
+    """Write a PNG preview of a grain map: three orthogonal mid-slices.
+
+    For a 3D map ``(D, H, W)`` the slices ``[D // 2, :, :]``, ``[:, H // 2, :]``
+    and ``[:, :, W // 2]`` are placed side by side (separated by a white gap);
+    a 2D map is drawn as is. Each grain gets a random colour from
+    ``np.random.default_rng(seed)``; void (negative ids) is black. Images are
+    enlarged with nearest-neighbour sampling to at least ``min_height`` pixels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output ``.png`` file. Written atomically.
+    grain_map : (D, H, W) or (H, W) array_like of int
+        Grain ids (0-based, -1 for void).
+    seed : int
+        Seed of the colour generator.
+    min_height : int
+        Minimum height of the output in pixels.
+
+    Raises
+    ------
+    ValueError
+        If ``grain_map`` is not a 2D or 3D integer array.
+    """
+    gm = np.asarray(grain_map)
+    if gm.dtype == bool or not np.issubdtype(gm.dtype, np.integer):
+        raise ValueError(
+            f"grain_map must be an integer array of grain ids, got dtype {gm.dtype}"
+        )
+    if gm.ndim not in (2, 3) or gm.size == 0:
+        raise ValueError(
+            f"grain_map must have shape (H, W) or (D, H, W), got {gm.shape}"
+        )
+    if gm.ndim == 2:
+        slices = [gm]
+    else:
+        d, h, w = gm.shape
+        slices = [gm[d // 2], gm[:, h // 2, :], gm[:, :, w // 2]]
+    height = max(s.shape[0] for s in slices)
+    factor = max(1, int(np.ceil(min_height / height)))
+    colors = _grain_colors(max(int(gm.max()) + 1, 1), seed)
+    gap = max(2, factor)
+    panels = []
+    for s in slices:
+        rgb = np.zeros((*s.shape, 3), dtype=np.uint8)
+        valid = s >= 0
+        rgb[valid] = colors[s[valid]]
+        rgb = np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+        pad = np.full((height * factor - rgb.shape[0], rgb.shape[1], 3), 255, np.uint8)
+        panels.append(np.concatenate([rgb, pad], axis=0))
+        panels.append(np.full((height * factor, gap, 3), 255, dtype=np.uint8))
+    write_png(path, np.concatenate(panels[:-1], axis=1))

@@ -1,0 +1,52 @@
+"""Linear solves with the (singular, Laplacian-like) mass Jacobian."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .. import _config
+
+__all__ = ["solve_newton_system"]
+
+
+def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6):
+    """Solve ``J delta = rhs`` for a mean-zero ``delta``.
+
+    ``J`` is symmetric positive semi-definite with the constants in its kernel
+    (a weighted graph Laplacian). The system is grounded on its first unknown and a tiny
+    diagonal shift keeps it solvable if the cell graph is disconnected (cells separated
+    by zero density).
+
+    Parameters
+    ----------
+    jac : (N, N) sparse matrix
+    rhs : (N,) ndarray
+    method : {"auto", "direct", "cg"}
+        ``auto`` factorises (SuperLU) up to ``_config.DIRECT_SOLVE_MAX_N`` unknowns and
+        uses conjugate gradients with a Jacobi preconditioner above.
+    rtol : float
+        Relative residual of CG.
+    """
+    n = jac.shape[0]
+    if n == 1:
+        return np.zeros(1)
+    if method == "auto":
+        method = "direct" if n <= _config.DIRECT_SOLVE_MAX_N else "cg"
+    diag = jac.diagonal()
+    scale = float(diag.max()) if diag.size and diag.max() > 0 else 1.0
+    eps = 1e-10 * scale
+    a = jac[1:, 1:].tocsc() + eps * sp.identity(n - 1, format="csc")
+    b = rhs[1:]
+    if method == "direct":
+        x = spla.spsolve(a, b, permc_spec="COLAMD")
+    elif method == "cg":
+        d = a.diagonal()
+        d = np.where(d > 0, d, 1.0)
+        m = spla.LinearOperator(a.shape, matvec=lambda v: v / d, dtype=np.float64)
+        x, _info = spla.cg(a.tocsr(), b, rtol=rtol, atol=0.0, M=m, maxiter=10 * n)
+    else:
+        raise ValueError(f"method must be 'auto', 'direct' or 'cg', got {method!r}")
+    delta = np.concatenate([[0.0], x])
+    return delta - delta.mean()

@@ -1,0 +1,187 @@
+"""Slow, obviously correct reference implementations (pure numpy, no numba).
+
+The fast kernels are tested against these. Everything is in physical coordinates:
+pixel centres are ``grid.origin + (k + 0.5) * grid.spacing``, ``points`` is ``(N, d)``
+in array-axis order and ``weights`` (psi) is ``(N,)``. ``values`` are pixel masses
+(a ``(H, W)`` or ``(D, H, W)`` array summing to 1; a ``Density`` is accepted too).
+
+Conventions (DESIGN.md sections 1-3):
+
+- power cell ``Lag_i = {x : |x - y_i|^2 - psi_i <= |x - y_j|^2 - psi_j}``; a pixel
+  belongs wholly to the cell owning its centre; ties go to the lowest index;
+- on periodic axes displacements use the minimum image ``d - L * round(d / L)``;
+- the Jacobian is the "discrete boundary sum" over face-adjacent pixel pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "assign_labels",
+    "cell_moments",
+    "fd_jacobian",
+    "jacobian_dense",
+    "masses",
+    "power_energy",
+]
+
+# Bound on the number of (pixel, point) pairs held in memory at once.
+_BLOCK_PAIRS = 2_000_000
+
+
+def _values(grid, values):
+    """Pixel masses as a float64 array of ``grid.shape`` (accepts a ``Density``)."""
+    v = getattr(values, "values", values)
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != tuple(grid.shape):
+        raise ValueError(f"values has shape {v.shape}, expected {grid.shape}")
+    return v
+
+
+def _points(grid, points):
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != grid.ndim:
+        raise ValueError(f"points must have shape (N, {grid.ndim}), got {pts.shape}")
+    return pts
+
+
+def _min_image(grid, d):
+    """Minimum-image displacement along periodic axes (a copy); last axis = coords."""
+    d = np.array(d, dtype=np.float64)
+    length = grid.lengths
+    for a, p in enumerate(grid.periodic):
+        if p:
+            d[..., a] -= length[a] * np.round(d[..., a] / length[a])
+    return d
+
+
+def assign_labels(grid, points, weights):
+    """Brute-force power assignment of every pixel centre.
+
+    Returns an int64 array of ``grid.shape`` with
+    ``argmin_j |x - y_j|^2 - psi_j`` (minimum image on periodic axes; lowest index
+    wins ties).
+    """
+    pts = _points(grid, points)
+    psi = np.asarray(weights, dtype=np.float64).reshape(len(pts))
+    centres = grid.pixel_centres()
+    n_pix = len(centres)
+    labels = np.empty(n_pix, dtype=np.int64)
+    block = max(1, _BLOCK_PAIRS // max(1, len(pts)))
+    for start in range(0, n_pix, block):
+        x = centres[start : start + block]
+        d = _min_image(grid, x[:, None, :] - pts[None, :, :])
+        cost = np.sum(d**2, axis=2) - psi[None, :]
+        labels[start : start + block] = np.argmin(cost, axis=1)
+    return labels.reshape(grid.shape)
+
+
+def cell_moments(grid, values, labels, points):
+    """Masses, barycenters and second moments of the cells given by ``labels``.
+
+    Returns
+    -------
+    masses : (N,) float64
+        Sum of the pixel masses of each cell.
+    barycenters : (N, d) float64
+        ``y_i + sum_p m_p d_p / m_i`` with ``d_p`` the (min-image) displacement
+        ``x_p - y_i``, wrapped into the box on periodic axes; ``y_i`` for empty cells.
+    energies : (N,) float64
+        ``sum_p m_p (|d_p|^2 + sum_a h_a^2 / 12)`` (each pixel's own extent counted).
+    """
+    pts = _points(grid, points)
+    n = len(pts)
+    v = _values(grid, values).ravel()
+    lab = np.asarray(labels, dtype=np.int64).ravel()
+    centres = grid.pixel_centres()
+    d = _min_image(grid, centres - pts[lab])
+    mass = np.bincount(lab, weights=v, minlength=n)
+    first = np.stack(
+        [np.bincount(lab, weights=v * d[:, a], minlength=n) for a in range(grid.ndim)],
+        axis=1,
+    )
+    extent = np.sum(np.asarray(grid.spacing) ** 2) / 12.0
+    energy = np.bincount(lab, weights=v * (np.sum(d**2, axis=1) + extent), minlength=n)
+    bary = pts.copy()
+    full = mass > 0
+    bary[full] += first[full] / mass[full, None]
+    return mass, grid.wrap(bary), energy
+
+
+def _face_pairs(grid, labels, v, axis):
+    """Labels and masses of the pixel pairs (p, p + e_axis), wrapping if periodic."""
+    if grid.periodic[axis]:
+        return (
+            labels,
+            np.roll(labels, -1, axis=axis),
+            v,
+            np.roll(v, -1, axis=axis),
+        )
+    n = labels.shape[axis]
+    lo = tuple(slice(0, n - 1) if a == axis else slice(None) for a in range(grid.ndim))
+    hi = tuple(slice(1, n) if a == axis else slice(None) for a in range(grid.ndim))
+    return labels[lo], labels[hi], v[lo], v[hi]
+
+
+def jacobian_dense(grid, values, labels, points):
+    """Dense ``(N, N)`` Jacobian ``dm/dpsi`` from the discrete boundary sums.
+
+    For face-adjacent pixels ``p, q`` along axis ``k`` with labels ``i != j``:
+    ``c = rho_bar * A_k * |n_k| / (2 |y_i - y_j|)`` with ``rho_bar`` the mean mass per
+    volume of ``p`` and ``q``, ``A_k = pixel_volume / h_k`` and
+    ``n = (y_j - y_i) / |y_j - y_i|`` (min image); then ``J[i, j] -= c``,
+    ``J[j, i] -= c``, ``J[i, i] += c``, ``J[j, j] += c``.
+    """
+    pts = _points(grid, points)
+    n = len(pts)
+    v = _values(grid, values)
+    lab = np.asarray(labels, dtype=np.int64).reshape(grid.shape)
+    vol = grid.pixel_volume
+    jac = np.zeros((n, n))
+    for axis in range(grid.ndim):
+        li, lj, mp, mq = _face_pairs(grid, lab, v, axis)
+        cut = li != lj
+        i, j = li[cut], lj[cut]
+        if i.size == 0:
+            continue
+        rho_bar = (mp[cut] + mq[cut]) / (2.0 * vol)
+        area = vol / grid.spacing[axis]
+        dy = _min_image(grid, pts[j] - pts[i])
+        dist = np.sqrt(np.sum(dy**2, axis=1))
+        c = rho_bar * area * np.abs(dy[:, axis]) / dist / (2.0 * dist)
+        np.add.at(jac, (i, j), -c)
+        np.add.at(jac, (j, i), -c)
+        np.add.at(jac, (i, i), c)
+        np.add.at(jac, (j, j), c)
+    return jac
+
+
+def masses(grid, values, points, weights):
+    """Cell masses ``(N,)`` by brute-force assignment and a bincount."""
+    pts = _points(grid, points)
+    lab = assign_labels(grid, pts, weights)
+    v = _values(grid, values)
+    return np.bincount(lab.ravel(), weights=v.ravel(), minlength=len(pts))
+
+
+def fd_jacobian(grid, values, points, weights, eps):
+    """Central finite differences of :func:`masses`: ``J[:, j] = dm/dpsi_j``."""
+    pts = _points(grid, points)
+    psi = np.asarray(weights, dtype=np.float64).reshape(len(pts))
+    n = len(pts)
+    jac = np.empty((n, n))
+    for j in range(n):
+        plus, minus = psi.copy(), psi.copy()
+        plus[j] += eps
+        minus[j] -= eps
+        jac[:, j] = (
+            masses(grid, values, pts, plus) - masses(grid, values, pts, minus)
+        ) / (2.0 * eps)
+    return jac
+
+
+def power_energy(grid, values, points, weights):
+    """Total transport cost ``sum_i int_{Lag_i} |x - y_i|^2 drho`` on the raster."""
+    lab = assign_labels(grid, points, weights)
+    return float(np.sum(cell_moments(grid, values, lab, points)[2]))
