@@ -42,8 +42,11 @@ def tile_layout(shape3, tile):
     return tuple(-(-s // t) for s, t in zip(shape3, tile, strict=True))
 
 
-def _tile_geometry(shape3, spacing3, origin3, tile):
-    """Centres (T, 3) and radii (T,) of the boxes of pixel centres of every tile."""
+def _tile_geometry(shape3, spacing3, origin3, tile, pad=(0.0, 0.0, 0.0)):
+    """Centres (T, 3) and radii (T,) of the boxes of pixel centres of every tile.
+
+    ``pad`` is added to the half extents (half a pixel for whole-pixel boxes).
+    """
     nt = tile_layout(shape3, tile)
     mids, halves = [], []
     for a in range(3):
@@ -51,7 +54,7 @@ def _tile_geometry(shape3, spacing3, origin3, tile):
         stops = np.minimum(starts + tile[a], shape3[a])
         h, o = spacing3[a], origin3[a]
         mids.append(o + (starts + stops) / 2.0 * h)
-        halves.append((stops - starts - 1) / 2.0 * h)
+        halves.append((stops - starts - 1) / 2.0 * h + pad[a])
     mz, my, mx = np.meshgrid(*mids, indexing="ij")
     hz, hy, hx = np.meshgrid(*halves, indexing="ij")
     centres = np.stack([mz.ravel(), my.ravel(), mx.ravel()], axis=1)
@@ -90,7 +93,7 @@ def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
     return np.concatenate(pos), np.concatenate(w), np.concatenate(own)
 
 
-def build_candidates(grid, points, weights, tile=None) -> CandidateLists:
+def build_candidates(grid, points, weights, tile=None, *, whole_pixels=False) -> CandidateLists:
     """Exact per-tile candidate lists for the power diagram of ``(points, weights)``.
 
     Parameters
@@ -101,6 +104,9 @@ def build_candidates(grid, points, weights, tile=None) -> CandidateLists:
     weights : (N,) ndarray of float64
     tile : tuple of 3 int, optional
         Tile shape (z, y, x); defaults from ``_config``.
+    whole_pixels : bool
+        Candidates for every point of the pixels (fractional quadrature), not only
+        for the pixel centres.
 
     Returns
     -------
@@ -128,8 +134,12 @@ def build_candidates(grid, points, weights, tile=None) -> CandidateLists:
     )
     pts3 = np.ascontiguousarray(pts3, dtype=np.float64)
     lengths3 = tuple(float(s * h) for s, h in zip(shape3, spacing3, strict=True))
-    centres, radii = _tile_geometry(shape3, spacing3, origin3, tile)
-    half = _tile_half_extents(shape3, spacing3, tile)
+    pad = (0.0, 0.0, 0.0)
+    if whole_pixels:
+        pad = tuple(0.0 if (a == 0 and grid.ndim == 2) else spacing3[a] / 2
+                    for a in range(3))
+    centres, radii = _tile_geometry(shape3, spacing3, origin3, tile, pad)
+    half = _tile_half_extents(shape3, spacing3, tile, pad)
     axes = [1, 2] if grid.ndim == 2 else [0, 1, 2]
     weights = np.asarray(weights, dtype=np.float64)
     n = len(points)
@@ -168,14 +178,14 @@ def build_candidates(grid, points, weights, tile=None) -> CandidateLists:
     )
 
 
-def _tile_half_extents(shape3, spacing3, tile):
+def _tile_half_extents(shape3, spacing3, tile, pad=(0.0, 0.0, 0.0)):
     """Half extents (T, 3) of the boxes of pixel centres of every tile."""
     nt = tile_layout(shape3, tile)
     halves = []
     for a in range(3):
         starts = np.arange(nt[a]) * tile[a]
         stops = np.minimum(starts + tile[a], shape3[a])
-        halves.append((stops - starts - 1) / 2.0 * spacing3[a])
+        halves.append((stops - starts - 1) / 2.0 * spacing3[a] + pad[a])
     hz, hy, hx = np.meshgrid(*halves, indexing="ij")
     return np.stack([hz.ravel(), hy.ravel(), hx.ravel()], axis=1)
 

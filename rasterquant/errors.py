@@ -1,4 +1,4 @@
-"""Warning and error classes of rasterquant."""
+"""Warning and error classes of rasterquant (see docs/errors.md)."""
 
 
 class RasterquantWarning(UserWarning):
@@ -28,3 +28,23 @@ class EmptyCellError(ValueError):
         super().__init__(message)
         self.weights = weights
         self.empty = empty
+
+
+class InsufficientMemoryError(ValueError, MemoryError):
+    """A raster x N problem would need more memory than the machine has.
+
+    Raised before anything is allocated. It is a ``ValueError`` (bad input size) and a
+    ``MemoryError``, so either ``except`` catches it.
+
+    Attributes
+    ----------
+    needed : int or None
+        Estimated bytes.
+    available : int or None
+        Bytes available when checked.
+    """
+
+    def __init__(self, message, needed=None, available=None):
+        super().__init__(message)
+        self.needed = needed
+        self.available = available

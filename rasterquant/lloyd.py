@@ -73,6 +73,7 @@ def lloyd(
     ot_tol: float = _config.DEFAULT_TOL,
     callback=None,
     progress: bool = False,
+    quadrature: str = "center",
 ) -> LloydResult:
     """Lloyd's algorithm, classic or uniform, with an optional relaxed step.
 
@@ -100,6 +101,8 @@ def lloyd(
         Called with a dict (iteration, energy, points, ...) after each iteration.
     progress : bool
         Show a tqdm progress bar on stderr.
+    quadrature : {"center", "fractional"}
+        Pixel quadrature of the cells (see :func:`solve_ot`).
 
     Returns
     -------
@@ -133,7 +136,7 @@ def lloyd(
         raise ValueError(f"tol must be a displacement >= 0 or None, got {tol!r}")
     alpha = check_masses(masses, n)
     ot_tol = check_tol(ot_tol, name="ot_tol")
-    raster = _Raster(density, pts)
+    raster = _Raster(density, pts, quadrature)
     psi = np.zeros(n)
     hist = {k: [] for k in ("energy", "max_mass_error", "displacement",
                             "newton_iterations", "repairs", "time")}
@@ -151,14 +154,14 @@ def lloyd(
             raster.set_points(pts)
             if method == "voronoi":
                 labels3, _ = raster.labels_masses(np.zeros(n))
-                m, bary, energies = raster.moments(labels3)
+                m, bary, energies = raster.moments(labels3, np.zeros(n))
                 err = float("nan")
                 newton, repairs = 0, 0
             else:
                 out = _solve(raster, alpha, psi, ot_tol, _config.DEFAULT_MAX_ITER)
                 psi = out["weights"]
                 labels3 = out["labels3"]
-                m, bary, energies = raster.moments(labels3)
+                m, bary, energies = raster.moments(labels3, psi)
                 err = _rel_error(m, alpha)
                 newton, repairs = out["n_iter"], out["n_repairs"]
                 if out["status"] != "converged" and (worst is None or err > worst[0]):

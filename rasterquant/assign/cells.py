@@ -10,7 +10,11 @@ import scipy.sparse as sp
 from .. import _config
 from .._validation import check_density, check_points, check_weights
 from ..candidates import build_candidates
-from . import _kernels
+from . import _fractional, _kernels
+
+#: quadrature rules: "center" (a pixel belongs to the cell of its centre) or
+#: "fractional" (boundary pixels split exactly among the cells crossing them)
+QUADRATURES = ("center", "fractional")
 
 __all__ = ["Cells", "assign_cells", "mass_jacobian"]
 
@@ -55,7 +59,12 @@ class _Raster:
     Private: the solvers call it in their loops after validating once.
     """
 
-    def __init__(self, density, points):
+    def __init__(self, density, points, quadrature="center"):
+        if quadrature not in QUADRATURES:
+            raise ValueError(
+                f"quadrature must be one of {QUADRATURES}, got {quadrature!r}"
+            )
+        self.quadrature = quadrature
         self.density = density
         self.grid = grid = density.grid
         self.values3, self.umass = density.kernel_arrays()
@@ -66,11 +75,14 @@ class _Raster:
         self.periodic3 = np.array(periodic3, dtype=np.bool_)
         self.lengths3 = self.shape3 * self.spacing3
         self.n_chunks = _config.N_CHUNKS
+        self._jac_cap = 1024
+        self.truncated = False
         self.jacobian_floor = 0.0
         if self.umass < 0:
             v = density.values
             self.jacobian_floor = 1e-3 * float(v.sum() / max(np.count_nonzero(v), 1))
         self.pixel_extent = float(np.sum(np.array(grid.spacing) ** 2) / 12.0)
+        self._jac_cap = 1024
         self.set_points(points)
 
     def set_points(self, points):
@@ -85,9 +97,12 @@ class _Raster:
 
     def labels_masses(self, weights, labels=None):
         """Labels (D, H, W) int32 and masses (N,) for the given weights."""
-        cl = build_candidates(self.grid, self.points, weights)
         if labels is None:
             labels = np.empty(tuple(self.shape3), dtype=np.int32)
+        if self.quadrature == "fractional":
+            out, _ = self._fractional(weights, labels, False, False)
+            return labels, out[:, :, 0].sum(axis=0)
+        cl = build_candidates(self.grid, self.points, weights)
         out = _kernels._assign_tiles(
             self.shape3,
             np.array(cl.tile, dtype=np.int64),
@@ -108,12 +123,63 @@ class _Raster:
         )
         return labels, out.sum(axis=0)
 
-    def moments(self, labels3):
-        """Masses (N,), barycenters (N, d) and energies (N,) of the labelled cells."""
-        out = _kernels._cell_moments(
-            labels3, self.values3, self.umass, self.points3, self.spacing3,
-            self.origin3, self.lengths3, self.periodic3, self.n_chunks,
-        ).sum(axis=0)
+    def _fractional(self, weights, labels3, want_moments, want_jac, floor=0.0):
+        """One fractional pass; returns (per-chunk sums, Jacobian or None)."""
+        cl = build_candidates(self.grid, self.points, weights, whole_pixels=True)
+        cap = self._jac_cap if want_jac else 1
+        while True:
+            rows = np.empty((self.n_chunks, cap), np.int64)
+            cols = np.empty((self.n_chunks, cap), np.int64)
+            vals = np.empty((self.n_chunks, cap))
+            out, counts, status = _fractional._fractional_tiles(
+                self.shape3,
+                np.array(cl.tile, dtype=np.int64),
+                np.array(cl.n_tiles, dtype=np.int64),
+                np.array(cl.sub, dtype=np.int64),
+                self.spacing3, self.origin3, cl.sites, cl.site_weights, cl.owner,
+                cl.cand_ptr, cl.cand_idx, self.values3, self.umass, self.pixel_extent,
+                self.n, self.n_chunks, labels3, want_moments, want_jac, floor, cap,
+                rows, cols, vals,
+            )
+            if not want_jac or counts.max() <= cap:
+                break
+            cap = int(counts.max() * 1.25) + 16
+            self._jac_cap = cap
+        if status.any():
+            self.truncated = True
+        jac = None
+        if want_jac:
+            r = np.concatenate([rows[c, : counts[c]] for c in range(self.n_chunks)])
+            cc = np.concatenate([cols[c, : counts[c]] for c in range(self.n_chunks)])
+            v = np.concatenate([vals[c, : counts[c]] for c in range(self.n_chunks)])
+            jac = self._assemble(r, cc, v)
+        return out, jac
+
+    def _assemble(self, rows, cols, vals):
+        n = self.n
+        upper = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
+        off = upper + upper.T
+        diag = np.asarray(off.sum(axis=1)).ravel()
+        return (sp.diags(diag) - off).tocsr()
+
+    def moments(self, labels3, weights=None):
+        """Masses (N,), barycenters (N, d) and energies (N,) of the cells.
+
+        Centre quadrature sums over the labelled pixels; fractional quadrature needs the
+        ``weights`` and integrates the pieces of the boundary pixels exactly.
+        """
+        if self.quadrature == "fractional":
+            if weights is None:
+                raise ValueError("fractional moments need the weights")
+            out, _ = self._fractional(weights, labels3, True, False)
+            out = out.sum(axis=0)
+            extent = 0.0
+        else:
+            out = _kernels._cell_moments(
+                labels3, self.values3, self.umass, self.points3, self.spacing3,
+                self.origin3, self.lengths3, self.periodic3, self.n_chunks,
+            ).sum(axis=0)
+            extent = self.pixel_extent
         masses = out[:, 0]
         safe = np.where(masses > 0, masses, 1.0)
         shift = out[:, 1:4] / safe[:, None]
@@ -121,16 +187,22 @@ class _Raster:
         bary = bary3 if self.grid.ndim == 3 else bary3[:, 1:]
         if self.grid.any_periodic:
             bary = self.grid.wrap(bary)
-        energies = out[:, 4] + masses * self.pixel_extent
+        energies = out[:, 4] + masses * extent
         return masses, np.ascontiguousarray(bary), energies
 
-    def jacobian(self, labels3, floor=0.0):
+    def jacobian(self, labels3, floor=0.0, weights=None):
         """Sparse symmetric ``dm/dpsi`` (CSR) from the discrete boundary sums.
 
         ``floor`` is a pixel mass below which faces count as if their pixels had that
         mass: the solver uses a tiny floor to keep cells separated by zero density
-        connected.
+        connected. Fractional quadrature needs the ``weights`` and returns the exact
+        derivative of its masses.
         """
+        if self.quadrature == "fractional":
+            if weights is None:
+                raise ValueError("the fractional Jacobian needs the weights")
+            _, jac = self._fractional(weights, labels3, False, True, floor)
+            return jac
         dummy_i = np.zeros(1, np.int64)
         dummy_v = np.zeros(1)
         counts = _kernels._face_sums(
@@ -148,13 +220,7 @@ class _Raster:
             self.lengths3, self.periodic3, self.n_chunks, False, offsets,
             rows, cols, vals,
         )
-        n = self.n
-        upper = sp.coo_matrix(
-            (vals[:total], (rows[:total], cols[:total])), shape=(n, n)
-        ).tocsr()
-        off = upper + upper.T
-        diag = np.asarray(off.sum(axis=1)).ravel()
-        return (sp.diags(diag) - off).tocsr()
+        return self._assemble(rows[:total], cols[:total], vals[:total])
 
     def boundary_pixel_mass(self, labels3):
         """Largest pixel mass on the boundary of each cell, (N,)."""
@@ -165,7 +231,7 @@ class _Raster:
     def cells(self, weights, labels3=None):
         if labels3 is None:
             labels3, _ = self.labels_masses(weights)
-        masses, bary, energies = self.moments(labels3)
+        masses, bary, energies = self.moments(labels3, weights)
         labels = labels3 if self.grid.ndim == 3 else labels3[0]
         return Cells(
             labels=labels,
@@ -178,7 +244,7 @@ class _Raster:
         )
 
 
-def assign_cells(density, points, weights=None) -> Cells:
+def assign_cells(density, points, weights=None, *, quadrature="center") -> Cells:
     """Power cells of weighted points on a raster density (centre quadrature).
 
     Parameters
@@ -189,6 +255,10 @@ def assign_cells(density, points, weights=None) -> Cells:
         Sites in physical coordinates, array axis order.
     weights : (N,) array_like of float, optional
         Power weights ``psi``; zero (Voronoi cells) by default.
+    quadrature : {"center", "fractional"}
+        ``"center"``: each pixel belongs wholly to the cell owning its centre.
+        ``"fractional"``: pixels crossed by cell boundaries are split exactly among the
+        cells (masses continuous in the weights); labels stay the centre owners.
 
     Returns
     -------
@@ -216,10 +286,10 @@ def assign_cells(density, points, weights=None) -> Cells:
     density = check_density(density)
     pts = check_points(points, density.grid)
     w = check_weights(weights, len(pts))
-    return _Raster(density, pts).cells(w)
+    return _Raster(density, pts, quadrature).cells(w)
 
 
-def mass_jacobian(density, points, weights=None, *, labels=None):
+def mass_jacobian(density, points, weights=None, *, labels=None, quadrature="center"):
     """Sparse Jacobian ``dm_i/dpsi_j`` of the cell masses (CSR, symmetric, zero row sums).
 
     Off-diagonal entries are ``-(1 / (2|y_i - y_j|)) int_{facet} rho`` estimated by the
@@ -228,7 +298,10 @@ def mass_jacobian(density, points, weights=None, *, labels=None):
     density = check_density(density)
     pts = check_points(points, density.grid)
     w = check_weights(weights, len(pts))
-    r = _Raster(density, pts)
+    r = _Raster(density, pts, quadrature)
+    if quadrature == "fractional":
+        labels3, _ = r.labels_masses(w)
+        return r.jacobian(labels3, 0.0, w)
     if labels is None:
         labels3, _ = r.labels_masses(w)
     else:

@@ -13,7 +13,11 @@ import numpy as np
 from .. import __version__
 
 __all__ = [
+    "TRANSACTIONAL_COMMANDS",
     "add_common",
+    "begin_run",
+    "check_outputs",
+    "end_run",
     "is_tty",
     "json_sidecar",
     "positive_float",
@@ -28,7 +32,7 @@ class UserError(ValueError):
 
 
 def positive_int(text):
-    """argparse type: integer >= 1."""
+    """Parse an integer >= 1 (argparse type)."""
     try:
         v = int(text)
     except ValueError:
@@ -39,7 +43,7 @@ def positive_int(text):
 
 
 def nonneg_int(text):
-    """argparse type: integer >= 0."""
+    """Parse an integer >= 0 (argparse type)."""
     try:
         v = int(text)
     except ValueError:
@@ -50,7 +54,7 @@ def nonneg_int(text):
 
 
 def positive_float(text):
-    """argparse type: finite float > 0."""
+    """Parse a finite float > 0 (argparse type)."""
     try:
         v = float(text)
     except ValueError:
@@ -61,7 +65,7 @@ def positive_float(text):
 
 
 def tol_float(text):
-    """argparse type: float in (0, 1)."""
+    """Parse a float in (0, 1) (argparse type)."""
     v = positive_float(text)
     if v >= 1:
         raise argparse.ArgumentTypeError(f"expected a tolerance in (0, 1), got {text}")
@@ -81,7 +85,7 @@ def add_common(parser):
 
 
 def is_tty():
-    """True when stderr is a terminal."""
+    """Tell whether stderr is a terminal."""
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
@@ -113,16 +117,72 @@ def sidecar_path(output):
     return root + ".json"
 
 
+#: sub-commands whose outputs form one unit: a run that fails or is interrupted
+#: removes the outputs it created (batch and experiment keep finished items so that a
+#: rerun resumes)
+TRANSACTIONAL_COMMANDS = frozenset({"quantize", "stipple", "microstructure"})
+
+_run_created: list[str] | None = None
+
+
+def begin_run():
+    """Start recording the outputs this run creates (called by ``main``)."""
+    global _run_created
+    _run_created = []
+
+
+def end_run(ok, command):
+    """Finish a run: on failure, remove the outputs it created; returns those paths.
+
+    Only for :data:`TRANSACTIONAL_COMMANDS`; files that existed before the run
+    (replaced with ``--force``) are left as they are.
+    """
+    global _run_created
+    created, _run_created = _run_created or [], None
+    if ok or command not in TRANSACTIONAL_COMMANDS:
+        return []
+    removed = []
+    for path in created:
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+        except OSError:  # pragma: no cover - nothing better to do while failing
+            pass
+    return removed
+
+
 def check_outputs(paths, force):
-    """Refuse to overwrite existing outputs without --force; check directories."""
+    """Refuse to overwrite existing outputs without --force; check directories.
+
+    Also refuses the same output twice and records which outputs are new, so that
+    ``main`` can remove them if the run fails or is interrupted.
+    """
     from ..io.atomic import check_output
 
+    seen = set()
     for p in paths:
-        check_output(p, overwrite=force)
+        p = os.fspath(p)
+        key = os.path.normcase(os.path.abspath(p))
+        if key in seen:
+            raise ValueError(
+                f"output {p!r} is given twice (outputs and JSON sidecars must have "
+                "distinct names); expected distinct output files"
+            )
+        seen.add(key)
+        if os.path.lexists(p) and not os.path.isdir(p) and not force:
+            raise ValueError(
+                f"output file {p!r} already exists; pass --force to overwrite it, or "
+                "choose another name"
+            )
+        check_output(p, overwrite=True)
+        if _run_created is not None and not os.path.lexists(p):
+            _run_created.append(os.path.abspath(p))
 
 
 def json_sidecar(command, args, params, diagnostics, outputs, t0):
-    """The JSON sidecar: inputs, parameters, seed, version, diagnostics."""
+    """Build the JSON sidecar: inputs, parameters, seed, version, diagnostics."""
     import numba
 
     return {

@@ -211,7 +211,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         if n_iter >= max_iter:
             status = MAX_ITER
             break
-        jac = raster.jacobian(labels3, raster.jacobian_floor)
+        jac = raster.jacobian(labels3, raster.jacobian_floor, psi)
         delta = solve_newton_system(jac, alpha - m, method=linear_solver)
         res = float(np.linalg.norm(m - alpha))
         tau = 1.0
@@ -246,7 +246,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
                       "weights": psi})
     err, psi, labels3, m = best
     granularity = None
-    if status == STALLED:
+    if status == STALLED and raster.quadrature == "center":
         bpm = raster.boundary_pixel_mass(labels3)
         granularity = float(np.max(bpm / alpha))
         if err <= 4.0 * granularity:
@@ -294,6 +294,7 @@ def solve_ot(
     callback=None,
     normalize: bool = False,
     linear_solver: str = "auto",
+    quadrature: str = "center",
 ) -> OTResult:
     """Semi-discrete optimal transport from a raster density to weighted points.
 
@@ -319,6 +320,11 @@ def solve_ot(
         Rescale ``masses`` to sum 1 instead of rejecting them.
     linear_solver : {"auto", "direct", "cg"}
         Solver of the Newton systems.
+    quadrature : {"center", "fractional"}
+        ``"center"``: a pixel belongs wholly to the cell of its centre (masses move in
+        whole pixels, so ``tol`` needs about ``2/tol`` pixels per cell).
+        ``"fractional"``: pixels on cell boundaries are split exactly, the masses are
+        continuous in the weights and Newton converges quadratically to any ``tol``.
 
     Returns
     -------
@@ -365,7 +371,7 @@ def solve_ot(
     psi = check_weights(weights, n)
     tol = check_tol(tol)
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
-    raster = _Raster(density, pts)
+    raster = _Raster(density, pts, quadrature)
     out = _solve(raster, alpha, psi, tol, max_iter, callback, linear_solver)
     result = _make_result(raster, alpha, tol, out, density)
     _warn_status(result, out, stacklevel=3)

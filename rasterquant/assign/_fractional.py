@@ -1,0 +1,762 @@
+"""Fractional (exact sub-pixel) quadrature: boundary pixels split among the cells.
+
+The density is constant on each pixel. A pixel whose square lies in one power cell (tested
+exactly: the affine function ``pd_j - pd_i`` is positive on the whole square for every
+competitor ``j``) goes wholly to that cell. Any other pixel is clipped exactly: in 2D the
+square is clipped by the half-planes ``pd_i <= pd_j`` of its active competitors (a convex
+polygon clipper), in 3D the cube by the corresponding half-spaces (a convex polyhedron
+clipper). The clipped pieces give the exact mass, first and second moments of each cell, and
+the clip edges (faces) tagged by the competitor give the exact facet length (area) inside
+the pixel, hence the exact Jacobian ``dm_i/dpsi_j = -rho_p |facet_ij ∩ p| / (2|y_i - y_j|)``.
+
+Coordinates inside a pixel are relative to its centre ``c``: the constraint
+``pd_i(c + u) <= pd_j(c + u)`` reads ``2 u . (y_j - y_i) <= pd_j(c) - pd_i(c)``.
+"""
+
+import numpy as np
+from numba import prange
+
+from .._jit import kernel
+
+#: capacity of the fixed-size clip buffers
+MAXV = 64  # polygon vertices (2D) / vertices per face (3D)
+MAXF = 32  # faces of a clipped polyhedron (3D)
+MAXA = 24  # active candidates in one pixel
+
+
+@kernel(parallel=False)
+def _clip_polygon(px, py, tg, nv, ax, ay, b, tag, ox, oy, ot):
+    """Clip polygon ``(px, py)`` (edge k -> k+1 tagged ``tg[k]``) by ``ax u + ay v <= b``.
+
+    Writes the result into ``(ox, oy, ot)`` and returns its vertex count.
+    """
+    no = 0
+    for k in range(nv):
+        k2 = k + 1 if k + 1 < nv else 0
+        sp = ax * px[k] + ay * py[k] - b
+        sq = ax * px[k2] + ay * py[k2] - b
+        if sp <= 0.0:
+            ox[no] = px[k]
+            oy[no] = py[k]
+            ot[no] = tg[k]
+            no += 1
+            if sq > 0.0:
+                t = sp / (sp - sq)
+                ox[no] = px[k] + t * (px[k2] - px[k])
+                oy[no] = py[k] + t * (py[k2] - py[k])
+                ot[no] = tag
+                no += 1
+        elif sq <= 0.0:
+            t = sp / (sp - sq)
+            ox[no] = px[k] + t * (px[k2] - px[k])
+            oy[no] = py[k] + t * (py[k2] - py[k])
+            ot[no] = tg[k]
+            no += 1
+    return no
+
+
+@kernel(parallel=False)
+def _polygon_moments(px, py, nv):
+    """Area, integral of u, of v and of u^2 + v^2 over a polygon (CCW or CW)."""
+    a = 0.0
+    mu = 0.0
+    mv = 0.0
+    m2 = 0.0
+    for k in range(nv):
+        k2 = k + 1 if k + 1 < nv else 0
+        x0 = px[k]
+        y0 = py[k]
+        x1 = px[k2]
+        y1 = py[k2]
+        cr = x0 * y1 - x1 * y0
+        a += cr
+        mu += cr * (x0 + x1)
+        mv += cr * (y0 + y1)
+        m2 += cr * (x0 * x0 + x0 * x1 + x1 * x1 + y0 * y0 + y0 * y1 + y1 * y1)
+    if a < 0.0:
+        return -a / 2.0, -mu / 6.0, -mv / 6.0, -m2 / 12.0
+    return a / 2.0, mu / 6.0, mv / 6.0, m2 / 12.0
+
+
+@kernel(parallel=False)
+def _split_pixel_2d(hy, hx, act, nact, dcen, sy, sx, piece, flen, bufs):
+    """Exact pieces of one pixel among its ``nact`` active candidates (2D).
+
+    Parameters
+    ----------
+    hy, hx : pixel size.
+    act : (MAXA,) int64 candidate slots; dcen : (MAXA,) power distances at the centre.
+    sy, sx : (MAXA,) site coordinates relative to the pixel centre.
+    piece : (MAXA, 4) out: area, int u, int v, int |u|^2 (u relative to the centre).
+    flen : (MAXA, MAXA) out: facet length between active slots a < b.
+    bufs : (6, MAXV) scratch.
+    """
+    for a in range(nact):
+        for b2 in range(nact):
+            flen[a, b2] = 0.0
+    for a in range(nact):
+        # polygon in (u, v) = (row, column) offsets from the pixel centre
+        pu = bufs[0]
+        pv = bufs[1]
+        tg = bufs[2]
+        qu = bufs[3]
+        qv = bufs[4]
+        qt = bufs[5]
+        pu[0] = -hy / 2
+        pv[0] = -hx / 2
+        pu[1] = -hy / 2
+        pv[1] = hx / 2
+        pu[2] = hy / 2
+        pv[2] = hx / 2
+        pu[3] = hy / 2
+        pv[3] = -hx / 2
+        for k in range(4):
+            tg[k] = -1.0
+        nv = 4
+        flip = False
+        for b2 in range(nact):
+            if b2 == a or nv == 0:
+                continue
+            # pd_a <= pd_b  <=>  2 u.(y_b - y_a) <= d_b - d_a   (u = x - c)
+            cu = 2.0 * (sy[b2] - sy[a])
+            cv = 2.0 * (sx[b2] - sx[a])
+            rhs = dcen[b2] - dcen[a]
+            if not flip:
+                nv = _clip_polygon(pu, pv, tg, nv, cu, cv, rhs, b2, qu, qv, qt)
+            else:
+                nv = _clip_polygon(qu, qv, qt, nv, cu, cv, rhs, b2, pu, pv, tg)
+            flip = not flip
+        if flip:
+            pu = qu
+            pv = qv
+            tg = qt
+        if nv < 3:
+            piece[a, 0] = 0.0
+            piece[a, 1] = 0.0
+            piece[a, 2] = 0.0
+            piece[a, 3] = 0.0
+            continue
+        ar, mu, mv, m2 = _polygon_moments(pu, pv, nv)
+        piece[a, 0] = ar
+        piece[a, 1] = mu
+        piece[a, 2] = mv
+        piece[a, 3] = m2
+        for k in range(nv):
+            t = int(tg[k])
+            if t > a:
+                k2 = k + 1 if k + 1 < nv else 0
+                du = pu[k2] - pu[k]
+                dv = pv[k2] - pv[k]
+                flen[a, t] += np.sqrt(du * du + dv * dv)
+    return
+
+
+@kernel(parallel=False)
+def _init_box(hz, hy, hx, fv, fn, ft):
+    """The voxel ``[-h/2, h/2]^3`` as 6 outward-oriented quadrilaterals; returns 6."""
+    z0, z1 = -hz / 2, hz / 2
+    y0, y1 = -hy / 2, hy / 2
+    x0, x1 = -hx / 2, hx / 2
+    # each face: 4 corners, listed clockwise seen from outside
+    corners = (
+        ((z0, y0, x0), (z0, y1, x0), (z0, y1, x1), (z0, y0, x1)),  # -z
+        ((z1, y0, x0), (z1, y0, x1), (z1, y1, x1), (z1, y1, x0)),  # +z
+        ((z0, y0, x0), (z0, y0, x1), (z1, y0, x1), (z1, y0, x0)),  # -y
+        ((z0, y1, x0), (z1, y1, x0), (z1, y1, x1), (z0, y1, x1)),  # +y
+        ((z0, y0, x0), (z1, y0, x0), (z1, y1, x0), (z0, y1, x0)),  # -x
+        ((z0, y0, x1), (z0, y1, x1), (z1, y1, x1), (z1, y0, x1)),  # +x
+    )
+    for f in range(6):
+        for k in range(4):
+            # reversed: counter-clockwise seen from outside in (z, y, x) order
+            fv[f, k, 0] = corners[f][3 - k][0]
+            fv[f, k, 1] = corners[f][3 - k][1]
+            fv[f, k, 2] = corners[f][3 - k][2]
+        fn[f] = 4
+        ft[f] = -1
+    return 6
+
+
+@kernel(parallel=False)
+def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
+    """Clip a convex polyhedron by the half-space ``n . u <= b``; returns the face count.
+
+    Faces are vertex loops ``fv[f, :fn[f]]`` oriented outward, tagged ``ft[f]``. The new
+    cap face gets ``tag``. Output goes to ``(ov, on, ot)``; ``cap`` is scratch.
+    """
+    nout = 0
+    ncap = 0
+    for f in range(nf):
+        nv = fn[f]
+        no = 0
+        for k in range(nv):
+            k2 = k + 1 if k + 1 < nv else 0
+            sp = nz * fv[f, k, 0] + ny * fv[f, k, 1] + nx * fv[f, k, 2] - b
+            sq = nz * fv[f, k2, 0] + ny * fv[f, k2, 1] + nx * fv[f, k2, 2] - b
+            if sp <= 0.0:
+                ov[nout, no, 0] = fv[f, k, 0]
+                ov[nout, no, 1] = fv[f, k, 1]
+                ov[nout, no, 2] = fv[f, k, 2]
+                no += 1
+            if (sp <= 0.0) != (sq <= 0.0):
+                t = sp / (sp - sq)
+                for c in range(3):
+                    val = fv[f, k, c] + t * (fv[f, k2, c] - fv[f, k, c])
+                    ov[nout, no, c] = val
+                    cap[ncap, c] = val
+                no += 1
+                ncap += 1
+        if no >= 3:
+            on[nout] = no
+            ot[nout] = ft[f]
+            nout += 1
+    if ncap >= 3:
+        # order the cap points counter-clockwise around the outward normal n
+        cz = 0.0
+        cy = 0.0
+        cx = 0.0
+        for k in range(ncap):
+            cz += cap[k, 0]
+            cy += cap[k, 1]
+            cx += cap[k, 2]
+        cz /= ncap
+        cy /= ncap
+        cx /= ncap
+        # basis (e1, e2) of the plane with e1 x e2 = n / |n|
+        nn = np.sqrt(nz * nz + ny * ny + nx * nx)
+        wz, wy, wx = nz / nn, ny / nn, nx / nn
+        if abs(wz) < 0.9:
+            az, ay, ax = 1.0, 0.0, 0.0
+        else:
+            az, ay, ax = 0.0, 1.0, 0.0
+        # e1 = a x w normalised, e2 = w x e1
+        e1z = ay * wx - ax * wy
+        e1y = ax * wz - az * wx
+        e1x = az * wy - ay * wz
+        ne = np.sqrt(e1z * e1z + e1y * e1y + e1x * e1x)
+        e1z, e1y, e1x = e1z / ne, e1y / ne, e1x / ne
+        e2z = wy * e1x - wx * e1y
+        e2y = wx * e1z - wz * e1x
+        e2x = wz * e1y - wy * e1z
+        # insertion sort of the cap points by angle (column 3 of ``cap`` is scratch)
+        for k in range(ncap):
+            dz = cap[k, 0] - cz
+            dy = cap[k, 1] - cy
+            dx = cap[k, 2] - cx
+            a = np.arctan2(dz * e2z + dy * e2y + dx * e2x, dz * e1z + dy * e1y + dx * e1x)
+            p = k
+            while p > 0 and ov[nout, p - 1, 2] > a:
+                ov[nout, p, 0] = ov[nout, p - 1, 0]
+                ov[nout, p, 1] = ov[nout, p - 1, 1]
+                ov[nout, p, 2] = ov[nout, p - 1, 2]
+                cap[p, 3] = cap[p - 1, 3]
+                p -= 1
+            ov[nout, p, 2] = a
+            cap[p, 3] = k
+        # replace the sorted angles by the points they index
+        for k in range(ncap):
+            cap[k, 4] = cap[k, 3]
+        for k in range(ncap):
+            src = int(cap[k, 4])
+            ov[nout, k, 0] = cap[src, 0]
+            ov[nout, k, 1] = cap[src, 1]
+            ov[nout, k, 2] = cap[src, 2]
+        on[nout] = ncap
+        ot[nout] = tag
+        nout += 1
+    return nout
+
+
+@kernel(parallel=False)
+def _polyhedron_moments(fv, fn, nf):
+    """Volume, integral of u (3 comps) and of |u|^2 over a closed outward polyhedron."""
+    vol = 0.0
+    m0 = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    q = 0.0
+    for f in range(nf):
+        nv = fn[f]
+        az, ay, ax = fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2]
+        for k in range(1, nv - 1):
+            bz, by, bx = fv[f, k, 0], fv[f, k, 1], fv[f, k, 2]
+            cz, cy, cx = fv[f, k + 1, 0], fv[f, k + 1, 1], fv[f, k + 1, 2]
+            det = (az * (by * cx - bx * cy) - ay * (bz * cx - bx * cz)
+                   + ax * (bz * cy - by * cz))
+            v = det / 6.0
+            vol += v
+            m0 += v * (az + bz + cz) / 4.0
+            m1 += v * (ay + by + cy) / 4.0
+            m2 += v * (ax + bx + cx) / 4.0
+            q += v / 10.0 * (
+                az * az + ay * ay + ax * ax + bz * bz + by * by + bx * bx
+                + cz * cz + cy * cy + cx * cx
+                + az * bz + ay * by + ax * bx + az * cz + ay * cy + ax * cx
+                + bz * cz + by * cy + bx * cx
+            )
+    return vol, m0, m1, m2, q
+
+
+@kernel(parallel=False)
+def _face_area(fv, f, nv):
+    """Area of the planar polygon face ``f``."""
+    sz = 0.0
+    sy = 0.0
+    sx = 0.0
+    for k in range(nv):
+        k2 = k + 1 if k + 1 < nv else 0
+        az, ay, ax = fv[f, k, 0], fv[f, k, 1], fv[f, k, 2]
+        bz, by, bx = fv[f, k2, 0], fv[f, k2, 1], fv[f, k2, 2]
+        sz += ay * bx - ax * by
+        sy += ax * bz - az * bx
+        sx += az * by - ay * bz
+    return 0.5 * np.sqrt(sz * sz + sy * sy + sx * sx)
+
+
+@kernel(parallel=False)
+def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
+    """Exact pieces of one voxel among its ``nact`` active candidates (3D).
+
+    ``piece`` (MAXA, 5): volume, int u_z, int u_y, int u_x, int |u|^2; ``flen``
+    (MAXA, MAXA): facet area between active slots a < b. ``fa``, ``fb``: tuples of
+    scratch buffers (fv, fn, ft) and the cap buffer.
+    """
+    fv0, fn0, ft0, fv1, fn1, ft1, cap = fa
+    for a in range(nact):
+        for b2 in range(nact):
+            flen[a, b2] = 0.0
+    for a in range(nact):
+        nf = _init_box(hz, hy, hx, fv0, fn0, ft0)
+        flip = False
+        for b2 in range(nact):
+            if b2 == a or nf == 0:
+                continue
+            cz = 2.0 * (sz[b2] - sz[a])
+            cy = 2.0 * (sy[b2] - sy[a])
+            cx = 2.0 * (sx[b2] - sx[a])
+            rhs = dcen[b2] - dcen[a]
+            if not flip:
+                nf = _clip_polyhedron(fv0, fn0, ft0, nf, cz, cy, cx, rhs, b2,
+                                      fv1, fn1, ft1, cap)
+            else:
+                nf = _clip_polyhedron(fv1, fn1, ft1, nf, cz, cy, cx, rhs, b2,
+                                      fv0, fn0, ft0, cap)
+            flip = not flip
+        if flip:
+            fv, fn, ft = fv1, fn1, ft1
+        else:
+            fv, fn, ft = fv0, fn0, ft0
+        if nf < 4:
+            for c in range(5):
+                piece[a, c] = 0.0
+            continue
+        vol, m0, m1, m2, q = _polyhedron_moments(fv, fn, nf)
+        piece[a, 0] = vol
+        piece[a, 1] = m0
+        piece[a, 2] = m1
+        piece[a, 3] = m2
+        piece[a, 4] = q
+        for f in range(nf):
+            t = ft[f]
+            if t > a:
+                flen[a, t] += _face_area(fv, f, fn[f])
+    return
+
+
+@kernel(parallel=True)
+def _fractional_tiles(
+    shape3, tile, n_tiles, sub, spacing3, origin3, sites, site_w, owner, cand_ptr,
+    cand_idx, density, umass, extent, n_points, n_chunks, labels, want_moments,
+    want_jac, jac_floor, jac_cap, jac_rows, jac_cols, jac_vals,
+):
+    """Fractional-quadrature pass: centre labels, exact masses, moments and Jacobian.
+
+    Parameters
+    ----------
+    shape3, tile, n_tiles, sub, spacing3, origin3, sites, site_w, owner, cand_ptr,
+    cand_idx, density, umass, n_points, n_chunks, labels
+        As in ``_kernels._assign_tiles``; the candidate lists must be built for whole
+        pixel extents (not only centres).
+    extent : float
+        ``sum_a h_a^2 / 12`` over the real axes (the pixel's own second moment).
+    want_moments, want_jac : bool
+    jac_floor : float
+        Pixel mass below which the Jacobian counts a pixel as having this mass (keeps
+        cells separated by zero density connected); masses are not affected.
+    jac_cap : int
+        Capacity per chunk of the Jacobian triplet arrays ``jac_rows``, ``jac_cols``,
+        ``jac_vals`` (each (n_chunks, jac_cap)), written in place.
+
+    Returns
+    -------
+    out : (n_chunks, N, 5) float64
+        mass, first moments about the site (z, y, x), second moment about the site.
+    counts : (n_chunks,) int64
+        Jacobian triplets per chunk (may exceed jac_cap: then rerun with more room).
+    status : (n_chunks,) int64
+        Bit 1: a pixel had more than MAXA active cells (truncated).
+    """
+    n_t = n_tiles[0] * n_tiles[1] * n_tiles[2]
+    kmax = 1
+    for t in range(n_t):
+        kmax = max(kmax, cand_ptr[t + 1] - cand_ptr[t])
+    ncomp = 5 if want_moments else 1
+    out = np.zeros((n_chunks, n_points, ncomp))
+    counts = np.zeros(n_chunks, np.int64)
+    status = np.zeros(n_chunks, np.int64)
+    is2d = shape3[0] == 1
+    hz = spacing3[0]
+    hy = spacing3[1]
+    hx = spacing3[2]
+    vol = hz * hy * hx
+    for c in prange(n_chunks):
+        keep = np.empty(kmax, np.int64)
+        lb = np.empty(kmax)
+        dq = np.empty(kmax)
+        act = np.empty(MAXA, np.int64)
+        dcen = np.empty(MAXA)
+        rz = np.empty(MAXA)
+        ry = np.empty(MAXA)
+        rx = np.empty(MAXA)
+        piece = np.empty((MAXA, 5))
+        flen = np.empty((MAXA, MAXA))
+        bufs = np.empty((6, MAXV))
+        fv0 = np.empty((MAXF, MAXV, 3))
+        fv1 = np.empty((MAXF, MAXV, 3))
+        fn0 = np.empty(MAXF, np.int64)
+        fn1 = np.empty(MAXF, np.int64)
+        ft0 = np.empty(MAXF, np.int64)
+        ft1 = np.empty(MAXF, np.int64)
+        cap = np.empty((2 * MAXF + 4, 5))
+        fa = (fv0, fn0, ft0, fv1, fn1, ft1, cap)
+        cnt = 0
+        for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
+            tz = t // (n_tiles[1] * n_tiles[2])
+            ty = (t // n_tiles[2]) % n_tiles[1]
+            tx = t % n_tiles[2]
+            tk1 = min((tz + 1) * tile[0], shape3[0])
+            tj1 = min((ty + 1) * tile[1], shape3[1])
+            ti1 = min((tx + 1) * tile[2], shape3[2])
+            c0 = cand_ptr[t]
+            nc = cand_ptr[t + 1] - c0
+            for k0 in range(tz * tile[0], tk1, sub[0]):
+                k1 = min(k0 + sub[0], tk1)
+                for j0 in range(ty * tile[1], tj1, sub[1]):
+                    j1 = min(j0 + sub[1], tj1)
+                    for i0 in range(tx * tile[2], ti1, sub[2]):
+                        i1 = min(i0 + sub[2], ti1)
+                        # prune on the whole extent of the box's pixels
+                        zlo = origin3[0] + k0 * hz
+                        zhi = origin3[0] + k1 * hz
+                        ylo = origin3[1] + j0 * hy
+                        yhi = origin3[1] + j1 * hy
+                        xlo = origin3[2] + i0 * hx
+                        xhi = origin3[2] + i1 * hx
+                        if is2d:
+                            zlo = sites[cand_idx[c0], 0] if nc > 0 else 0.0
+                            zhi = zlo
+                        ub = np.inf
+                        for q in range(nc):
+                            s = cand_idx[c0 + q]
+                            pz = sites[s, 0]
+                            py = sites[s, 1]
+                            px = sites[s, 2]
+                            dz = max(zlo - pz, 0.0, pz - zhi)
+                            dy = max(ylo - py, 0.0, py - yhi)
+                            dx = max(xlo - px, 0.0, px - xhi)
+                            lb[q] = dz * dz + dy * dy + dx * dx - site_w[s]
+                            fz = max(abs(pz - zlo), abs(pz - zhi))
+                            fy = max(abs(py - ylo), abs(py - yhi))
+                            fx = max(abs(px - xlo), abs(px - xhi))
+                            u = fz * fz + fy * fy + fx * fx - site_w[s]
+                            if u < ub:
+                                ub = u
+                        slack = 1e-9 * (abs(ub) + 1.0)
+                        nk = 0
+                        for q in range(nc):
+                            if lb[q] <= ub + slack:
+                                s = cand_idx[c0 + q]
+                                p = nk
+                                while p > 0 and owner[keep[p - 1]] > owner[s]:
+                                    keep[p] = keep[p - 1]
+                                    p -= 1
+                                keep[p] = s
+                                nk += 1
+                        for k in range(k0, k1):
+                            zc = origin3[0] + (k + 0.5) * hz
+                            for j in range(j0, j1):
+                                yc = origin3[1] + (j + 0.5) * hy
+                                for i in range(i0, i1):
+                                    xc = origin3[2] + (i + 0.5) * hx
+                                    m = umass if umass >= 0 else density[k, j, i]
+                                    # centre owner (lowest index wins ties)
+                                    best = 0
+                                    bd = np.inf
+                                    for q in range(nk):
+                                        s = keep[q]
+                                        dz = zc - sites[s, 0]
+                                        dy = yc - sites[s, 1]
+                                        dx = xc - sites[s, 2]
+                                        d = dz * dz + dy * dy + dx * dx - site_w[s]
+                                        dq[q] = d
+                                        if d < bd:
+                                            bd = d
+                                            best = q
+                                    sb = keep[best]
+                                    labels[k, j, i] = owner[sb]
+                                    mj = m
+                                    if want_jac and mj < jac_floor:
+                                        mj = jac_floor
+                                    if mj == 0.0:
+                                        continue
+                                    # active competitors: pd_q - pd_best <= 0 somewhere
+                                    nact = 1
+                                    act[0] = best
+                                    for q in range(nk):
+                                        if q == best:
+                                            continue
+                                        s = keep[q]
+                                        marg = (
+                                            hz * abs(sites[s, 0] - sites[sb, 0])
+                                            + hy * abs(sites[s, 1] - sites[sb, 1])
+                                            + hx * abs(sites[s, 2] - sites[sb, 2])
+                                        )
+                                        if dq[q] - bd <= marg * (1 + 1e-12) + 1e-300:
+                                            if nact < MAXA:
+                                                act[nact] = q
+                                                nact += 1
+                                            else:
+                                                status[c] |= 1
+                                    if nact == 1:
+                                        o = owner[sb]
+                                        out[c, o, 0] += m
+                                        if want_moments:
+                                            dz = zc - sites[sb, 0]
+                                            dy = yc - sites[sb, 1]
+                                            dx = xc - sites[sb, 2]
+                                            out[c, o, 1] += m * dz
+                                            out[c, o, 2] += m * dy
+                                            out[c, o, 3] += m * dx
+                                            out[c, o, 4] += m * (
+                                                dz * dz + dy * dy + dx * dx + extent
+                                            )
+                                        continue
+                                    for a in range(nact):
+                                        s = keep[act[a]]
+                                        dcen[a] = dq[act[a]]
+                                        rz[a] = sites[s, 0] - zc
+                                        ry[a] = sites[s, 1] - yc
+                                        rx[a] = sites[s, 2] - xc
+                                    if nact == 2:
+                                        # one plane: cut once, the other piece is the rest
+                                        cz = 2.0 * (rz[1] - rz[0])
+                                        cy = 2.0 * (ry[1] - ry[0])
+                                        cx = 2.0 * (rx[1] - rx[0])
+                                        rhs = dcen[1] - dcen[0]
+                                        if is2d:
+                                            ar, mu, mv, m2, ln = _cut_rect_2d(
+                                                hy, hx, cy, cx, rhs, bufs)
+                                            full = hy * hx
+                                            piece[0, 0] = ar
+                                            piece[0, 1] = 0.0
+                                            piece[0, 2] = mu
+                                            piece[0, 3] = mv
+                                            piece[0, 4] = m2
+                                            piece[1, 4] = full * (hy * hy + hx * hx) / 12.0 - m2
+                                            pv = full
+                                        else:
+                                            ar, m0, mu, mv, m2, ln = _cut_box_3d(
+                                                hz, hy, hx, cz, cy, cx, rhs, fv0, fn0)
+                                            full = vol
+                                            piece[0, 0] = ar
+                                            piece[0, 1] = m0
+                                            piece[0, 2] = mu
+                                            piece[0, 3] = mv
+                                            piece[0, 4] = m2
+                                            piece[1, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0 - m2
+                                            pv = full
+                                        piece[1, 0] = full - piece[0, 0]
+                                        piece[1, 1] = -piece[0, 1]
+                                        piece[1, 2] = -piece[0, 2]
+                                        piece[1, 3] = -piece[0, 3]
+                                        flen[0, 1] = ln
+                                    elif is2d:
+                                        _split_pixel_2d(hy, hx, act, nact, dcen, ry, rx,
+                                                        piece, flen, bufs)
+                                        for a in range(nact):
+                                            piece[a, 4] = piece[a, 3]
+                                            piece[a, 3] = piece[a, 2]
+                                            piece[a, 2] = piece[a, 1]
+                                            piece[a, 1] = 0.0
+                                        pv = hy * hx
+                                    else:
+                                        _split_pixel_3d(hz, hy, hx, nact, dcen, rz, ry,
+                                                        rx, piece, flen, fa, fa)
+                                        pv = vol
+                                    rho = m / pv
+                                    rhoj = mj / pv
+                                    for a in range(nact):
+                                        ar = piece[a, 0]
+                                        if ar <= 0.0:
+                                            continue
+                                        o = owner[keep[act[a]]]
+                                        out[c, o, 0] += rho * ar
+                                        if want_moments:
+                                            # offsets of the pixel centre from the site
+                                            oz = -rz[a]
+                                            oy = -ry[a]
+                                            ox = -rx[a]
+                                            out[c, o, 1] += rho * (ar * oz + piece[a, 1])
+                                            out[c, o, 2] += rho * (ar * oy + piece[a, 2])
+                                            out[c, o, 3] += rho * (ar * ox + piece[a, 3])
+                                            out[c, o, 4] += rho * (
+                                                ar * (oz * oz + oy * oy + ox * ox)
+                                                + 2.0 * (oz * piece[a, 1] + oy * piece[a, 2]
+                                                         + ox * piece[a, 3])
+                                                + piece[a, 4]
+                                            )
+                                    if want_jac:
+                                        for a in range(nact):
+                                            sa = keep[act[a]]
+                                            for b2 in range(a + 1, nact):
+                                                fl = flen[a, b2]
+                                                if fl <= 0.0:
+                                                    continue
+                                                sb2 = keep[act[b2]]
+                                                oa = owner[sa]
+                                                ob = owner[sb2]
+                                                if oa == ob:
+                                                    continue
+                                                dz = sites[sa, 0] - sites[sb2, 0]
+                                                dy = sites[sa, 1] - sites[sb2, 1]
+                                                dx = sites[sa, 2] - sites[sb2, 2]
+                                                dist = np.sqrt(dz * dz + dy * dy + dx * dx)
+                                                if cnt < jac_cap:
+                                                    jac_rows[c, cnt] = min(oa, ob)
+                                                    jac_cols[c, cnt] = max(oa, ob)
+                                                    jac_vals[c, cnt] = rhoj * fl / (2.0 * dist)
+                                                cnt += 1
+        counts[c] = cnt
+    return out, counts, status
+
+
+@kernel(parallel=False)
+def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn):
+    """The part ``n . u <= b`` of the voxel ``[-h/2, h/2]^3``, without building its cap.
+
+    Moments are taken about a point ``p`` of the cutting plane: the cone from ``p`` over
+    the cap has no volume, so the clipped box faces alone give the exact integrals; the
+    cap area is the norm of the faces' total vector area.
+
+    Returns
+    -------
+    vol, int u (3 comps), int |u|^2, cap area  (u relative to the voxel centre)
+    """
+    nf = _init_box(hz, hy, hx, fv, fn, fn)
+    nn2 = nz * nz + ny * ny + nx * nx
+    pz = nz * b / nn2
+    py = ny * b / nn2
+    px = nx * b / nn2
+    vol = 0.0
+    w0 = 0.0
+    w1 = 0.0
+    w2 = 0.0
+    q = 0.0
+    az_ = 0.0
+    ay_ = 0.0
+    ax_ = 0.0
+    tz = np.empty(8)
+    ty = np.empty(8)
+    tx = np.empty(8)
+    for f in range(nf):
+        # clip face f (relative to p) by the plane
+        no = 0
+        for k in range(4):
+            k2 = k + 1 if k < 3 else 0
+            sp = nz * fv[f, k, 0] + ny * fv[f, k, 1] + nx * fv[f, k, 2] - b
+            sq = nz * fv[f, k2, 0] + ny * fv[f, k2, 1] + nx * fv[f, k2, 2] - b
+            if sp <= 0.0:
+                tz[no] = fv[f, k, 0] - pz
+                ty[no] = fv[f, k, 1] - py
+                tx[no] = fv[f, k, 2] - px
+                no += 1
+            if (sp <= 0.0) != (sq <= 0.0):
+                t = sp / (sp - sq)
+                tz[no] = fv[f, k, 0] + t * (fv[f, k2, 0] - fv[f, k, 0]) - pz
+                ty[no] = fv[f, k, 1] + t * (fv[f, k2, 1] - fv[f, k, 1]) - py
+                tx[no] = fv[f, k, 2] + t * (fv[f, k2, 2] - fv[f, k, 2]) - px
+                no += 1
+        if no < 3:
+            continue
+        a0, a1, a2 = tz[0], ty[0], tx[0]
+        for k in range(1, no - 1):
+            b0, b1, b2 = tz[k], ty[k], tx[k]
+            c0, c1, c2 = tz[k + 1], ty[k + 1], tx[k + 1]
+            cr0 = b1 * c2 - b2 * c1
+            cr1 = b2 * c0 - b0 * c2
+            cr2 = b0 * c1 - b1 * c0
+            det = a0 * cr0 + a1 * cr1 + a2 * cr2
+            v = det / 6.0
+            vol += v
+            w0 += v * (a0 + b0 + c0) / 4.0
+            w1 += v * (a1 + b1 + c1) / 4.0
+            w2 += v * (a2 + b2 + c2) / 4.0
+            q += v / 10.0 * (
+                a0 * a0 + a1 * a1 + a2 * a2 + b0 * b0 + b1 * b1 + b2 * b2
+                + c0 * c0 + c1 * c1 + c2 * c2
+                + a0 * b0 + a1 * b1 + a2 * b2 + a0 * c0 + a1 * c1 + a2 * c2
+                + b0 * c0 + b1 * c1 + b2 * c2
+            )
+            # vector area of the triangle (a, b, c): (b - a) x (c - a) / 2
+            u0 = b0 - a0
+            u1 = b1 - a1
+            u2 = b2 - a2
+            v0 = c0 - a0
+            v1 = c1 - a1
+            v2 = c2 - a2
+            az_ += 0.5 * (u1 * v2 - u2 * v1)
+            ay_ += 0.5 * (u2 * v0 - u0 * v2)
+            ax_ += 0.5 * (u0 * v1 - u1 * v0)
+    cap_area = np.sqrt(az_ * az_ + ay_ * ay_ + ax_ * ax_)
+    # back to moments about the voxel centre: u = w + p
+    i0 = w0 + pz * vol
+    i1 = w1 + py * vol
+    i2 = w2 + px * vol
+    qq = q + 2.0 * (pz * w0 + py * w1 + px * w2) + (pz * pz + py * py + px * px) * vol
+    return vol, i0, i1, i2, qq, cap_area
+
+
+@kernel(parallel=False)
+def _cut_rect_2d(hy, hx, cu, cv, b, bufs):
+    """The part ``cu u + cv v <= b`` of the pixel ``[-h/2, h/2]^2``.
+
+    Returns area, int u, int v, int |u|^2 and the length of the cut.
+    """
+    pu = bufs[0]
+    pv = bufs[1]
+    tg = bufs[2]
+    qu = bufs[3]
+    qv = bufs[4]
+    qt = bufs[5]
+    pu[0] = -hy / 2
+    pv[0] = -hx / 2
+    pu[1] = -hy / 2
+    pv[1] = hx / 2
+    pu[2] = hy / 2
+    pv[2] = hx / 2
+    pu[3] = hy / 2
+    pv[3] = -hx / 2
+    for k in range(4):
+        tg[k] = -1.0
+    nv = _clip_polygon(pu, pv, tg, 4, cu, cv, b, 1.0, qu, qv, qt)
+    if nv < 3:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    ar, mu, mv, m2 = _polygon_moments(qu, qv, nv)
+    length = 0.0
+    for k in range(nv):
+        if qt[k] == 1.0:
+            k2 = k + 1 if k + 1 < nv else 0
+            du = qu[k2] - qu[k]
+            dv = qv[k2] - qv[k]
+            length += np.sqrt(du * du + dv * dv)
+    return ar, mu, mv, m2, length
