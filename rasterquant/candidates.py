@@ -93,7 +93,9 @@ def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
     return np.concatenate(pos), np.concatenate(w), np.concatenate(own)
 
 
-def build_candidates(grid, points, weights, tile=None, *, whole_pixels=False) -> CandidateLists:
+def build_candidates(
+    grid, points, weights, tile=None, *, whole_pixels=False, slack=0.0
+) -> CandidateLists:
     """Exact per-tile candidate lists for the power diagram of ``(points, weights)``.
 
     Parameters
@@ -161,7 +163,8 @@ def build_candidates(grid, points, weights, tile=None, *, whole_pixels=False) ->
         far = np.abs(centres - sites[best]) + half
         upper = (far[:, axes] ** 2).sum(axis=1) - site_w[best]
         cand_ptr, cand_idx, rmax = _grouped_query(
-            sites[:, axes], site_w, centres[:, axes], radii, upper, cell_area
+            sites[:, axes], site_w, centres[:, axes], radii, upper + 2.0 * slack,
+            cell_area,
         )
         if not any(periodic3) or rmax <= margin:
             break

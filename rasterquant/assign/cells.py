@@ -86,6 +86,7 @@ class _Raster:
         self.set_points(points)
 
     def set_points(self, points):
+        self._cand = None
         self.points = points
         self.n = len(points)
         if self.grid.ndim == 3:
@@ -95,6 +96,22 @@ class _Raster:
                 np.column_stack([np.full(self.n, 0.5), points])
             )
 
+    def plan(self, weights, slack):
+        """Build candidate lists valid for all weights within ``slack`` of these."""
+        whole = self.quadrature == "fractional"
+        cl = build_candidates(self.grid, self.points, weights, whole_pixels=whole,
+                              slack=float(slack))
+        self._cand = (np.array(weights, dtype=np.float64), float(slack), cl)
+
+    def candidates(self, weights):
+        """Candidate lists for ``weights``: cached ones if still valid, else new."""
+        if self._cand is not None:
+            ref, slack, cl = self._cand
+            if np.max(np.abs(weights - ref)) <= slack:
+                return cl
+        self.plan(weights, 0.0)
+        return self._cand[2]
+
     def labels_masses(self, weights, labels=None):
         """Labels (D, H, W) int32 and masses (N,) for the given weights."""
         if labels is None:
@@ -102,7 +119,7 @@ class _Raster:
         if self.quadrature == "fractional":
             out, _ = self._fractional(weights, labels, False, False)
             return labels, out[:, :, 0].sum(axis=0)
-        cl = build_candidates(self.grid, self.points, weights)
+        cl = self.candidates(weights)
         out = _kernels._assign_tiles(
             self.shape3,
             np.array(cl.tile, dtype=np.int64),
@@ -111,7 +128,7 @@ class _Raster:
             self.spacing3,
             self.origin3,
             cl.sites,
-            cl.site_weights,
+            np.ascontiguousarray(weights[cl.owner]),
             cl.owner,
             cl.cand_ptr,
             cl.cand_idx,
@@ -125,7 +142,7 @@ class _Raster:
 
     def _fractional(self, weights, labels3, want_moments, want_jac, floor=0.0):
         """One fractional pass; returns (per-chunk sums, Jacobian or None)."""
-        cl = build_candidates(self.grid, self.points, weights, whole_pixels=True)
+        cl = self.candidates(weights)
         cap = self._jac_cap if want_jac else 1
         while True:
             rows = np.empty((self.n_chunks, cap), np.int64)
@@ -136,7 +153,8 @@ class _Raster:
                 np.array(cl.tile, dtype=np.int64),
                 np.array(cl.n_tiles, dtype=np.int64),
                 np.array(cl.sub, dtype=np.int64),
-                self.spacing3, self.origin3, cl.sites, cl.site_weights, cl.owner,
+                self.spacing3, self.origin3, cl.sites,
+                np.ascontiguousarray(weights[cl.owner]), cl.owner,
                 cl.cand_ptr, cl.cand_idx, self.values3, self.umass, self.pixel_extent,
                 self.n, self.n_chunks, labels3, want_moments, want_jac, floor, cap,
                 rows, cols, vals,

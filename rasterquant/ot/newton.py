@@ -214,6 +214,8 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         jac = raster.jacobian(labels3, raster.jacobian_floor, psi)
         delta = solve_newton_system(jac, alpha - m, method=linear_solver)
         res = float(np.linalg.norm(m - alpha))
+        # one set of candidate lists serves every trial step psi + tau delta, tau <= 1
+        raster.plan(psi, float(np.max(np.abs(delta))) * (1 + 1e-12))
         tau = 1.0
         new_labels = np.empty_like(labels3)
         while True:
