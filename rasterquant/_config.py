@@ -20,8 +20,9 @@ DEFAULT_MAX_ITER = 100
 #: smallest Newton damping step before the solver declares a stall.
 MIN_STEP = 2.0**-12
 
-#: N above which the Newton linear system is solved by preconditioned CG.
-DIRECT_SOLVE_MAX_N = 30000
+#: N above which the Newton linear system is solved by preconditioned CG, by dimension
+#: (benchmarks/run.py linear: SuperLU fill-in grows much faster on 3D cell graphs).
+DIRECT_SOLVE_MAX_N = {2: 30000, 3: 800}
 
 #: maximum rounds of the empty-cell repair of starting weights.
 MAX_REPAIR_ROUNDS = 200

@@ -199,7 +199,8 @@ def lloyd(
         err, out = worst
         if worst_status == RESOLUTION:
             msg = resolution_message(ot_tol, err, out["granularity"],
-                                     density.n_positive() / n)
+                                     density.n_positive() * float(alpha.min()),
+                                     density.grid.ndim)
             warnings.warn(f"lloyd: {msg}", ResolutionWarning, stacklevel=2)
         else:
             warnings.warn(

@@ -191,7 +191,7 @@ def _support_grid(density, n, seed, jitter):
         pts = np.stack([m.ravel() for m in mesh], axis=1)
         return pts[in_support(density, pts)]
 
-    k0 = max(int(round(n ** (1.0 / d))), 1)
+    k0 = max(round(n ** (1.0 / d)), 1)
     best = min(range(k0, 4 * k0 + 2), key=lambda k: abs(len(centres(k)) - n))
     base = centres(best)
     if jitter == 0:

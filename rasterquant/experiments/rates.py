@@ -323,6 +323,13 @@ def _slopes(rows):
             for q in ("energy", "barycenter_energy", "min_separation")
         }
         out[key]["n"] = n
+        out[key]["all_converged"] = all(
+            r["energy_status"] == "converged" and r["barycenter_status"] == "converged"
+            for r in rs
+        )
+        out[key]["max_mass_error"] = max(
+            max(r["energy_mass_error"], r["barycenter_mass_error"]) for r in rs
+        )
     return out
 
 

@@ -11,7 +11,7 @@ from .. import _config
 __all__ = ["solve_newton_system"]
 
 
-def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6):
+def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2):
     """Solve ``J delta = rhs`` for a mean-zero ``delta``.
 
     ``J`` is symmetric positive semi-definite with the constants in its kernel
@@ -24,8 +24,11 @@ def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6):
     jac : (N, N) sparse matrix
     rhs : (N,) ndarray
     method : {"auto", "direct", "cg"}
-        ``auto`` factorises (SuperLU) up to ``_config.DIRECT_SOLVE_MAX_N`` unknowns and
-        uses conjugate gradients with a Jacobi preconditioner above.
+        ``auto`` factorises (SuperLU) up to ``_config.DIRECT_SOLVE_MAX_N[ndim]``
+        unknowns and uses conjugate gradients with a Jacobi preconditioner above (3D
+        cell graphs fill in much more under factorisation than 2D ones).
+    ndim : int
+        Dimension of the raster (selects the threshold).
     rtol : float
         Relative residual of CG.
     """
@@ -33,7 +36,7 @@ def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6):
     if n == 1:
         return np.zeros(1)
     if method == "auto":
-        method = "direct" if n <= _config.DIRECT_SOLVE_MAX_N else "cg"
+        method = "direct" if n <= _config.DIRECT_SOLVE_MAX_N[ndim] else "cg"
     diag = jac.diagonal()
     scale = float(diag.max()) if diag.size and diag.max() > 0 else 1.0
     eps = 1e-10 * scale

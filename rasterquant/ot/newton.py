@@ -212,7 +212,8 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
             status = MAX_ITER
             break
         jac = raster.jacobian(labels3, raster.jacobian_floor, psi)
-        delta = solve_newton_system(jac, alpha - m, method=linear_solver)
+        delta = solve_newton_system(jac, alpha - m, method=linear_solver,
+                                    ndim=raster.grid.ndim)
         res = float(np.linalg.norm(m - alpha))
         # one set of candidate lists serves every trial step psi + tau delta, tau <= 1
         raster.plan(psi, float(np.max(np.abs(delta))) * (1 + 1e-12))
@@ -251,7 +252,12 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
     if status == STALLED and raster.quadrature == "center":
         bpm = raster.boundary_pixel_mass(labels3)
         granularity = float(np.max(bpm / alpha))
-        if err <= 4.0 * granularity:
+        # whole rows of pixels can flip at once on symmetric layouts: compare with the
+        # mass of a boundary row as well as with a single boundary pixel
+        d = raster.grid.ndim
+        cell_pixels = raster.density.n_positive() * float(alpha.min())
+        row = granularity * max(cell_pixels, 1.0) ** ((d - 1) / d)
+        if err <= 4.0 * granularity or err <= row:
             status = RESOLUTION
     psi = psi - psi.mean()
     return {
@@ -272,16 +278,20 @@ def pixels_per_cell(density, n):
     return density.n_positive() / n
 
 
-def resolution_message(tol, err, granularity, ppc):
-    """One-line explanation of a raster that cannot resolve ``tol``."""
+def resolution_message(tol, err, granularity, ppc, ndim=2):
+    """One-line explanation of a raster that cannot resolve ``tol``.
+
+    ``ppc`` is the number of positive pixels of the smallest target cell.
+    """
     need = 2.0 / tol
-    factor = math.sqrt(need / max(ppc, 1e-300))
+    factor = max((need / max(ppc, 1e-300)) ** (1.0 / ndim), 1.1)
     return (
-        f"tol={tol:g} is finer than this raster resolves: achieved max relative mass "
-        f"error {err:.3g}; a boundary pixel weighs up to {granularity:.3g} of a cell's "
-        f"target mass. Centre quadrature needs about {need:.0f} pixels per cell "
-        f"(this problem has {ppc:.0f}): refine the raster about {factor:.1f}x per axis, "
-        "use fewer points, or loosen tol"
+        f"tol={tol:g} is finer than this raster resolves with centre quadrature: "
+        f"achieved max relative mass error {err:.3g}; a boundary pixel weighs up to "
+        f"{granularity:.3g} of a cell's target mass. It needs about {need:.0f} pixels "
+        f"in the smallest cell (this problem has {ppc:.0f}): use "
+        f"quadrature='fractional' (exact sub-pixel masses), refine the raster about "
+        f"{factor:.1f}x per axis, use fewer points, or loosen tol"
     )
 
 
@@ -402,7 +412,9 @@ def _warn_status(result, out, stacklevel=2):
     if result.status == RESOLUTION:
         warnings.warn(
             resolution_message(result.tol, result.max_error, out["granularity"],
-                               result.pixels_per_cell),
+                               result.pixels_per_cell * len(result.target)
+                               * float(result.target.min()),
+                               result.cells.points.shape[1]),
             ResolutionWarning,
             stacklevel=stacklevel,
         )

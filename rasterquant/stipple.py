@@ -1,0 +1,511 @@
+"""Stippling: approximate an image by N dots (uniform OT Lloyd or weighted Voronoi)."""
+
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _config
+from .density import Density
+
+__all__ = ["StippleResult", "stipple", "stipple_diagnostics", "write_stipple"]
+
+_METHODS = ("uniform", "voronoi")
+_INITS = ("density", "uniform", "grid", "jittered-grid")
+#: smallest automatic OT tolerance, and pixels-per-cell factor of the resolution floor
+_AUTO_TOL_MIN = _config.DEFAULT_TOL
+_AUTO_TOL_PIXELS = 3.0
+
+
+@dataclass(frozen=True)
+class StippleResult:
+    """Result of :func:`stipple`.
+
+    Attributes
+    ----------
+    points : (N, 2) ndarray of float64
+        Dot centres in pixel units of the (resampled) image, array axis order
+        ``(row, col)``: pixel ``(i, j)`` covers ``[i, i + 1) x [j, j + 1)``.
+    radii : (N,) ndarray of float64
+        Dot radii in pixels of the (resampled) image.
+    colors : (N, 3) ndarray of float64 or None
+        RGB in [0, 1] of each dot (density-weighted mean colour of its cell) when
+        ``color=True``, else None.
+    shape : tuple of int
+        ``(H, W)`` of the (resampled) image.
+    energy : float
+        Final quantization energy (F_N for "uniform", G_N for "voronoi").
+    history : dict of list
+        Per Lloyd iteration, as :attr:`LloydResult.history`.
+    max_mass_error : float
+        Final ``max_i |m_i - 1/N| N`` of the OT cells ("uniform"); NaN for "voronoi".
+    ot_tol : float
+        The OT tolerance used (resolved when ``ot_tol=None``).
+    pixels_per_cell : float
+        Positive pixels per dot.
+    n_iter : int
+        Lloyd iterations done.
+    warnings : tuple of str
+        Distinct messages of the warnings raised by the solvers (collected, not
+        re-emitted).
+    """
+
+    points: np.ndarray
+    radii: np.ndarray
+    colors: np.ndarray | None
+    shape: tuple
+    energy: float
+    history: dict = field(repr=False)
+    max_mass_error: float = float("nan")
+    ot_tol: float = _config.DEFAULT_TOL
+    pixels_per_cell: float = 0.0
+    n_iter: int = 0
+    warnings: tuple = ()
+
+    @property
+    def n(self) -> int:
+        """Number of dots."""
+        return int(self.points.shape[0])
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def _to_unit(arr):
+    from .io.images import _to_unit as to_unit
+
+    return to_unit(np.asarray(arr))
+
+
+def _split_channels(img, name):
+    """(H, W[, C]) in [0, 1] -> luminance (H, W), alpha or None, rgb (H, W, 3)."""
+    alpha = None
+    if img.ndim == 3:
+        ch = img.shape[-1]
+        if ch not in (1, 2, 3, 4):
+            raise ValueError(
+                f"{name} has shape {img.shape}; expected (H, W), (H, W, 3) RGB or "
+                "(H, W, 4) RGBA"
+            )
+        if ch in (2, 4):
+            alpha = img[..., -1]
+            img = img[..., :-1]
+            ch -= 1
+        if ch == 3:
+            rgb = img
+            lum = img @ np.array([0.299, 0.587, 0.114])
+        else:
+            lum = img[..., 0]
+            rgb = np.repeat(lum[..., None], 3, axis=2)
+    elif img.ndim == 2:
+        lum = img
+        rgb = None
+    else:
+        raise ValueError(
+            f"{name} has shape {img.shape}; expected a 2D image (H, W), (H, W, 3) or "
+            "(H, W, 4)"
+        )
+    if lum.size == 0 or min(lum.shape) < 1:
+        raise ValueError(f"{name} is empty (shape {img.shape}); expected pixels")
+    return np.ascontiguousarray(lum), alpha, rgb
+
+
+def _load(image, color):
+    """Image path or array -> (luminance, alpha, rgb or None, name)."""
+    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+        from .io.images import read_image
+
+        path = os.fsdecode(image)
+        lum, alpha = read_image(path)
+        rgb = None
+        if color:
+            import imageio.v3 as iio
+
+            raw = _to_unit(iio.imread(path))
+            _, _, rgb = _split_channels(raw, path)
+        return lum, alpha, rgb, path
+    try:
+        arr = np.asarray(image)
+    except Exception:
+        raise TypeError(
+            f"image must be a file path, an array or a Density, got "
+            f"{type(image).__name__}"
+        ) from None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"image must be a numeric array, got dtype {arr.dtype}")
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError("image contains NaN or inf; expected finite pixel values")
+    if arr.size and np.issubdtype(arr.dtype, np.floating) and (arr < 0).any():
+        raise ValueError(
+            f"image has negative values (min {arr.min():.3g}); expected values in "
+            "[0, 1] (or integers)"
+        )
+    lum, alpha, rgb = _split_channels(_to_unit(arr), "image")
+    return lum, alpha, rgb, "image"
+
+
+def _target_shape(shape, scale, resolution):
+    h, w = shape
+    if scale is not None and resolution is not None:
+        raise ValueError("give either scale or resolution, not both")
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
+            np.isfinite(scale) and scale > 0
+        ):
+            raise ValueError(f"scale must be a number > 0, got {scale!r}")
+        return max(round(h * scale), 1), max(round(w * scale), 1)
+    if resolution is not None:
+        if isinstance(resolution, numbers.Integral) and not isinstance(
+            resolution, bool
+        ):
+            if resolution < 1:
+                raise ValueError(f"resolution must be >= 1, got {resolution}")
+            f = resolution / max(h, w)
+            return max(round(h * f), 1), max(round(w * f), 1)
+        try:
+            rh, rw = (int(v) for v in resolution)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "resolution must be an int (pixels on the longer side) or (H, W), "
+                f"got {resolution!r}"
+            ) from None
+        if rh < 1 or rw < 1:
+            raise ValueError(f"resolution must be positive, got {resolution!r}")
+        return rh, rw
+    return h, w
+
+
+def _resample(channel, shape):
+    """Resample a float (H, W) channel with Pillow (box filter down, bicubic up)."""
+    from PIL import Image
+
+    h, w = channel.shape
+    if (h, w) == tuple(shape):
+        return channel
+    down = shape[0] <= h and shape[1] <= w
+    method = Image.Resampling.BOX if down else Image.Resampling.BICUBIC
+    img = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), mode="F")
+    out = np.asarray(img.resize((shape[1], shape[0]), method), dtype=np.float64)
+    return np.clip(out, 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- stipple
+
+
+def stipple(
+    image,
+    n: int,
+    *,
+    method: str = "uniform",
+    iterations: int = 50,
+    seed: int = 0,
+    init: str = "density",
+    invert: bool = True,
+    gamma: float = 1.0,
+    floor: float = 0.0,
+    scale: float | None = None,
+    resolution=None,
+    dot_size: float | None = None,
+    dot_size_range=None,
+    color: bool = False,
+    ot_tol: float | None = None,
+    progress: bool = False,
+    callback=None,
+) -> StippleResult:
+    """Approximate an image by ``n`` dots (stippling).
+
+    Parameters
+    ----------
+    image : str or os.PathLike or array_like or Density
+        An image file (png/jpg/tif/bmp...), or an image array: ``(H, W)`` gray,
+        ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, floats in [0, 1] or integers
+        scaled by their dtype range. An alpha channel is a mask (transparent pixels
+        get no dots). A :class:`Density` is used as it is (no inversion, gamma,
+        resampling or colour).
+    n : int
+        Number of dots, at most the number of positive-density pixels.
+    method : {"uniform", "voronoi"}
+        "uniform": cells of equal mass (optimal transport, uniform Lloyd);
+        "voronoi": classic weighted-Voronoi stippling (Lloyd on Voronoi cells).
+    iterations : int
+        Lloyd iterations (>= 0).
+    seed : int
+        Seed of the initial points.
+    init : {"density", "uniform", "grid", "jittered-grid"}
+        Initial points, see :func:`sample_points` (the grids need a square ``n``).
+    invert : bool
+        Dark is dense (default); False makes bright dense.
+    gamma, floor : float
+        Density ``max(v, floor) ** gamma`` with ``v = 1 - luminance`` (inverted).
+    scale : float, optional
+        Resample the image by this factor first (Pillow: box filter down, bicubic
+        up).
+    resolution : int or (int, int), optional
+        Resample to this size first: the longer side in pixels, or ``(H, W)``.
+    dot_size : float, optional
+        Constant dot radius in pixels (of the resampled image). Default: the radius
+        whose dots cover the image's total darkness, ``sqrt(sum(v) / (n pi))``.
+    dot_size_range : (float, float), optional
+        ``(min, max)`` radii: each dot gets
+        ``min + (max - min) * sqrt(mean darkness of its cell)``; overrides
+        ``dot_size``.
+    color : bool
+        Give each dot the density-weighted mean RGB colour of its cell.
+    ot_tol : float, optional
+        Relative mass tolerance of each OT solve ("uniform"). Default:
+        ``max(0.02, 3 / pixels_per_cell)``, what centre quadrature can resolve.
+    progress : bool
+        tqdm bar over the iterations (energy and mass error).
+    callback : callable, optional
+        Passed to :func:`lloyd`, called with a dict after each iteration.
+
+    Returns
+    -------
+    StippleResult
+
+    Raises
+    ------
+    ValueError
+        On unreadable or empty images, a zero density, ``n`` larger than the
+        positive pixels, or options out of range.
+    TypeError
+        If ``image`` is not a path, array or Density.
+
+    Warns
+    -----
+    Nothing: the solvers' warnings (ResolutionWarning, ConvergenceWarning) are
+    collected in ``result.warnings`` (one entry per distinct message).
+
+    See Also
+    --------
+    lloyd, sample_points, rasterquant.io.render.write_svg
+
+    Notes
+    -----
+    With "uniform" every cell holds ``1/n`` of the ink, so constant dots reproduce
+    the tone: cell area is ``1 / (n rho)`` and the covered fraction is proportional
+    to ``rho``. Each iteration costs one warm-started OT solve (a few sweeps and
+    sparse solves) for "uniform", one sweep and a moment pass for "voronoi".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.linspace(0.0, 1.0, 32 * 32).reshape(32, 32)
+    >>> res = stipple(img, 20, method="voronoi", iterations=5)
+    >>> res.points.shape, res.radii.shape, res.shape
+    ((20, 2), (20,), (32, 32))
+    """
+    from ._validation import check_positive_int
+    from .assign.cells import assign_cells
+    from .lloyd import lloyd
+    from .sampling import sample_points
+
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an integer number of dots, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    n = int(n)
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if init not in _INITS:
+        raise ValueError(f"init must be one of {_INITS}, got {init!r}")
+    iterations = check_positive_int(iterations, "iterations", minimum=0)
+    radius_range = _check_dot_options(dot_size, dot_size_range)
+
+    # --- density (and darkness in [0, 1], colours) on the resampled raster
+    if isinstance(image, Density):
+        if image.ndim != 2:
+            raise ValueError(f"stipple needs a 2D density, got shape {image.shape}")
+        if color:
+            raise ValueError("color=True needs an image, not a Density")
+        density = image
+        darkness = image.values / image.values.max()
+        rgb = None
+    else:
+        lum, alpha, rgb, name = _load(image, color)
+        shape = _target_shape(lum.shape, scale, resolution)
+        lum = _resample(lum, shape)
+        if alpha is not None:
+            alpha = _resample(alpha, shape)
+            alpha = np.where(alpha < 0.5 / 255, 0.0, alpha)
+        if rgb is not None:
+            rgb = np.stack([_resample(rgb[..., c], shape) for c in range(3)], axis=-1)
+        elif color:
+            rgb = np.repeat(lum[..., None], 3, axis=2)
+        density = Density.from_luminance(
+            lum, alpha, invert=invert, gamma=gamma, floor=floor, name=name
+        )
+        v = 1.0 - lum if invert else lum
+        darkness = np.maximum(v, floor) ** gamma
+        if alpha is not None:
+            darkness = darkness * (alpha > 0)
+    n_pos = density.n_positive()
+    if n > n_pos:
+        raise ValueError(
+            f"n = {n} dots but the image has only {n_pos} positive-density pixels; "
+            "expected n <= positive pixels (use fewer dots or a larger resolution)"
+        )
+    ppc = n_pos / n
+    if ot_tol is None:
+        ot_tol = max(_AUTO_TOL_MIN, _AUTO_TOL_PIXELS / ppc)
+        ot_tol = min(ot_tol, 0.5)
+
+    # --- Lloyd, with the solvers' warnings collected
+    start = sample_points(density, n, method=init, seed=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = lloyd(
+            density, start, method=method, n_iter=iterations, ot_tol=ot_tol,
+            callback=callback, progress=progress,
+        )
+    messages = tuple(dict.fromkeys(str(w.message) for w in caught))
+    weights = res.weights if method == "uniform" else None
+
+    # --- dots: radii from the cells' mean darkness, colours from the cells
+    need_cells = radius_range is not None or rgb is not None
+    radii = None
+    colors = None
+    if need_cells:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cells = assign_cells(density, res.points, weights)
+        labels = cells.labels.ravel()
+        area = np.bincount(labels, minlength=n).astype(np.float64)
+        if radius_range is not None:
+            ink = np.bincount(labels, weights=darkness.ravel(), minlength=n)
+            mean = np.clip(ink / np.maximum(area, 1.0), 0.0, 1.0)
+            lo, hi = radius_range
+            radii = lo + (hi - lo) * np.sqrt(mean)
+        if rgb is not None:
+            w = density.values.ravel()
+            wsum = np.bincount(labels, weights=w, minlength=n)
+            colors = np.empty((n, 3))
+            for c in range(3):
+                ch = rgb[..., c].ravel()
+                num = np.bincount(labels, weights=w * ch, minlength=n)
+                plain = np.bincount(labels, weights=ch, minlength=n)
+                colors[:, c] = np.where(
+                    wsum > 0, num / np.where(wsum > 0, wsum, 1.0),
+                    plain / np.maximum(area, 1.0),
+                )
+            colors = np.clip(colors, 0.0, 1.0)
+    if radii is None:
+        r = dot_size
+        if r is None:
+            r = float(np.sqrt(float(darkness.sum()) / (n * np.pi)))
+        radii = np.full(n, float(r))
+    err = res.history["max_mass_error"][-1]
+    return StippleResult(
+        points=res.points,
+        radii=radii,
+        colors=colors,
+        shape=tuple(int(s) for s in density.shape),
+        energy=float(res.energy),
+        history=res.history,
+        max_mass_error=float(err),
+        ot_tol=float(ot_tol),
+        pixels_per_cell=float(ppc),
+        n_iter=int(res.n_iter),
+        warnings=messages,
+    )
+
+
+def _check_dot_options(dot_size, dot_size_range):
+    def real(v, name):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+        return float(v)
+
+    if dot_size is not None and real(dot_size, "dot_size") <= 0:
+        raise ValueError(f"dot_size must be a radius > 0 in pixels, got {dot_size!r}")
+    if dot_size_range is None:
+        return None
+    try:
+        lo, hi = dot_size_range
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"dot_size_range must be (min, max) radii, got {dot_size_range!r}"
+        ) from None
+    lo, hi = real(lo, "dot_size_range[0]"), real(hi, "dot_size_range[1]")
+    if not 0 <= lo <= hi or hi <= 0:
+        raise ValueError(
+            f"dot_size_range must be (min, max) with 0 <= min <= max, max > 0, got "
+            f"{dot_size_range!r}"
+        )
+    return lo, hi
+
+
+#: output suffixes understood by :func:`write_stipple`
+OUTPUT_SUFFIXES = (".svg", ".png", ".pdf", ".csv", ".npy")
+
+
+def write_stipple(path, result, *, render_scale=1.0, background="white") -> None:
+    """Write a :class:`StippleResult` to a file chosen by its suffix (atomically).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.svg`` (circles, viewBox in pixel units), ``.png`` (anti-aliased dots at
+        ``render_scale``), ``.pdf`` (the PNG rendering as a one-page PDF), ``.csv``
+        or ``.npy`` (x, y, radius and r, g, b when the result has colours; ``.npy``
+        keeps the array axis order, see :func:`write_points`).
+    result : StippleResult
+    render_scale : float
+        Output pixels per image pixel for PNG/PDF.
+    background : str
+        Background colour of SVG/PNG/PDF.
+
+    Raises
+    ------
+    ValueError
+        On an unsupported suffix or an unwritable directory.
+    """
+    from .io.points import write_points
+    from .io.render import render_png, write_pdf, write_png, write_svg
+
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(
+            f"output {os.fspath(path)!r} has an unsupported suffix {suffix!r}; "
+            f"expected one of {', '.join(OUTPUT_SUFFIXES)}"
+        )
+    if suffix == ".svg":
+        write_svg(path, result.points, result.radii, result.shape,
+                  colors=result.colors, background=background)
+    elif suffix in (".png", ".pdf"):
+        img = render_png(result.points, result.radii, result.shape,
+                         scale=render_scale, colors=result.colors,
+                         background=background)
+        if suffix == ".png":
+            write_png(path, img)
+        else:
+            write_pdf(path, img, dpi=72.0 * render_scale)
+    else:
+        columns = {"radius": result.radii}
+        if result.colors is not None:
+            columns.update(r=result.colors[:, 0], g=result.colors[:, 1],
+                           b=result.colors[:, 2])
+        write_points(path, result.points, **columns)
+
+
+def stipple_diagnostics(result) -> dict:
+    """JSON-ready diagnostics of a :class:`StippleResult` (for sidecars)."""
+    err = result.max_mass_error
+    return {
+        "n": result.n,
+        "shape": list(result.shape),
+        "energy": result.energy,
+        "iterations": result.n_iter,
+        "max_mass_error": None if err != err else err,
+        "ot_tol": result.ot_tol,
+        "mass_tol_met": None if err != err else bool(err <= result.ot_tol),
+        "pixels_per_cell": result.pixels_per_cell,
+        "radius_min": float(result.radii.min()),
+        "radius_max": float(result.radii.max()),
+        "warnings": list(result.warnings),
+        "energy_history": result.history["energy"],
+    }
