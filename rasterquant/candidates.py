@@ -9,7 +9,9 @@ candidate set. The kernel prunes it further with exact box bounds.
 
 Periodic axes: sites are copied (ghosts) by whole periods whenever the copy lies within a
 margin of the box; the margin is grown until it covers every tile's query radius, which
-makes the candidate sets exact on the torus too.
+makes the candidate sets exact on the torus too. The margin never needs to exceed half a
+period: the minimum image of a site seen from a pixel of the box lies within half a period
+of that pixel, so copies farther out can never own a pixel.
 """
 
 from __future__ import annotations
@@ -63,7 +65,12 @@ def _tile_geometry(shape3, spacing3, origin3, tile, pad=(0.0, 0.0, 0.0)):
 
 
 def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
-    """Copies of the points by whole periods that fall within ``margin`` of the box."""
+    """Copies of the points by whole periods that fall within ``margin`` of the box.
+
+    ``margin`` is capped per periodic axis at half a period (plus rounding slack).
+    """
+    caps = np.array([min(margin, 0.5 * lengths3[a] * (1 + 1e-9) + 1e-9)
+                     for a in range(3)])
     n = points3.shape[0]
     pos, w, own = [points3], [weights], [np.arange(n, dtype=np.int64)]
     axes = [a for a in range(3) if periodic3[a]]
@@ -72,7 +79,7 @@ def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
     shifts_per_axis = []
     for a in range(3):
         if periodic3[a]:
-            s = int(math.ceil(margin / lengths3[a]))
+            s = int(math.ceil(caps[a] / lengths3[a]))
             shifts_per_axis.append(range(-s, s + 1))
         else:
             shifts_per_axis.append(range(0, 1))
@@ -85,7 +92,7 @@ def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
                     continue
                 shift = np.array([sz, sy, sx]) * np.array(lengths3)
                 p = points3 + shift
-                keep = np.all((p >= lo - margin) & (p <= hi + margin), axis=1)
+                keep = np.all((p >= lo - caps) & (p <= hi + caps), axis=1)
                 if keep.any():
                     pos.append(p[keep])
                     w.append(weights[keep])
@@ -166,7 +173,8 @@ def build_candidates(
             sites[:, axes], site_w, centres[:, axes], radii, upper + 2.0 * slack,
             cell_area,
         )
-        if not any(periodic3) or rmax <= margin:
+        capped = all(margin >= 0.5 * lengths3[a] for a in range(3) if periodic3[a])
+        if not any(periodic3) or rmax <= margin or capped:
             break
         margin = 1.5 * rmax
     return CandidateLists(

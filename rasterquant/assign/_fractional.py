@@ -38,7 +38,8 @@ def _clip_polygon(px, py, tg, nv, ax, ay, b, tag, ox, oy, ot):
         if sp <= 0.0:
             ox[no] = px[k]
             oy[no] = py[k]
-            ot[no] = tg[k]
+            # an edge lying on the clip line is a facet piece on the pixel's border
+            ot[no] = tag if (sp == 0.0 and sq == 0.0) else tg[k]
             no += 1
             if sq > 0.0:
                 t = sp / (sp - sq)
@@ -141,13 +142,21 @@ def _split_pixel_2d(hy, hx, act, nact, dcen, sy, sx, piece, flen, bufs):
         piece[a, 1] = mu
         piece[a, 2] = mv
         piece[a, 3] = m2
+        if ar <= 1e-12 * hy * hx:
+            continue  # degenerate piece (an edge or a corner of the pixel)
+        # every facet edge is seen from both of its cells (or, on the pixel border,
+        # from this pixel and its neighbour): count each sighting with weight 1/2
         for k in range(nv):
             t = int(tg[k])
-            if t > a:
+            if t >= 0 and t != a:
                 k2 = k + 1 if k + 1 < nv else 0
                 du = pu[k2] - pu[k]
                 dv = pv[k2] - pv[k]
-                flen[a, t] += np.sqrt(du * du + dv * dv)
+                ln = 0.5 * np.sqrt(du * du + dv * dv)
+                if t > a:
+                    flen[a, t] += ln
+                else:
+                    flen[t, a] += ln
     return
 
 
@@ -209,6 +218,14 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
         if no >= 3:
             on[nout] = no
             ot[nout] = ft[f]
+            # a face lying on the clip plane is a facet piece on the voxel's border
+            on_plane = True
+            for k in range(nv):
+                if nz * fv[f, k, 0] + ny * fv[f, k, 1] + nx * fv[f, k, 2] != b:
+                    on_plane = False
+                    break
+            if on_plane:
+                ot[nout] = tag
             nout += 1
     if ncap >= 3:
         # order the cap points counter-clockwise around the outward normal n
@@ -356,11 +373,40 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
         piece[a, 2] = m1
         piece[a, 3] = m2
         piece[a, 4] = q
+        if vol <= 1e-12 * hz * hy * hx:
+            continue  # degenerate piece (a face or an edge of the voxel)
         for f in range(nf):
             t = ft[f]
-            if t > a:
-                flen[a, t] += _face_area(fv, f, fn[f])
+            if t >= 0 and t != a:
+                ar = 0.5 * _face_area(fv, f, fn[f])
+                if t > a:
+                    flen[a, t] += ar
+                else:
+                    flen[t, a] += ar
     return
+
+
+@kernel(parallel=False)
+def _border_facet(is2d, hz, hy, hx, cz, cy, cx, b):
+    """Half the border face of the pixel when the cut ``c . u = b`` lies on it, else 0.
+
+    The pixel on the other side of that face contributes the other half, which gives
+    the facet the mean density of the two pixels.
+    """
+    if is2d:
+        cz = 0.0
+    nzc = (cz != 0.0) + (cy != 0.0) + (cx != 0.0)
+    if nzc != 1:
+        return 0.0
+    if cz != 0.0:
+        if abs(b) == abs(cz) * hz / 2:
+            return 0.5 * hy * hx
+    elif cy != 0.0:
+        if abs(b) == abs(cy) * hy / 2:
+            return 0.5 * (hx if is2d else hz * hx)
+    elif abs(b) == abs(cx) * hx / 2:
+        return 0.5 * (hy if is2d else hz * hy)
+    return 0.0
 
 
 @kernel(parallel=True)
@@ -575,6 +621,10 @@ def _fractional_tiles(
                                             piece[0, 4] = m2
                                             piece[1, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0 - m2
                                             pv = full
+                                        if piece[0, 0] <= 0.0 or piece[0, 0] >= full:
+                                            # the cut misses the pixel's interior
+                                            ln = _border_facet(is2d, hz, hy, hx, cz, cy,
+                                                               cx, rhs)
                                         piece[1, 0] = full - piece[0, 0]
                                         piece[1, 1] = -piece[0, 1]
                                         piece[1, 2] = -piece[0, 2]
