@@ -73,7 +73,7 @@ def lloyd(
     ot_tol: float = _config.DEFAULT_TOL,
     callback=None,
     progress: bool = False,
-    quadrature: str = "center",
+    quadrature: str = _config.DEFAULT_QUADRATURE,
 ) -> LloydResult:
     """Lloyd's algorithm, classic or uniform, with an optional relaxed step.
 

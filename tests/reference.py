@@ -130,7 +130,8 @@ def jacobian_dense(grid, values, labels, points):
     For face-adjacent pixels ``p, q`` along axis ``k`` with labels ``i != j``:
     ``c = rho_bar * A_k * |n_k| / (2 |y_i - y_j|)`` with ``rho_bar`` the mean mass per
     volume of ``p`` and ``q``, ``A_k = pixel_volume / h_k`` and
-    ``n = (y_j - y_i) / |y_j - y_i|`` (min image); then ``J[i, j] -= c``,
+    ``n = (y_j - y_i) / |y_j - y_i|`` between the images of the sites nearest to the
+    face (periodic axes); then ``J[i, j] -= c``,
     ``J[j, i] -= c``, ``J[i, i] += c``, ``J[j, j] += c``.
     """
     pts = _points(grid, points)
@@ -147,7 +148,18 @@ def jacobian_dense(grid, values, labels, points):
             continue
         rho_bar = (mp[cut] + mq[cut]) / (2.0 * vol)
         area = vol / grid.spacing[axis]
-        dy = _min_image(grid, pts[j] - pts[i])
+        # the images of y_i and y_j nearest to the face (they may meet across the wrap
+        # through a different image than the minimum one of y_j - y_i)
+        centres = grid.pixel_centres().reshape(*grid.shape, grid.ndim)
+        if not grid.periodic[axis]:
+            m = grid.shape[axis]
+            centres = centres[
+                tuple(slice(0, m - 1) if a == axis else slice(None)
+                      for a in range(grid.ndim))
+            ]
+        xf = centres.reshape(-1, grid.ndim)[cut.ravel()].copy()
+        xf[:, axis] += grid.spacing[axis] / 2.0
+        dy = _min_image(grid, xf - pts[i]) - _min_image(grid, xf - pts[j])
         dist = np.sqrt(np.sum(dy**2, axis=1))
         c = rho_bar * area * np.abs(dy[:, axis]) / dist / (2.0 * dist)
         np.add.at(jac, (i, j), -c)

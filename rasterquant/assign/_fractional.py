@@ -190,9 +190,21 @@ def _init_box(hz, hy, hx, fv, fn, ft):
 def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
     """Clip a convex polyhedron by the half-space ``n . u <= b``; returns the face count.
 
-    Faces are vertex loops ``fv[f, :fn[f]]`` oriented outward, tagged ``ft[f]``. The new
+    Returns -1 (and writes nothing) when the plane leaves the polyhedron whole. Faces are vertex loops ``fv[f, :fn[f]]`` oriented outward, tagged ``ft[f]``. The new
     cap face gets ``tag``. Output goes to ``(ov, on, ot)``; ``cap`` is scratch.
     """
+    # planes that miss the polyhedron: keep it whole (return -1) or drop it (0)
+    smax = -np.inf
+    smin = np.inf
+    for f in range(nf):
+        for k in range(fn[f]):
+            sv = nz * fv[f, k, 0] + ny * fv[f, k, 1] + nx * fv[f, k, 2] - b
+            smax = max(smax, sv)
+            smin = min(smin, sv)
+    if smax < 0.0:
+        return -1
+    if smin > 0.0:
+        return 0
     nout = 0
     ncap = 0
     for f in range(nf):
@@ -353,12 +365,14 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
             cx = 2.0 * (sx[b2] - sx[a])
             rhs = dcen[b2] - dcen[a]
             if not flip:
-                nf = _clip_polyhedron(fv0, fn0, ft0, nf, cz, cy, cx, rhs, b2,
-                                      fv1, fn1, ft1, cap)
+                r = _clip_polyhedron(fv0, fn0, ft0, nf, cz, cy, cx, rhs, b2,
+                                     fv1, fn1, ft1, cap)
             else:
-                nf = _clip_polyhedron(fv1, fn1, ft1, nf, cz, cy, cx, rhs, b2,
-                                      fv0, fn0, ft0, cap)
-            flip = not flip
+                r = _clip_polyhedron(fv1, fn1, ft1, nf, cz, cy, cx, rhs, b2,
+                                     fv0, fn0, ft0, cap)
+            if r >= 0:
+                nf = r
+                flip = not flip
         if flip:
             fv, fn, ft = fv1, fn1, ft1
         else:
@@ -612,7 +626,8 @@ def _fractional_tiles(
                                             pv = full
                                         else:
                                             ar, m0, mu, mv, m2, ln = _cut_box_3d(
-                                                hz, hy, hx, cz, cy, cx, rhs, fv0, fn0)
+                                                hz, hy, hx, cz, cy, cx, rhs, fv0, fn0,
+                                                bufs[0], bufs[1], bufs[2])
                                             full = vol
                                             piece[0, 0] = ar
                                             piece[0, 1] = m0
@@ -691,7 +706,7 @@ def _fractional_tiles(
 
 
 @kernel(parallel=False)
-def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn):
+def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn, tz, ty, tx):
     """The part ``n . u <= b`` of the voxel ``[-h/2, h/2]^3``, without building its cap.
 
     Moments are taken about a point ``p`` of the cutting plane: the cone from ``p`` over
@@ -715,9 +730,6 @@ def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn):
     az_ = 0.0
     ay_ = 0.0
     ax_ = 0.0
-    tz = np.empty(8)
-    ty = np.empty(8)
-    tx = np.empty(8)
     for f in range(nf):
         # clip face f (relative to p) by the plane
         no = 0

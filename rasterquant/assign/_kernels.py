@@ -207,13 +207,14 @@ def _cell_moments(labels, density, umass, points3, spacing3, origin3, lengths3,
 
 
 @kernel(parallel=True)
-def _face_sums(labels, density, umass, floor, points3, spacing3, lengths3, periodic3,
-               n_chunks, count_only, offsets, rows_out, cols_out, vals_out):
+def _face_sums(labels, density, umass, floor, points3, spacing3, origin3, lengths3,
+               periodic3, n_chunks, count_only, offsets, rows_out, cols_out, vals_out):
     """Jacobian facet sums over pixel faces with the staircase correction.
 
     For face-adjacent pixels p, q along axis a with labels i < j, the contribution is
     ``(m_p + m_q) |D_a| / (4 h_a |D|^2)`` with ``D = y_j - y_i`` (minimum image), i.e.
-    ``rho_bar * A_a * |n_a| / (2 |y_i - y_j|)``. Consecutive faces of the same pair along
+    ``rho_bar * A_a * |n_a| / (2 |y_i - y_j|)``, between the images of the two sites
+    nearest to the face on periodic axes. Consecutive faces of the same pair along
     a row are merged. ``m_p + m_q`` is raised to at least ``2 floor`` so that cells
     separated by zero density stay connected in the Jacobian (``floor = 0`` gives the
     plain formula).
@@ -266,15 +267,34 @@ def _face_sums(labels, density, umass, floor, points3, spacing3, lengths3, perio
                         continue
                     lo = min(p, q)
                     hi = max(p, q)
-                    d0 = points3[hi, 0] - points3[lo, 0]
-                    d1 = points3[hi, 1] - points3[lo, 1]
-                    d2 = points3[hi, 2] - points3[lo, 2]
+                    # images of the two sites nearest to the face centre f
+                    f0 = origin3[0] + (k + 0.5) * spacing3[0]
+                    f1 = origin3[1] + (j + 0.5) * spacing3[1]
+                    f2 = origin3[2] + (i + 0.5) * spacing3[2]
+                    if a == 0:
+                        f0 += 0.5 * spacing3[0]
+                    elif a == 1:
+                        f1 += 0.5 * spacing3[1]
+                    else:
+                        f2 += 0.5 * spacing3[2]
+                    e0 = f0 - points3[lo, 0]
+                    e1 = f1 - points3[lo, 1]
+                    e2 = f2 - points3[lo, 2]
+                    g0 = f0 - points3[hi, 0]
+                    g1 = f1 - points3[hi, 1]
+                    g2 = f2 - points3[hi, 2]
                     if periodic3[0]:
-                        d0 -= lengths3[0] * np.round(d0 / lengths3[0])
+                        e0 -= lengths3[0] * np.round(e0 / lengths3[0])
+                        g0 -= lengths3[0] * np.round(g0 / lengths3[0])
                     if periodic3[1]:
-                        d1 -= lengths3[1] * np.round(d1 / lengths3[1])
+                        e1 -= lengths3[1] * np.round(e1 / lengths3[1])
+                        g1 -= lengths3[1] * np.round(g1 / lengths3[1])
                     if periodic3[2]:
-                        d2 -= lengths3[2] * np.round(d2 / lengths3[2])
+                        e2 -= lengths3[2] * np.round(e2 / lengths3[2])
+                        g2 -= lengths3[2] * np.round(g2 / lengths3[2])
+                    d0 = e0 - g0
+                    d1 = e1 - g1
+                    d2 = e2 - g2
                     dd = d0 * d0 + d1 * d1 + d2 * d2
                     da = abs(d0) if a == 0 else (abs(d1) if a == 1 else abs(d2))
                     v = mm * da / (4.0 * spacing3[a] * dd)

@@ -225,7 +225,7 @@ class _Raster:
         dummy_v = np.zeros(1)
         counts = _kernels._face_sums(
             labels3, self.values3, self.umass, floor, self.points3, self.spacing3,
-            self.lengths3, self.periodic3, self.n_chunks, True,
+            self.origin3, self.lengths3, self.periodic3, self.n_chunks, True,
             np.zeros(self.n_chunks, np.int64), dummy_i, dummy_i, dummy_v,
         )
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -235,7 +235,7 @@ class _Raster:
         vals = np.empty(max(total, 1))
         _kernels._face_sums(
             labels3, self.values3, self.umass, floor, self.points3, self.spacing3,
-            self.lengths3, self.periodic3, self.n_chunks, False, offsets,
+            self.origin3, self.lengths3, self.periodic3, self.n_chunks, False, offsets,
             rows, cols, vals,
         )
         return self._assemble(rows[:total], cols[:total], vals[:total])
@@ -262,7 +262,9 @@ class _Raster:
         )
 
 
-def assign_cells(density, points, weights=None, *, quadrature="center") -> Cells:
+def assign_cells(
+    density, points, weights=None, *, quadrature=_config.DEFAULT_QUADRATURE
+) -> Cells:
     """Power cells of weighted points on a raster density (centre quadrature).
 
     Parameters
@@ -274,9 +276,10 @@ def assign_cells(density, points, weights=None, *, quadrature="center") -> Cells
     weights : (N,) array_like of float, optional
         Power weights ``psi``; zero (Voronoi cells) by default.
     quadrature : {"center", "fractional"}
+        ``"fractional"`` (default): pixels crossed by cell boundaries are split
+        exactly among the cells (masses, barycenters and energies are exact integrals
+        of the piecewise-constant density); labels stay the centre owners.
         ``"center"``: each pixel belongs wholly to the cell owning its centre.
-        ``"fractional"``: pixels crossed by cell boundaries are split exactly among the
-        cells (masses continuous in the weights); labels stay the centre owners.
 
     Returns
     -------
@@ -307,7 +310,10 @@ def assign_cells(density, points, weights=None, *, quadrature="center") -> Cells
     return _Raster(density, pts, quadrature).cells(w)
 
 
-def mass_jacobian(density, points, weights=None, *, labels=None, quadrature="center"):
+def mass_jacobian(
+    density, points, weights=None, *, labels=None,
+    quadrature=_config.DEFAULT_QUADRATURE,
+):
     """Sparse Jacobian ``dm_i/dpsi_j`` of the cell masses (CSR, symmetric, zero row sums).
 
     Off-diagonal entries are ``-(1 / (2|y_i - y_j|)) int_{facet} rho`` estimated by the

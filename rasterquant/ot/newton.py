@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -46,7 +47,8 @@ class OTResult:
     target : (N,) ndarray
         Target masses.
     cells : Cells
-        The cells at ``weights`` (labels, masses, barycenters, energies).
+        The cells at ``weights`` (labels, masses, barycenters, energies), computed on
+        first access.
     n_iter : int
         Newton iterations taken.
     converged : bool
@@ -63,12 +65,13 @@ class OTResult:
         Per iteration: "max_mass_error", "step", "time".
     pixels_per_cell : float
         Positive pixels per cell of this problem.
+    coarse_levels : int
+        Coarser rasters solved first to build the start (multiscale).
     """
 
     weights: np.ndarray
     masses: np.ndarray
     target: np.ndarray
-    cells: Cells
     n_iter: int
     converged: bool
     max_error: float
@@ -77,6 +80,17 @@ class OTResult:
     n_repairs: int
     history: dict = field(repr=False)
     pixels_per_cell: float = 0.0
+    coarse_levels: int = 0
+    _raster: object = field(default=None, repr=False, compare=False)
+    _labels3: object = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def cells(self) -> Cells:
+        """The cells at ``weights``: labels, masses, barycenters, energies.
+
+        Computed on first access (one moment pass over the raster).
+        """
+        return self._raster.cells(self.weights, self._labels3)
 
     @property
     def energy(self) -> float:
@@ -177,9 +191,79 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None):
         labels3, masses = raster.labels_masses(psi, labels3)
 
 
-def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto"):
-    """Damped Newton core; returns a dict of results (no warnings issued here)."""
+def coarsen_density(density):
+    """The density on a raster twice as coarse (2x2 or 2x2x2 blocks summed), or None.
+
+    Only axes of even length are coarsened, so the box (and the period of periodic
+    axes) is unchanged.
+    """
+    from ..density import Density
+    from ..grid import Grid
+
+    grid = density.grid
+    factors = [2 if (s % 2 == 0 and s >= 32) else 1 for s in grid.shape]
+    if max(factors) == 1:
+        return None
+    shape = tuple(s // f for s, f in zip(grid.shape, factors, strict=True))
+    spacing = tuple(h * f for h, f in zip(grid.spacing, factors, strict=True))
+    coarse_grid = Grid(shape, spacing=spacing, origin=grid.origin, periodic=grid.periodic)
+    if density.is_uniform:
+        return Density(coarse_grid, None, _uniform=True)
+    v = density.values
+    blocks = []
+    for s, f in zip(shape, factors, strict=True):
+        blocks += [s, f]
+    v = v.reshape(blocks).sum(axis=tuple(range(1, 2 * len(shape), 2)))
+    return Density(coarse_grid, np.ascontiguousarray(v), _uniform=False)
+
+
+def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=8.0):
+    """Weights solved on coarser rasters, used as the start on this one (or None).
+
+    Weights are in physical units, so a solution on a coarser raster of the same box is
+    a close start: the fine solve then needs a few Newton steps instead of many damped
+    ones. Returns ``(weights, levels)``.
+    """
+    density = raster.density
+    chain = []
+    d = density
+    while True:
+        c = coarsen_density(d)
+        if c is None or c.grid.n_pixels < 2**14:
+            break
+        if c.n_positive() < min_pixels_per_cell * raster.n:
+            break
+        chain.append(c)
+        d = c
+    if not chain:
+        return None
+    psi = np.zeros(raster.n)
+    from ..assign.cells import _Raster
+
+    for c in reversed(chain):
+        r = _Raster(c, raster.points, "fractional")
+        try:
+            out = _solve(r, alpha, psi, max(tol, 1e-3), 50, None, linear_solver,
+                         multiscale=False)
+        except EmptyCellError:
+            return None
+        psi = out["weights"]
+    return psi, len(chain)
+
+
+def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto",
+           multiscale=False):
+    """Damped Newton core; returns a dict of results (no warnings issued here).
+
+    With ``multiscale`` (and zero starting weights) the start comes from solves on
+    coarser rasters (see :func:`_multiscale_start`).
+    """
     t0 = time.perf_counter()
+    levels = 0
+    if multiscale and not np.any(psi):
+        ms = _multiscale_start(raster, alpha, tol, linear_solver)
+        if ms is not None:
+            psi, levels = ms
     labels3, m = raster.labels_masses(psi)
     n_repairs = 0
     # continuation: warm weights that leave cells empty are shrunk towards zero
@@ -270,6 +354,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         "n_repairs": n_repairs,
         "history": history,
         "granularity": granularity,
+        "coarse_levels": levels,
     }
 
 
@@ -306,7 +391,8 @@ def solve_ot(
     callback=None,
     normalize: bool = False,
     linear_solver: str = "auto",
-    quadrature: str = "center",
+    quadrature: str = _config.DEFAULT_QUADRATURE,
+    multiscale: bool | None = None,
 ) -> OTResult:
     """Semi-discrete optimal transport from a raster density to weighted points.
 
@@ -332,11 +418,14 @@ def solve_ot(
         Rescale ``masses`` to sum 1 instead of rejecting them.
     linear_solver : {"auto", "direct", "cg"}
         Solver of the Newton systems.
-    quadrature : {"center", "fractional"}
-        ``"center"``: a pixel belongs wholly to the cell of its centre (masses move in
-        whole pixels, so ``tol`` needs about ``2/tol`` pixels per cell).
-        ``"fractional"``: pixels on cell boundaries are split exactly, the masses are
-        continuous in the weights and Newton converges quadratically to any ``tol``.
+    quadrature : {"fractional", "center"}
+        ``"fractional"`` (default): pixels on cell boundaries are split exactly, the
+        masses are continuous in the weights and Newton converges quadratically to any
+        ``tol``. ``"center"``: a pixel belongs wholly to the cell of its centre (masses
+        move in whole pixels, so ``tol`` needs about ``2/tol`` pixels per cell).
+    multiscale : bool, optional
+        Start from weights solved on coarser rasters (2x binning, fractional
+        quadrature) of the same box. Default: when no ``weights`` are given.
 
     Returns
     -------
@@ -384,27 +473,32 @@ def solve_ot(
     tol = check_tol(tol)
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     raster = _Raster(density, pts, quadrature)
-    out = _solve(raster, alpha, psi, tol, max_iter, callback, linear_solver)
+    if multiscale is None:
+        multiscale = weights is None
+    out = _solve(raster, alpha, psi, tol, max_iter, callback, linear_solver,
+                 multiscale=bool(multiscale))
     result = _make_result(raster, alpha, tol, out, density)
     _warn_status(result, out, stacklevel=3)
     return result
 
 
 def _make_result(raster, alpha, tol, out, density):
-    cells = raster.cells(out["weights"], out["labels3"])
+    masses = out["masses"]
     return OTResult(
         weights=out["weights"],
-        masses=cells.masses,
+        masses=masses,
         target=alpha,
-        cells=cells,
         n_iter=out["n_iter"],
-        converged=bool(_rel_error(cells.masses, alpha) <= tol),
-        max_error=_rel_error(cells.masses, alpha),
+        converged=bool(_rel_error(masses, alpha) <= tol),
+        max_error=_rel_error(masses, alpha),
         tol=tol,
         status=out["status"],
         n_repairs=out["n_repairs"],
         history=out["history"],
         pixels_per_cell=pixels_per_cell(density, len(alpha)),
+        coarse_levels=out.get("coarse_levels", 0),
+        _raster=raster,
+        _labels3=out["labels3"],
     )
 
 
@@ -414,7 +508,7 @@ def _warn_status(result, out, stacklevel=2):
             resolution_message(result.tol, result.max_error, out["granularity"],
                                result.pixels_per_cell * len(result.target)
                                * float(result.target.min()),
-                               result.cells.points.shape[1]),
+                               len(result.weights) and result._raster.grid.ndim),
             ResolutionWarning,
             stacklevel=stacklevel,
         )
