@@ -14,6 +14,12 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 
 
 def _check_values(values, name="density"):
+    """Validated float64 copy of ``values``, scaled so that its maximum is 1."""
+    if np.iscomplexobj(values):
+        raise TypeError(
+            f"{name} must be real numbers, got a complex array; expected "
+            "non-negative float pixel values"
+        )
     try:
         arr = np.array(values, dtype=np.float64, order="C")
     except (TypeError, ValueError):
@@ -37,9 +43,11 @@ def _check_values(values, name="density"):
         raise ValueError(
             f"{name} contains negative values (min {arr.min():.3g}); expected >= 0"
         )
-    total = arr.sum()
-    if not total > 0:
+    peak = arr.max()
+    if not peak > 0:
         raise ValueError(f"{name} is zero everywhere; expected some positive mass")
+    # scale by the maximum first: the sum of huge finite values (1e308) overflows
+    arr /= peak
     return arr
 
 
@@ -295,7 +303,12 @@ def read_density(path, *, invert=True, gamma=1.0, floor=0.0, spacing=1.0,
     A ``.npy`` holds pixel values directly (2D or 3D, no inversion). A multi-page TIFF
     is read as a 3D volume; other images as 2D, with ``invert``, ``gamma``, ``floor``.
     """
-    path = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"path must be a str, bytes or os.PathLike file name, got "
+            f"{type(path).__name__}"
+        )
+    path = os.fsdecode(os.fspath(path))
     if os.path.isdir(path):
         raise ValueError(f"density path {path!r} is a directory; expected a file")
     if not os.path.exists(path):

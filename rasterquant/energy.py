@@ -108,7 +108,7 @@ def quantization_energy(
     return res.energy
 
 
-def voronoi_energy(density, points) -> float:
+def voronoi_energy(density, points, *, quadrature=None) -> float:
     """Free-mass quantization energy ``G_N(Y) = sum_i int_{Vor_i} |x - y_i|^2 d rho``.
 
     Parameters
@@ -117,6 +117,8 @@ def voronoi_energy(density, points) -> float:
         The raster density.
     points : (N, d) array_like of float
         Distinct points inside the grid.
+    quadrature : {"fractional", "center"}, optional
+        Pixel quadrature; the library default (fractional) when None.
 
     Returns
     -------
@@ -124,16 +126,18 @@ def voronoi_energy(density, points) -> float:
 
     Notes
     -----
-    No OT solve: one assignment sweep with zero weights. Exact for the piecewise
-    constant density when the Voronoi cells are unions of whole pixels; otherwise
-    each boundary pixel goes wholly to the cell of its centre, a relative error of at
-    most order ``P^(-1/d)`` with ``P`` pixels per cell (signed errors mostly cancel).
+    No OT solve: one pass with zero weights. With fractional quadrature the result is
+    the exact energy of the piecewise-constant density (to rounding). With centre
+    quadrature each boundary pixel goes wholly to the cell of its centre, a relative
+    error of at most order ``P^(-1/d)`` with ``P`` pixels per cell (signed errors
+    mostly cancel); it is exact when the Voronoi cells are unions of whole pixels.
     """
     density = check_density(density)
     pts = check_points(points, density.grid)
-    r = _Raster(density, pts)
-    labels3, _ = r.labels_masses(np.zeros(len(pts)))
-    _, _, energies = r.moments(labels3)
+    r = _Raster(density, pts, quadrature or _config.DEFAULT_QUADRATURE)
+    zero = np.zeros(len(pts))
+    labels3, _ = r.labels_masses(zero)
+    _, _, energies = r.moments(labels3, zero)
     return float(energies.sum())
 
 

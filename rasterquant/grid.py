@@ -7,6 +7,7 @@ axis order ``(row, col)`` or ``(z, row, col)`` in physical units.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,11 +66,20 @@ class Grid:
                 f"shape must be a tuple (H, W) or (D, H, W), got the integer {shape}"
             )
         try:
-            shape = tuple(int(s) for s in shape)
-        except (TypeError, ValueError):
+            entries = tuple(shape)
+        except TypeError:
             raise ValueError(
                 f"shape must be a tuple of 2 or 3 positive integers, got {self.shape!r}"
             ) from None
+        if not all(
+            isinstance(s, (numbers.Integral, np.integer))
+            and not isinstance(s, (bool, np.bool_))
+            for s in entries
+        ):
+            raise ValueError(
+                f"shape must be a tuple of 2 or 3 positive integers, got {self.shape!r}"
+            )
+        shape = tuple(int(s) for s in entries)
         if len(shape) not in (2, 3):
             raise ValueError(
                 f"shape must have 2 or 3 axes (2D image or 3D volume), got {shape}"

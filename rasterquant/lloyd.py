@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -11,11 +12,14 @@ import numpy as np
 
 from . import _config
 from ._validation import (
+    check_callback,
     check_density,
     check_masses,
+    check_memory,
     check_n_points,
     check_points,
     check_positive_int,
+    check_real,
     check_tol,
 )
 from .assign.cells import _Raster
@@ -126,16 +130,30 @@ def lloyd(
     density = check_density(density)
     pts = check_points(points, density.grid)
     n = len(pts)
+    check_memory(density.grid.n_pixels, n, uniform=density.is_uniform,
+                 n_label_arrays=3, what="lloyd")
     check_n_points(n, density)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     n_iter = check_positive_int(n_iter, "n_iter", minimum=0)
-    if not (isinstance(step, (int, float)) and 0 < step <= 1):
-        raise ValueError(f"step must be in (0, 1], got {step!r}")
-    if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
+    step = check_real(step, "step", low=0.0, high=1.0, low_open=True)
+    if tol is not None and (
+        isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real)
+    ):
+        raise TypeError(
+            f"tol must be a displacement >= 0 or None, got {type(tol).__name__}"
+        )
+    if tol is not None and not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a displacement >= 0 or None, got {tol!r}")
+    tol = None if tol is None else float(tol)
+    if masses is not None and method != "uniform":
+        raise ValueError(
+            f"masses only apply to method='uniform', got method={method!r} with "
+            "masses; drop masses or use method='uniform'"
+        )
     alpha = check_masses(masses, n)
     ot_tol = check_tol(ot_tol, name="ot_tol")
+    callback = check_callback(callback)
     raster = _Raster(density, pts, quadrature)
     psi = np.zeros(n)
     hist = {k: [] for k in ("energy", "max_mass_error", "displacement",

@@ -256,8 +256,9 @@ def stipple(
     color : bool
         Give each dot the density-weighted mean RGB colour of its cell.
     ot_tol : float, optional
-        Relative mass tolerance of each OT solve ("uniform"). Default:
-        ``max(0.02, 3 / pixels_per_cell)``, what centre quadrature can resolve.
+        Relative mass tolerance of each OT solve ("uniform"). Default: 0.01 with the
+        (default) fractional quadrature, ``max(0.02, 3 / pixels_per_cell)`` with
+        centre quadrature, which moves masses in whole pixels.
     progress : bool
         tqdm bar over the iterations (energy and mass error).
     callback : callable, optional
@@ -351,8 +352,10 @@ def stipple(
         )
     ppc = n_pos / n
     if ot_tol is None:
-        ot_tol = max(_AUTO_TOL_MIN, _AUTO_TOL_PIXELS / ppc)
-        ot_tol = min(ot_tol, 0.5)
+        if _config.DEFAULT_QUADRATURE == "fractional":
+            ot_tol = 0.01
+        else:
+            ot_tol = min(max(_AUTO_TOL_MIN, _AUTO_TOL_PIXELS / ppc), 0.5)
 
     # --- Lloyd, with the solvers' warnings collected
     start = sample_points(density, n, method=init, seed=seed)

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _config
-from .._validation import check_density, check_points, check_weights
+from .._validation import check_density, check_memory, check_points, check_weights
 from ..candidates import build_candidates
 from . import _fractional, _kernels
 
@@ -307,6 +307,8 @@ def assign_cells(
     density = check_density(density)
     pts = check_points(points, density.grid)
     w = check_weights(weights, len(pts))
+    check_memory(density.grid.n_pixels, len(pts), uniform=density.is_uniform,
+                 n_label_arrays=1, what="assign_cells")
     return _Raster(density, pts, quadrature).cells(w)
 
 

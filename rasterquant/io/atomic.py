@@ -65,8 +65,8 @@ def check_output(path, overwrite=True) -> str:
         raise ValueError(f"output path {path!r} is a directory; expected a file name")
     if os.path.exists(path) and not overwrite:
         raise ValueError(
-            f"output file {path!r} already exists; pass overwrite=True (or "
-            "--overwrite) to replace it"
+            f"output file {path!r} already exists; pass overwrite=True (--force on "
+            "the command line) to replace it"
         )
     _check_directory(path)
     return path

@@ -431,9 +431,11 @@ def generate_microstructure(
     linear_solver : {"auto", "direct", "cg"}
         Newton linear solver; "auto" uses CG in 3D above 500 grains, else the
         solver's own default.
-    quadrature : str, optional
-        Passed to :func:`~rasterquant.solve_ot` when given (e.g. "fractional" once
-        available); the solver's default otherwise.
+    quadrature : {"fractional", "center"}, optional
+        Quadrature of every solve when given. By default the Lloyd steps and a first
+        final solve use "fractional" (exact volumes of the Laguerre cells), then the
+        weights are polished with "center" so that the grain map's voxel counts meet
+        ``tol`` (as far as the voxel size allows).
     statistics : bool
         Compute :class:`GrainStatistics` (a few passes over the map). If False,
         ``stats`` is None.
@@ -588,6 +590,10 @@ def generate_microstructure(
     try:
         for step in range(lloyd_iterations + 1):
             final = step == lloyd_iterations
+            # Lloyd steps and the first final solve use exact (fractional) volumes:
+            # robust, quadratic Newton; the grain map's volumes are voxel counts, so
+            # by default the final weights are then polished with centre quadrature.
+            q = quadrature or "fractional"
             res, caught = _solve(
                 density,
                 pts,
@@ -596,9 +602,15 @@ def generate_microstructure(
                 tol if final else lloyd_tol,
                 max_iter,
                 linear_solver,
-                quadrature,
+                q,
                 newton_cb,
             )
+            if final and quadrature is None:
+                n_repairs += res.n_repairs
+                res, caught = _solve(
+                    density, pts, fractions, res.weights, tol, max_iter,
+                    linear_solver, "center", newton_cb,
+                )
             psi = res.weights
             n_repairs += res.n_repairs
             disp = 0.0

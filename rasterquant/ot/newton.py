@@ -14,7 +14,9 @@ from scipy.spatial import cKDTree
 
 from .. import _config
 from .._validation import (
+    check_callback,
     check_density,
+    check_memory,
     check_masses,
     check_n_points,
     check_points,
@@ -154,6 +156,22 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None):
         if tree is None:
             tree, centres, _ = _positive_pixel_tree(raster)
             k = min(16, len(centres))
+            seen = {}
+        key = tuple(empty.tolist())
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 3:
+            # the same cells keep emptying: look further for pixels to take
+            k = min(4 * k, len(centres))
+            if seen[key] > 12:
+                i = int(empty[0])
+                raise EmptyCellError(
+                    f"the cell of point {i} at {raster.points[i].tolist()} stays empty: "
+                    "no weights found that give it a pixel of positive density without "
+                    "emptying a neighbour (points closer than a pixel, or more points "
+                    "than this raster can separate); move or remove it",
+                    weights=psi,
+                    empty=empty,
+                )
         rounds += 1
         counts = np.bincount(labels3.ravel(), minlength=raster.n)
         flat_labels = labels3.reshape(-1)
@@ -222,7 +240,9 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=8.0
 
     Weights are in physical units, so a solution on a coarser raster of the same box is
     a close start: the fine solve then needs a few Newton steps instead of many damped
-    ones. Returns ``(weights, levels)``.
+    ones. With centre quadrature the chain ends with the fractional solution on the
+    raster itself, which the centre Newton then polishes to whole pixels. Returns
+    ``(weights, levels)``.
     """
     density = raster.density
     chain = []
@@ -235,6 +255,9 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=8.0
             break
         chain.append(c)
         d = c
+    if raster.quadrature == "center":
+        # polish start: the exact (fractional) solution on this raster itself
+        chain.insert(0, density)
     if not chain:
         return None
     psi = np.zeros(raster.n)
@@ -298,6 +321,13 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         jac = raster.jacobian(labels3, raster.jacobian_floor, psi)
         delta = solve_newton_system(jac, alpha - m, method=linear_solver,
                                     ndim=raster.grid.ndim)
+        if not np.isfinite(delta).all():
+            status = STALLED  # the linear solve failed: keep the best iterate
+            history["max_mass_error"].append(err)
+            history["step"].append(0.0)
+            history["time"].append(time.perf_counter() - t0)
+            n_iter += 1
+            break
         res = float(np.linalg.norm(m - alpha))
         # one set of candidate lists serves every trial step psi + tau delta, tau <= 1
         raster.plan(psi, float(np.max(np.abs(delta))) * (1 + 1e-12))
@@ -472,6 +502,9 @@ def solve_ot(
     psi = check_weights(weights, n)
     tol = check_tol(tol)
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+    callback = check_callback(callback)
+    check_memory(density.grid.n_pixels, n, uniform=density.is_uniform,
+                 n_label_arrays=3, what="solve_ot")
     raster = _Raster(density, pts, quadrature)
     if multiscale is None:
         multiscale = weights is None
