@@ -8,18 +8,27 @@ __version__ = "0.1.0"
 
 from .assign import Cells, assign_cells, mass_jacobian
 from .density import Density, read_density
+from .energy import (
+    barycenter_energy,
+    critical_residual,
+    min_separation,
+    quantization_energy,
+    voronoi_energy,
+)
 from .errors import (
     ConvergenceWarning,
     EmptyCellError,
+    InsufficientMemoryError,
     RasterquantWarning,
     ResolutionWarning,
 )
-from .energy import min_separation, quantization_energy, voronoi_energy
 from .grid import Grid
+from .io.points import read_points, write_points
 from .lloyd import LloydResult, lloyd
+from .microstructure import Microstructure, generate_microstructure
 from .ot import OTResult, solve_ot
 from .sampling import sample_points
-from .io.points import read_points, write_points
+from .stipple import StippleResult, stipple
 
 __all__ = [
     "Cells",
@@ -27,20 +36,27 @@ __all__ = [
     "Density",
     "EmptyCellError",
     "Grid",
+    "InsufficientMemoryError",
     "LloydResult",
+    "Microstructure",
     "OTResult",
     "RasterquantWarning",
     "ResolutionWarning",
+    "StippleResult",
     "__version__",
     "assign_cells",
+    "barycenter_energy",
+    "critical_residual",
+    "generate_microstructure",
     "lloyd",
+    "mass_jacobian",
     "min_separation",
     "quantization_energy",
+    "read_density",
     "read_points",
     "sample_points",
     "solve_ot",
+    "stipple",
     "voronoi_energy",
     "write_points",
-    "mass_jacobian",
-    "read_density",
 ]

@@ -14,7 +14,7 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 
 
 def _check_values(values, name="density"):
-    """Validated float64 copy of ``values``, scaled so that its maximum is 1."""
+    """Return a validated float64 copy of ``values``, scaled to maximum 1."""
     if np.iscomplexobj(values):
         raise TypeError(
             f"{name} must be real numbers, got a complex array; expected "

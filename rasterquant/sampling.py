@@ -113,9 +113,10 @@ def sample_points(
         ``method="density"``), ``n`` is not an integer, or ``seed`` is not an int,
         a Generator or None.
     ValueError
-        If ``n < 1``, ``seed < 0``, ``method`` is unknown, ``n`` does not fit the method (not a
-        ``d``-th power for the grids, not ``4**k + 1`` for ``"koch"``), the radius
-        is too large to place ``n`` separated points, or an option is out of range.
+        If ``n < 1``, ``seed < 0``, ``method`` is unknown, ``n`` does not fit the
+        method (not a ``d``-th power for the grids, not ``4**k + 1`` for
+        ``"koch"``), the radius is too large to place ``n`` separated points, or
+        an option is out of range.
 
     See Also
     --------

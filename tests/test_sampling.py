@@ -216,6 +216,30 @@ def test_separated_beta():
     assert dist[:, 1].min() >= 0.3 * 50 ** (-1.0 / 3.0)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_separated_covers_the_whole_box(seed):
+    # PoissonDisk.random(n) alone gave a clump: quadrant counts [47, 18, 239, 96]
+    n = 400
+    pts = sample_points(Grid((32, 32), spacing=1.0 / 32), n, method="separated",
+                        seed=seed)
+    quadrant = 2 * (pts[:, 0] >= 0.5) + (pts[:, 1] >= 0.5)
+    counts = np.bincount(quadrant, minlength=4)
+    assert counts.min() >= 0.15 * n, counts
+    dist, _ = cKDTree(pts).query(pts, k=2)
+    assert dist[:, 1].min() >= 0.5 * n ** -0.5
+
+
+def test_separated_sparse_uses_darts_and_covers_the_box():
+    # a tiny min_distance: filling the box would take minutes
+    grid = Grid((10, 10))
+    pts = sample_points(grid, 400, method="separated", min_distance=0.01, seed=3)
+    _assert_inside(pts, grid)
+    dist, _ = cKDTree(pts).query(pts, k=2)
+    assert dist[:, 1].min() >= 0.01
+    quadrant = 2 * (pts[:, 0] >= 5.0) + (pts[:, 1] >= 5.0)
+    assert np.bincount(quadrant, minlength=4).min() >= 0.15 * 400
+
+
 def test_separated_radius_too_large():
     with pytest.raises(ValueError, match=r"too large for n = 100 points.*smaller c0"):
         sample_points(Grid((10, 10)), 100, method="separated", c0=2.0, seed=0)
@@ -408,6 +432,21 @@ def test_grid_needs_perfect_power(method):
         sample_points(Grid((8, 8)), 10, method=method)
     with pytest.raises(ValueError, match=r"perfect cube.*got n = 9;.*8 and 27"):
         sample_points(Grid((4, 4, 4)), 9, method=method)
+
+
+def test_bad_seed():
+    grid = Grid((4, 4))
+    with pytest.raises(TypeError, match=r"seed must be an int >= 0, a numpy\.random"
+                       r"\.Generator or None, got str"):
+        sample_points(grid, 3, method="uniform", seed="x")
+    with pytest.raises(TypeError, match=r"seed must be .* got float"):
+        sample_points(grid, 3, method="uniform", seed=1.5)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        sample_points(grid, 3, method="uniform", seed=-1)
+    np.testing.assert_array_equal(
+        sample_points(grid, 3, method="uniform", seed=np.int64(4)),
+        sample_points(grid, 3, method="uniform", seed=4),
+    )
 
 
 def test_bad_options():

@@ -119,9 +119,8 @@ def _split_pixel_2d(hy, hx, act, nact, dcen, sy, sx, piece, flen, bufs):
             if b2 == a or nv == 0:
                 continue
             # pd_a <= pd_b  <=>  2 u.(y_b - y_a) <= d_b - d_a   (u = x - c)
-            cu = 2.0 * (sy[b2] - sy[a])
-            cv = 2.0 * (sx[b2] - sx[a])
-            rhs = dcen[b2] - dcen[a]
+            _, cu, cv, rhs = _snap(0.0, 2.0 * (sy[b2] - sy[a]), 2.0 * (sx[b2] - sx[a]),
+                                   dcen[b2] - dcen[a], 1.0, hy, hx)
             if not flip:
                 nv = _clip_polygon(pu, pv, tg, nv, cu, cv, rhs, b2, qu, qv, qt)
             else:
@@ -360,10 +359,9 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
         for b2 in range(nact):
             if b2 == a or nf == 0:
                 continue
-            cz = 2.0 * (sz[b2] - sz[a])
-            cy = 2.0 * (sy[b2] - sy[a])
-            cx = 2.0 * (sx[b2] - sx[a])
-            rhs = dcen[b2] - dcen[a]
+            cz, cy, cx, rhs = _snap(2.0 * (sz[b2] - sz[a]), 2.0 * (sy[b2] - sy[a]),
+                                    2.0 * (sx[b2] - sx[a]), dcen[b2] - dcen[a],
+                                    hz, hy, hx)
             if not flip:
                 r = _clip_polyhedron(fv0, fn0, ft0, nf, cz, cy, cx, rhs, b2,
                                      fv1, fn1, ft1, cap)
@@ -398,6 +396,34 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
                 else:
                     flen[t, a] += ar
     return
+
+
+@kernel(parallel=False)
+def _snap(cz, cy, cx, b, hz, hy, hx):
+    """Snap a cut ``c . u = b`` that lies on a pixel face up to rounding onto it exactly.
+
+    Components of ``c`` below 1e-10 of its norm are zeroed; an axis-aligned cut within
+    1e-10 (relative) of a face of the pixel is moved onto that face, so that facets on
+    pixel borders are recognised exactly (each of the two pixels then counts half).
+    """
+    nn = abs(cz) + abs(cy) + abs(cx)
+    tiny = 1e-10 * nn
+    if abs(cz) < tiny:
+        cz = 0.0
+    if abs(cy) < tiny:
+        cy = 0.0
+    if abs(cx) < tiny:
+        cx = 0.0
+    if (cz != 0.0) + (cy != 0.0) + (cx != 0.0) == 1:
+        if cz != 0.0:
+            face = abs(cz) * hz / 2
+        elif cy != 0.0:
+            face = abs(cy) * hy / 2
+        else:
+            face = abs(cx) * hx / 2
+        if abs(abs(b) - face) <= 1e-10 * face:
+            b = face if b > 0 else -face
+    return cz, cy, cx, b
 
 
 @kernel(parallel=False)
@@ -581,7 +607,7 @@ def _fractional_tiles(
                                             + hy * abs(sites[s, 1] - sites[sb, 1])
                                             + hx * abs(sites[s, 2] - sites[sb, 2])
                                         )
-                                        if dq[q] - bd <= marg * (1 + 1e-12) + 1e-300:
+                                        if dq[q] - bd <= marg * (1 + 1e-9) + 1e-300:
                                             if nact < MAXA:
                                                 act[nact] = q
                                                 nact += 1
@@ -609,10 +635,12 @@ def _fractional_tiles(
                                         rx[a] = sites[s, 2] - xc
                                     if nact == 2:
                                         # one plane: cut once, the other piece is the rest
-                                        cz = 2.0 * (rz[1] - rz[0])
-                                        cy = 2.0 * (ry[1] - ry[0])
-                                        cx = 2.0 * (rx[1] - rx[0])
-                                        rhs = dcen[1] - dcen[0]
+                                        cz, cy, cx, rhs = _snap(
+                                            2.0 * (rz[1] - rz[0]), 2.0 * (ry[1] - ry[0]),
+                                            2.0 * (rx[1] - rx[0]), dcen[1] - dcen[0],
+                                            hz, hy, hx)
+                                        if is2d:
+                                            cz = 0.0
                                         if is2d:
                                             ar, mu, mv, m2, ln = _cut_rect_2d(
                                                 hy, hx, cy, cx, rhs, bufs)
@@ -636,7 +664,8 @@ def _fractional_tiles(
                                             piece[0, 4] = m2
                                             piece[1, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0 - m2
                                             pv = full
-                                        if piece[0, 0] <= 0.0 or piece[0, 0] >= full:
+                                        if (piece[0, 0] <= 1e-12 * full
+                                                or piece[0, 0] >= full * (1 - 1e-12)):
                                             # the cut misses the pixel's interior
                                             ln = _border_facet(is2d, hz, hy, hx, cz, cy,
                                                                cx, rhs)

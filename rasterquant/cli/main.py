@@ -38,13 +38,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """One-line messages to the *current* ``sys.stderr`` (pytest's capsys swaps it).
+
+    The class marks the handler as the CLI's own, so setting up twice replaces it
+    instead of adding a second one (which would print every line twice).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; always use stderr
+        pass
+
+
 def _setup_logging(debug, quiet):
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    """Send "rasterquant" records to stderr as bare lines; returns the old state.
+
+    Other handlers and propagation are left alone: records still reach handlers of
+    the root logger (pytest's caplog, an embedding application's configuration); in
+    a plain ``rasterquant`` process the root logger has none, so each message is
+    printed once.
+    """
     root = logging.getLogger("rasterquant")
-    root.handlers[:] = [handler]
-    root.propagate = False
+    saved = (list(root.handlers), root.level)
+    for h in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(h)
+    root.addHandler(_StderrHandler())
     level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
+    root.setLevel(level)
+    return saved
+
+
+def _restore_logging(saved):
+    """Undo :func:`_setup_logging`, so that ``main()`` leaves logging as it found it."""
+    if saved is None:
+        return
+    root = logging.getLogger("rasterquant")
+    handlers, level = saved
+    root.handlers[:] = handlers
     root.setLevel(level)
 
 
@@ -56,8 +94,19 @@ class Terminated(KeyboardInterrupt):
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
+#: the last signal received during a run (a signal that lands while a compiled kernel
+#: runs surfaces as a SystemError without its KeyboardInterrupt attached)
+_LAST_SIGNAL = []
+
+
 def _raise_terminated(signum, frame):  # pragma: no cover - runs in signal context
+    _LAST_SIGNAL.append("SIGTERM")
     raise Terminated()
+
+
+def _raise_interrupt(signum, frame):  # pragma: no cover - runs in signal context
+    _LAST_SIGNAL.append("SIGINT")
+    raise KeyboardInterrupt()
 
 
 def _install_signal_handlers():
@@ -74,11 +123,12 @@ def _install_signal_handlers():
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous = {}
-    for signum, handler in ((signal.SIGINT, signal.default_int_handler),
+    _LAST_SIGNAL.clear()
+    for signum, handler in ((signal.SIGINT, _raise_interrupt),
                             (signal.SIGTERM, _raise_terminated)):
         try:
             current = signal.getsignal(signum)
-            if current in (signal.SIG_DFL, None):
+            if current in (signal.SIG_DFL, None, signal.default_int_handler):
                 previous[signum] = current
                 signal.signal(signum, handler)
         except (ValueError, OSError):  # pragma: no cover - exotic platforms
@@ -108,15 +158,18 @@ def main(argv=None) -> int:
     failed run leaves nothing behind (the temporary files of the atomic writers
     are removed as the exception unwinds).
     """
+    saved = []
     try:
-        return _main(argv)
+        return _main(argv, saved)
     except KeyboardInterrupt as exc:  # before the sub-command started (or after)
         name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
         logger.error("interrupted (%s)", name)
         return _SIGNAL_EXIT[name]
+    finally:
+        _restore_logging(saved[0] if saved else None)
 
 
-def _main(argv):
+def _main(argv, saved):
     from . import _common
 
     parser = build_parser()
@@ -127,7 +180,7 @@ def _main(argv):
             return 0
         return exc.code if isinstance(exc.code, int) else 2
     debug = getattr(args, "debug", False)
-    _setup_logging(debug, getattr(args, "quiet", False))
+    saved.append(_setup_logging(debug, getattr(args, "quiet", False)))
     command = getattr(args, "command", None)
     previous = _install_signal_handlers()
     _common.begin_run()
@@ -145,6 +198,22 @@ def _main(argv):
         if debug:
             raise
         logger.error("error: %s", _one_line(exc))
+        return 1
+    except SystemError as exc:
+        # a signal raised inside a compiled kernel surfaces as a SystemError whose
+        # cause is the KeyboardInterrupt (or Terminated)
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, KeyboardInterrupt) or _LAST_SIGNAL:
+            if isinstance(cause, KeyboardInterrupt):
+                name = "SIGTERM" if isinstance(cause, Terminated) else "SIGINT"
+            else:
+                name = _LAST_SIGNAL[-1]
+            logger.error("interrupted (%s); no partial output was left behind", name)
+            return _SIGNAL_EXIT[name]
+        if debug:
+            raise
+        logger.error("internal error: SystemError: %s (rerun with --debug for the "
+                     "traceback and report it)", _one_line(exc))
         return 1
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         if debug:

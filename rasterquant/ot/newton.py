@@ -235,7 +235,7 @@ def coarsen_density(density):
     return Density(coarse_grid, np.ascontiguousarray(v), _uniform=False)
 
 
-def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=8.0):
+def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=2.0):
     """Weights solved on coarser rasters, used as the start on this one (or None).
 
     Weights are in physical units, so a solution on a coarser raster of the same box is

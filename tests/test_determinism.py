@@ -1,0 +1,139 @@
+"""Same inputs and seed -> bit-identical results, for 1 and 2 numba threads and
+across runs (DESIGN §3: per-chunk buffers with a fixed N_CHUNKS)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+import rasterquant as rq
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+
+
+def _density(seed=7, shape=(96, 80)):
+    rng = np.random.default_rng(seed)
+    values = rng.random(shape) + 0.05
+    values[:10, :10] = 0.0  # some zero pixels
+    return rq.Density.from_array(values, spacing=0.5, origin=(1.0, -2.0))
+
+
+def _run(fn, threads):
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(threads, MAX_THREADS))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rq.RasterquantWarning)
+            return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+def _digest(*arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _cases():
+    density = _density()
+    periodic = rq.Density.from_array(density.values, spacing=0.5, periodic=True)
+    points = rq.sample_points(density, 40, seed=3)
+    ppoints = rq.sample_points(periodic, 40, seed=3)
+    weights = np.random.default_rng(4).normal(scale=0.5, size=40)
+    return {
+        "assign_cells": lambda: (
+            lambda c: (c.labels, c.masses, c.barycenters, c.energies)
+        )(rq.assign_cells(density, points, weights)),
+        "assign_cells_periodic": lambda: (
+            lambda c: (c.labels, c.masses, c.barycenters)
+        )(rq.assign_cells(periodic, ppoints, weights)),
+        "solve_ot": lambda: (
+            lambda r: (r.weights, r.masses, r.cells.labels, np.array(r.n_iter))
+        )(rq.solve_ot(density, points, tol=1e-2)),
+        "lloyd_uniform": lambda: (
+            lambda r: (r.points, r.weights, r.masses)
+        )(rq.lloyd(density, points, n_iter=3, ot_tol=0.05)),
+        "lloyd_voronoi_periodic": lambda: (
+            lambda r: (r.points, r.masses)
+        )(rq.lloyd(periodic, ppoints, method="voronoi", n_iter=4)),
+        "sample_points": lambda: (
+            rq.sample_points(density, 50, method="density", seed=11),
+            rq.sample_points(density, 50, method="uniform", seed=11),
+            rq.sample_points(density, 49, method="jittered-grid", seed=11),
+        ),
+    }
+
+
+CASES = list(_cases())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_same_result_for_one_and_two_threads(name):
+    fn = _cases()[name]
+    one = _run(fn, 1)
+    two = _run(fn, 2)
+    again = _run(fn, 2)
+    assert _digest(*one) == _digest(*two), "result depends on the thread count"
+    assert _digest(*two) == _digest(*again), "result differs between two runs"
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_seed_controls_sampling():
+    density = _density()
+    a = rq.sample_points(density, 30, seed=1)
+    b = rq.sample_points(density, 30, seed=1)
+    c = rq.sample_points(density, 30, seed=2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+_CHILD = """
+import hashlib, json, sys, warnings
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import rasterquant as rq
+warnings.simplefilter("ignore")
+rng = np.random.default_rng(7)
+values = rng.random((96, 80)) + 0.05
+values[:10, :10] = 0.0
+density = rq.Density.from_array(values, spacing=0.5, origin=(1.0, -2.0))
+points = rq.sample_points(density, 40, seed=3)
+res = rq.lloyd(density, points, n_iter=3, ot_tol=0.05)
+h = hashlib.sha256()
+for a in (res.points, res.weights, res.masses):
+    h.update(np.ascontiguousarray(a).tobytes())
+print(json.dumps({"digest": h.hexdigest()}))
+"""
+
+
+@pytest.mark.slow
+def test_same_result_in_fresh_processes_with_1_and_2_threads():
+    digests = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(ROOT)], env=env, capture_output=True,
+            text=True, timeout=600, check=True,
+        )
+        digests.append(json.loads(out.stdout.strip().splitlines()[-1])["digest"])
+    fn = _cases()["lloyd_uniform"]
+    here = _run(fn, 2)
+    h = hashlib.sha256()
+    for a in here:
+        h.update(np.ascontiguousarray(a).tobytes())
+    assert digests[0] == digests[1] == h.hexdigest()

@@ -1,0 +1,293 @@
+"""Faults: solve_ot always ends, Ctrl-C and full disks leave no partial output.
+
+Numerical faults are injected by replacing the Newton direction; process faults by
+sending SIGINT/SIGTERM to a real ``python -m rasterquant`` run and by making the
+atomic writer's fsync fail with ENOSPC.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rasterquant as rq
+from rasterquant.cli import _common
+from rasterquant.cli.main import main
+
+newton = sys.modules["rasterquant.ot.newton"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def problem(rng):
+    density = rng.random((40, 40)) + 0.1
+    points = rng.random((15, 2)) * 40
+    return density, points
+
+
+def _solve(density, points, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = rq.solve_ot(density, points, **kwargs)
+    return res, [w.category for w in caught]
+
+
+# ------------------------------------------------------------------ numerical faults
+
+
+@pytest.mark.parametrize("direction", ["reversed", "zero", "huge"])
+def test_solve_ot_stall_ends_with_warning(monkeypatch, problem, direction):
+    real = newton.solve_newton_system
+
+    def bad(jac, rhs, method="auto", **kwargs):
+        d = real(jac, rhs, method=method, **kwargs)
+        return {"reversed": -d, "zero": 0.0 * d, "huge": 1e300 * np.sign(d)}[direction]
+
+    monkeypatch.setattr(newton, "solve_newton_system", bad)
+    t0 = time.perf_counter()
+    # multiscale=False: start from zero weights (the coarse levels would use the
+    # broken direction too and start the fine level elsewhere)
+    res, warned = _solve(*problem, tol=1e-3, multiscale=False)
+    assert time.perf_counter() - t0 < 60
+    assert res.converged is False
+    assert res.status == "stalled"
+    assert warned == [rq.ConvergenceWarning]
+    assert res.n_iter == 1
+    assert res.history["step"][-1] == 0.0
+    np.testing.assert_allclose(res.weights, 0.0, atol=0)  # the best (= first) iterate
+    assert np.isfinite(res.weights).all()
+
+
+def test_solve_ot_stall_returns_the_best_iterate(monkeypatch, problem):
+    real = newton.solve_newton_system
+    calls = []
+
+    def good_then_bad(jac, rhs, method="auto", **kwargs):
+        calls.append(1)
+        d = real(jac, rhs, method=method, **kwargs)
+        return d if len(calls) == 1 else -d
+
+    monkeypatch.setattr(newton, "solve_newton_system", good_then_bad)
+    res, warned = _solve(*problem, tol=1e-4, multiscale=False)
+    assert res.status == "stalled"
+    assert res.converged is False
+    assert rq.ConvergenceWarning in warned
+    hist = res.history["max_mass_error"]
+    assert res.max_error == pytest.approx(min(hist), rel=1e-12)
+    assert res.max_error < hist[0]
+    np.testing.assert_allclose(res.weights.mean(), 0.0, atol=1e-12)
+
+
+def test_solve_ot_max_iter_ends_with_warning(problem):
+    res, warned = _solve(*problem, tol=1e-3, max_iter=1)
+    assert res.n_iter == 1
+    assert res.converged is False
+    assert warned == [rq.ConvergenceWarning]
+    assert res.status == "max_iter"
+
+
+def test_solve_ot_unreachable_tol_ends(problem):
+    t0 = time.perf_counter()
+    res, warned = _solve(*problem, tol=1e-9, quadrature="center")
+    assert time.perf_counter() - t0 < 60
+    assert res.converged is False
+    assert warned and set(warned) <= {rq.ResolutionWarning, rq.ConvergenceWarning}
+    assert res.n_iter <= 100
+
+
+def test_solve_ot_fractional_reaches_1e_9(problem):
+    """The tol that centre quadrature cannot reach is met with fractional masses."""
+    t0 = time.perf_counter()
+    res, warned = _solve(*problem, tol=1e-9, quadrature="fractional")
+    assert time.perf_counter() - t0 < 60
+    assert warned == []
+    assert res.converged and res.status == "converged"
+    assert res.max_error <= 1e-9
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_solve_ot_non_finite_direction_is_a_stall(monkeypatch, problem, bad):
+    monkeypatch.setattr(newton, "solve_newton_system",
+                        lambda jac, rhs, method="auto", **kw: np.full_like(rhs, bad))
+    res, warned = _solve(*problem, tol=1e-3)
+    assert res.status == "stalled"
+    assert warned == [rq.ConvergenceWarning]  # no RuntimeWarning on the way
+    assert np.isfinite(res.weights).all()
+
+
+def test_lloyd_counts_empty_cell_repairs(rng):
+    # all points in one corner: the first OT solve starts with empty cells
+    density = rng.random((32, 32)) + 0.1
+    points = np.array([[1.0, 1.0], [1.5, 1.0], [1.0, 1.5], [1.5, 1.5], [2.0, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rq.RasterquantWarning)
+        res = rq.lloyd(density, points, n_iter=2, ot_tol=0.05)
+    assert len(res.history["repairs"]) == len(res.history["energy"])
+    assert all(r >= 0 for r in res.history["repairs"])
+    assert (res.masses > 0).all()
+
+
+# -------------------------------------------------------------------- process faults
+
+
+def _make_input(tmp_path, shape=(16, 16), seed=0):
+    path = tmp_path / "density.npy"
+    np.save(path, np.random.default_rng(seed).random(shape) + 0.05)
+    return str(path)
+
+
+def _leftovers(directory):
+    return sorted(n for n in os.listdir(directory) if n != "density.npy")
+
+
+def test_enospc_removes_temp_file_and_names_the_path(tmp_path, capsys, monkeypatch):
+    import rasterquant.io.atomic as atomic
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", no_space)
+    src = _make_input(tmp_path)
+    out = tmp_path / "points.csv"
+    code = main(["quantize", src, "-n", "4", "-o", str(out), "--iterations", "1",
+                 "--method", "voronoi", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "No space left on device" in err
+    assert str(out) in err
+    assert "Traceback" not in err
+    assert _leftovers(tmp_path) == []  # no temp file, no output, no sidecar
+
+
+def test_enospc_api_reports_the_target(tmp_path, monkeypatch):
+    import rasterquant.io.atomic as atomic
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", no_space)
+    out = tmp_path / "p.npy"
+    with pytest.raises(OSError, match="No space left on device") as info:
+        rq.write_points(out, [[1.0, 2.0]])
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(out)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_sidecar_removes_the_points_written_by_this_run(tmp_path, capsys,
+                                                               monkeypatch):
+    import rasterquant.io.atomic as atomic
+
+    real = atomic.atomic_write_json
+
+    def fail(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(atomic, "atomic_write_json", fail)  # the sidecar, last
+    src = _make_input(tmp_path)
+    code = main(["quantize", src, "-n", "4", "-o", str(tmp_path / "p.csv"), "-o",
+                 str(tmp_path / "p.npy"), "--iterations", "1", "--method", "voronoi",
+                 "--quiet"])
+    assert code == 1
+    assert "p.json" in capsys.readouterr().err
+    assert _leftovers(tmp_path) == []
+    assert real is not None
+
+
+def test_keyboard_interrupt_between_outputs(tmp_path, capsys, monkeypatch):
+    import rasterquant.io.points as points_mod
+
+    real = points_mod.write_points
+    calls = []
+
+    def write_then_interrupt(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(points_mod, "write_points", write_then_interrupt)
+    src = _make_input(tmp_path)
+    keep = tmp_path / "keep.csv"  # existed before and is not an output
+    keep.write_text("x\n")
+    code = main(["quantize", src, "-n", "4", "-o", str(tmp_path / "a.csv"), "-o",
+                 str(tmp_path / "b.npy"), "--iterations", "1", "--method",
+                 "voronoi", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert _leftovers(tmp_path) == ["keep.csv"]
+    assert _common._run_created is None  # the run's bookkeeping was closed
+
+
+def test_main_restores_signal_handlers(tmp_path, capsys):
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    main(["quantize", str(tmp_path / "missing.npy"), "-n", "2", "-o",
+          str(tmp_path / "p.csv")])
+    capsys.readouterr()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def _start_cli(tmp_path, launcher):
+    src = tmp_path / "density.npy"
+    np.save(src, np.random.default_rng(1).random((512, 512)) + 0.05)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cmd = {
+        "module": [sys.executable, "-m", "rasterquant"],
+        "bin": [sys.executable, str(ROOT / "bin" / "rasterquant")],
+    }[launcher]
+    argv = [*cmd, "quantize", str(src), "-n", "1500", "-o",
+            str(out_dir / "points.csv"), "--iterations", "500", "--progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep
+               + os.environ.get("PYTHONPATH", ""))
+    err_path = tmp_path / "stderr.txt"
+    err = open(err_path, "wb")
+    # a shell may start us with SIGINT ignored (background job): give the child
+    # the default disposition, as an interactive terminal would
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+        env=env, cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    return proc, err, err_path, out_dir
+
+
+@pytest.mark.parametrize(
+    ("launcher", "sig", "code"),
+    [("module", signal.SIGINT, 130), ("bin", signal.SIGINT, 130),
+     ("module", signal.SIGTERM, 143)],
+    ids=["python-m-SIGINT", "bin-SIGINT", "python-m-SIGTERM"],
+)
+def test_signal_during_cli_run_exits_cleanly(tmp_path, launcher, sig, code):
+    proc, err, err_path, out_dir = _start_cli(tmp_path, launcher)
+    try:
+        # wait until the Lloyd loop runs (imports and numba loading are done)
+        deadline = time.monotonic() + 120
+        while b"lloyd" not in err_path.read_bytes():
+            assert proc.poll() is None, err_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert proc.poll() is None, "finished before the signal: use a bigger input"
+        proc.send_signal(sig)
+        returncode = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
+    text = err_path.read_text(errors="replace")
+    assert returncode == code, text[-2000:]
+    assert "interrupted" in text
+    assert "Traceback" not in text
+    assert os.listdir(out_dir) == []  # no output, no sidecar, no temporary file

@@ -1,0 +1,288 @@
+"""solve_ot: convergence, repairs, warm starts, resolution limits, warnings."""
+
+import warnings
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+import rasterquant as rq
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def _max_error(res):
+    """Max relative mass error, recomputed from the result's own masses and target."""
+    return float(np.max(np.abs(res.masses - res.target) / res.target))
+
+
+def _lognormal(rng, n):
+    a = rng.lognormal(sigma=0.5, size=n)
+    return a / a.sum()
+
+
+def _check_converged(res, tol, n):
+    assert res.converged, (res.status, res.max_error)
+    assert res.status == "converged"
+    err = _max_error(res)
+    assert err <= tol
+    np.testing.assert_allclose(res.max_error, err, rtol=1e-9)
+    np.testing.assert_allclose(res.weights.mean(), 0.0, rtol=0,
+                               atol=1e-12 * max(1.0, np.abs(res.weights).max()))
+    assert res.weights.shape == (n,)
+    np.testing.assert_allclose(res.masses.sum(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(res.masses, res.cells.masses, rtol=1e-12)
+    # history: the start plus one entry per iteration
+    for key in ("max_mass_error", "step", "time"):
+        assert len(res.history[key]) == res.n_iter + 1
+    np.testing.assert_allclose(res.history["max_mass_error"][-1], err, rtol=1e-9)
+    assert all(0 < s <= 1 for s in res.history["step"][1:])
+
+
+def _resolvable(density, alpha_min, tol):
+    """The heaviest pixel weighs at most tol of the smallest target mass."""
+    return density.values.max() / alpha_min <= tol
+
+
+def _smooth_2d(shape=(256, 256)):
+    y, x = np.meshgrid(np.linspace(0, 1, shape[0]), np.linspace(0, 1, shape[1]),
+                       indexing="ij")
+    v = np.exp(-((y - 0.3) ** 2 + (x - 0.6) ** 2) / 0.1) + 1.0
+    return rq.Density.from_array(v)
+
+
+@pytest.mark.parametrize("n", [20, 50])
+@pytest.mark.parametrize("target", ["uniform", "lognormal"])
+@pytest.mark.parametrize("kind", ["uniform", "smooth"])
+def test_fractional_meets_1e_6_2d(rng, n, target, kind):
+    density = rq.Density.uniform((256, 256)) if kind == "uniform" else _smooth_2d()
+    pts = rng.random((n, 2)) * 256
+    alpha = None if target == "uniform" else _lognormal(rng, n)
+    res = rq.solve_ot(density, pts, alpha, tol=1e-6, quadrature="fractional")
+    _check_converged(res, 1e-6, n)
+    cells = rq.assign_cells(density, pts, res.weights, quadrature="fractional")
+    np.testing.assert_allclose(cells.masses, res.masses, rtol=1e-12)
+
+
+@pytest.mark.parametrize("target", ["uniform", "lognormal"])
+@pytest.mark.parametrize("kind", ["uniform", "blobs"])
+def test_fractional_meets_1e_6_3d(rng, target, kind):
+    density = (rq.Density.uniform((40, 40, 40)) if kind == "uniform"
+               else rq.read_density(DATA / "blobs3d.npy"))
+    n = 8 if (kind, target) == ("blobs", "lognormal") else 20
+    pts = rng.random((n, 3)) * np.array(density.shape)
+    alpha = None if target == "uniform" else _lognormal(rng, n)
+    res = rq.solve_ot(density, pts, alpha, tol=1e-6, quadrature="fractional")
+    _check_converged(res, 1e-6, n)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fractional_meets_1e_6_from_points_in_zero_density(seed):
+    density = _half_density()
+    rng = np.random.default_rng(seed)
+    pts = rng.random((20, 2)) * 128
+    pts[:6, 1] = rng.random(6) * 60
+    res = rq.solve_ot(density, pts, tol=1e-6, quadrature="fractional")
+    _check_converged(res, 1e-6, 20)
+
+
+@pytest.mark.parametrize("n", [20, 50])
+@pytest.mark.parametrize("target", ["uniform", "lognormal"])
+@pytest.mark.parametrize("kind", ["uniform", "smooth"])
+def test_converges_2d(rng, n, target, kind):
+    density = rq.Density.uniform((256, 256)) if kind == "uniform" else _smooth_2d()
+    pts = rng.random((n, 2)) * 256
+    alpha = None if target == "uniform" else _lognormal(rng, n)
+    res = rq.solve_ot(density, pts, alpha, tol=1e-2)
+    # the smallest cell holds >= 1/tol of the heaviest pixels: 1e-2 is resolvable
+    assert _resolvable(density, res.target.min(), 1e-2)
+    _check_converged(res, 1e-2, n)
+    # the achieved cells are the power cells of the returned weights
+    cells = rq.assign_cells(density, pts, res.weights)
+    np.testing.assert_array_equal(cells.labels, res.cells.labels)
+    np.testing.assert_allclose(cells.masses, res.masses, rtol=1e-12)
+
+
+@pytest.mark.parametrize("target", ["uniform", "lognormal"])
+@pytest.mark.parametrize("kind", ["uniform", "blobs"])
+def test_converges_3d(rng, target, kind):
+    density = (rq.Density.uniform((40, 40, 40)) if kind == "uniform"
+               else rq.read_density(DATA / "blobs3d.npy"))
+    # blobs3d peaks at ~13x its mean: fewer cells keep the lognormal case resolvable
+    n = 8 if (kind, target) == ("blobs", "lognormal") else 20
+    pts = rng.random((n, 3)) * np.array(density.shape)
+    alpha = None if target == "uniform" else _lognormal(rng, n)
+    res = rq.solve_ot(density, pts, alpha, tol=1e-2)
+    assert _resolvable(density, res.target.min(), 1e-2)
+    _check_converged(res, 1e-2, n)
+
+
+def test_converges_periodic_anisotropic(rng):
+    density = rq.Density.uniform((200, 150), extent=[(0, 2.0), (-1.0, 2.0)],
+                                 periodic=True)
+    pts = np.column_stack([rng.random(25) * 2.0, -1.0 + rng.random(25) * 3.0])
+    res = rq.solve_ot(density, pts, _lognormal(rng, 25), tol=1e-2)
+    _check_converged(res, 1e-2, 25)
+
+
+def _half_density(shape=(128, 128)):
+    v = np.ones(shape)
+    v[:, : shape[1] // 2] = 0.0
+    return rq.Density.from_array(v)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_converges_from_points_in_zero_density(seed):
+    """Points in the empty left half: the start is repaired, then Newton converges."""
+    density = _half_density()
+    rng = np.random.default_rng(seed)
+    pts = rng.random((20, 2)) * 128
+    pts[:6, 1] = rng.random(6) * 60  # six points in the zero-density half
+    res = rq.solve_ot(density, pts, tol=1e-2)
+    assert res.n_repairs > 0
+    _check_converged(res, 1e-2, 20)
+    assert (res.masses > 0).all()
+
+
+@pytest.mark.parametrize("seed", [4, 7])
+def test_converges_on_portrait_from_uniform_points(seed):
+    """portrait.png is 63 % white (zero density); 30 random points, ~800 px per cell."""
+    density = rq.Density.from_image(DATA / "portrait.png")
+    pts = np.random.default_rng(seed).random((30, 2)) * 256
+    res = rq.solve_ot(density, pts, tol=1e-2)
+    _check_converged(res, 1e-2, 30)
+
+
+def test_warm_start_takes_fewer_iterations(rng):
+    density = _smooth_2d()
+    pts = rng.random((40, 2)) * 256
+    alpha = _lognormal(rng, 40)
+    # multiscale=False: the coarse-to-fine start would already be a (better) warm start
+    cold = rq.solve_ot(density, pts, alpha, tol=1e-2, multiscale=False)
+    assert cold.n_iter >= 2
+    moved = np.clip(pts + rng.normal(scale=0.5, size=pts.shape), 0, 255.9)
+    warm = rq.solve_ot(density, moved, alpha, tol=1e-2, weights=cold.weights)
+    again = rq.solve_ot(density, moved, alpha, tol=1e-2, multiscale=False)
+    _check_converged(warm, 1e-2, 40)
+    assert warm.n_iter < again.n_iter
+    same = rq.solve_ot(density, pts, alpha, tol=1e-2, weights=cold.weights + 17.0)
+    assert same.n_iter == 0 and same.converged
+
+
+def test_callback_called_each_iteration(rng):
+    density = rq.Density.uniform((128, 128))
+    pts = rng.random((15, 2)) * 128
+    seen = []
+    res = rq.solve_ot(density, pts, tol=1e-2, callback=seen.append)
+    assert [s["iteration"] for s in seen] == list(range(1, res.n_iter + 1))
+    assert res.n_iter >= 1
+
+
+def test_tol_finer_than_raster_warns_resolution(rng):
+    density = rq.Density.uniform((50, 50))
+    pts = rng.random((50, 2)) * 50  # 50 pixels per cell
+    with pytest.warns(rq.ResolutionWarning, match="pixels"):
+        res = rq.solve_ot(density, pts, tol=1e-4, quadrature="center")
+    assert not res.converged
+    assert res.status == "resolution"
+    assert _max_error(res) > 1e-4
+    np.testing.assert_allclose(res.max_error, _max_error(res), rtol=1e-12)
+    assert len(res.history["max_mass_error"]) == res.n_iter + 1
+    # still a sensible answer: about one boundary pixel per cell
+    assert _max_error(res) < 0.2
+
+
+@pytest.mark.parametrize("tol", [1e-4, 1e-9])
+def test_fractional_reaches_tol_finer_than_pixels(rng, tol):
+    """The same 50 px/cell problem: fractional masses are continuous, tol is met."""
+    density = rq.Density.uniform((50, 50))
+    pts = rng.random((50, 2)) * 50
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = rq.solve_ot(density, pts, tol=tol, quadrature="fractional")
+    _check_converged(res, tol, 50)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "smooth"])
+def test_fractional_converges_quadratically(rng, kind):
+    density = rq.Density.uniform((256, 256)) if kind == "uniform" else _smooth_2d()
+    pts = rng.random((50, 2)) * 256
+    res = rq.solve_ot(density, pts, _lognormal(rng, 50), tol=1e-10,
+                      quadrature="fractional", multiscale=False)
+    _check_converged(res, 1e-10, 50)
+    err = np.array(res.history["max_mass_error"])
+    steps = np.array(res.history["step"])
+    # once full steps are taken the error is squared (up to a constant) each step
+    full = np.flatnonzero((steps == 1.0) & (err < 1e-2))
+    pairs = [(err[i - 1], err[i]) for i in full if i >= 1 and err[i - 1] < 1e-2]
+    assert pairs
+    for before, after in pairs:
+        assert after <= max(100 * before**2, 1e-12), (before, after)
+
+
+@pytest.mark.parametrize("max_iter", [0, 1])
+def test_max_iter_warns_convergence(rng, max_iter):
+    density = rq.Density.uniform((128, 128))
+    pts = rng.random((30, 2)) * 128
+    with pytest.warns(rq.ConvergenceWarning):
+        res = rq.solve_ot(density, pts, tol=1e-3, max_iter=max_iter)
+    assert not res.converged
+    assert res.n_iter <= max_iter
+    assert _max_error(res) > 1e-3
+    assert len(res.history["step"]) == res.n_iter + 1
+
+
+def test_masses_must_sum_to_one(rng):
+    density = rq.Density.uniform((64, 64))
+    pts = rng.random((4, 2)) * 64
+    bad = [0.1, 0.2, 0.3, 0.3]
+    with pytest.raises(ValueError, match="sum to"):
+        rq.solve_ot(density, pts, bad)
+    res = rq.solve_ot(density, pts, bad, normalize=True, tol=1e-2)
+    np.testing.assert_allclose(res.target, np.array(bad) / 0.9, rtol=1e-14)
+    _check_converged(res, 1e-2, 4)
+    with pytest.raises(ValueError, match="masses"):
+        rq.solve_ot(density, pts, [0.5, 0.5, 0.0, 0.0])
+    with pytest.raises(ValueError, match="masses"):
+        rq.solve_ot(density, pts, [0.5, 0.5])
+
+
+def test_bad_arguments(rng):
+    density = rq.Density.uniform((16, 16))
+    pts = rng.random((4, 2)) * 16
+    with pytest.raises(ValueError, match="tol"):
+        rq.solve_ot(density, pts, tol=0.0)
+    with pytest.raises(ValueError, match="max_iter"):
+        rq.solve_ot(density, pts, max_iter=-1)
+    with pytest.raises(ValueError, match="positive pixels"):
+        rq.solve_ot(rq.Density.uniform((4, 4)), rng.random((17, 2)) * 4)
+
+
+def test_identical_for_1_and_2_threads(rng):
+    density = _smooth_2d((160, 192))
+    pts = rng.random((40, 2)) * np.array([160, 192])
+    alpha = _lognormal(rng, 40)
+    prev = numba.get_num_threads()
+    out = []
+    try:
+        for k in (1, 2):
+            numba.set_num_threads(min(k, numba.config.NUMBA_NUM_THREADS))
+            out.append(rq.solve_ot(density, pts, alpha, tol=1e-2))
+    finally:
+        numba.set_num_threads(prev)
+    a, b = out
+    assert a.n_iter == b.n_iter
+    np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.masses, b.masses)
+    np.testing.assert_array_equal(a.cells.labels, b.cells.labels)
+    assert a.history["max_mass_error"] == b.history["max_mass_error"]
+
+
+def test_no_warning_when_converged(rng):
+    density = rq.Density.uniform((128, 128))
+    pts = rng.random((10, 2)) * 128
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = rq.solve_ot(density, pts, tol=1e-2)
+    assert res.converged
