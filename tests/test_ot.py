@@ -286,3 +286,24 @@ def test_no_warning_when_converged(rng):
         warnings.simplefilter("error")
         res = rq.solve_ot(density, pts, tol=1e-2)
     assert res.converged
+
+
+def test_fractional_koch_curve_points_converge():
+    """Thin cells of points along a curve (issue 7): Newton converges to 1e-3."""
+    density = rq.Density.uniform((1024, 1024))
+    pts = rq.sample_points(density, 1025, method="koch", seed=0)
+    res = rq.solve_ot(density, pts, tol=1e-3, quadrature="fractional")
+    err = np.max(np.abs(res.masses - res.target) / res.target)
+    assert res.converged and err <= 1e-3
+
+
+def test_fractional_reaches_1e8_quadratically():
+    """N = 10,000 on 512^2: tol 1e-8, the error at least squares on the last step."""
+    density = rq.Density.uniform((512, 512))
+    pts = rq.sample_points(density, 10000, seed=1)
+    res = rq.solve_ot(density, pts, tol=1e-8, quadrature="fractional")
+    err = np.max(np.abs(res.masses - res.target) / res.target)
+    assert res.converged and err <= 1e-8
+    hist = res.history["max_mass_error"]
+    assert len(hist) >= 2
+    assert hist[-1] <= 10 * hist[-2] ** 2

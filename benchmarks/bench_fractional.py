@@ -1,0 +1,64 @@
+"""Issue 7 reference case: 512x600 photo-like density, N = 10,000, mass error 1e-3.
+
+Times (compile excluded) the solve from zero weights and 20 iterations of uniform Lloyd,
+for fractional and centre quadrature, and writes benchmarks/results/fractional.json.
+
+    python benchmarks/bench_fractional.py
+"""
+
+import json
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import rasterquant as rq  # noqa: E402
+
+
+def photo_512x600(seed=0):
+    from PIL import Image, ImageFilter
+
+    here = os.path.dirname(__file__)
+    img = Image.open(os.path.join(here, "..", "data", "portrait.png")).convert("L")
+    img = img.resize((600, 512), Image.BICUBIC).filter(ImageFilter.GaussianBlur(1.5))
+    lum = np.asarray(img, dtype=float) / 255.0
+    return rq.Density.from_luminance(lum, floor=0.05)
+
+
+def main():
+    dens = photo_512x600()
+    pts = rq.sample_points(dens, 10000, seed=0)
+    out = {"case": "512x600 portrait (floor 0.05), N=10000, tol 1e-3, zero weights"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for q in ("fractional", "center"):
+            rq.solve_ot(dens, pts[:50], tol=1e-3, quadrature=q)  # compile
+            rq.lloyd(dens, pts[:50], n_iter=1, ot_tol=1e-3, quadrature=q)
+            t = time.perf_counter()
+            r = rq.solve_ot(dens, pts, tol=1e-3, quadrature=q)
+            t_solve = time.perf_counter() - t
+            t = time.perf_counter()
+            ll = rq.lloyd(dens, pts, n_iter=20, ot_tol=1e-3, quadrature=q)
+            t_lloyd = time.perf_counter() - t
+            out[q] = {
+                "solve_seconds": t_solve, "solve_converged": r.converged,
+                "solve_max_error": r.max_error, "newton_iterations": r.n_iter,
+                "lloyd20_seconds": t_lloyd,
+                "lloyd_max_mass_error": float(np.nanmax(ll.history["max_mass_error"])),
+                "lloyd_energy_first_last": [ll.history["energy"][0],
+                                            ll.history["energy"][-1]],
+            }
+            print(q, json.dumps(out[q]), flush=True)
+    out["reference_seconds_here"] = {"pysdot_solve": 7.4, "pysdot_lloyd20": 42.0}
+    path = os.path.join(os.path.dirname(__file__), "results", "fractional.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
