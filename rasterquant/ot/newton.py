@@ -235,7 +235,7 @@ def coarsen_density(density):
     return Density(coarse_grid, np.ascontiguousarray(v), _uniform=False)
 
 
-def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=2.0):
+def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=None):
     """Weights solved on coarser rasters, used as the start on this one (or None).
 
     Weights are in physical units, so a solution on a coarser raster of the same box is
@@ -245,6 +245,10 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=2.0
     ``(weights, levels)``.
     """
     density = raster.density
+    if min_pixels_per_cell is None:
+        # coarse levels with cells a few pixels across cost more per pixel (nearly
+        # every pixel is split) than they save: stop at ~8 pixels per cell
+        min_pixels_per_cell = 2.0 if raster.grid.ndim == 2 else 8.0
     chain = []
     d = density
     while True:
