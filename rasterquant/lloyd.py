@@ -176,7 +176,10 @@ def lloyd(
                 err = float("nan")
                 newton, repairs = 0, 0
             else:
-                out = _solve(raster, alpha, psi, ot_tol, _config.DEFAULT_MAX_ITER)
+                # the first solve starts from coarser rasters (multiscale); later
+                # ones are warm-started from the previous weights
+                out = _solve(raster, alpha, psi, ot_tol, _config.DEFAULT_MAX_ITER,
+                             multiscale=(it == 0))
                 psi = out["weights"]
                 labels3 = out["labels3"]
                 m, bary, energies = raster.moments(labels3, psi)
