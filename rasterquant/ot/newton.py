@@ -253,7 +253,9 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
     d = density
     while True:
         c = coarsen_density(d)
-        if c is None or c.grid.n_pixels < 2**14:
+        # the coarsest level runs the long damped phase; below ~256^2 / 32^3 pixels a
+        # pass costs mostly fixed overhead, so coarser levels stop paying off
+        if c is None or c.grid.n_pixels < (2**16 if c.grid.ndim == 2 else 2**15):
             break
         if c.n_positive() < min_pixels_per_cell * raster.n:
             break
@@ -267,9 +269,16 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
     psi = np.zeros(raster.n)
     from ..assign.cells import _Raster
 
-    for c in reversed(chain):
-        r = _Raster(c, raster.points, "fractional")
+    for level, c in enumerate(reversed(chain)):
         try:
+            if level == 0 and c.grid.ndim == 3:
+                # 3D: the long damped phase runs on cheap centre passes first (a 3D
+                # fractional pass with cells a few voxels wide is ~100x dearer); the
+                # fractional Newton then starts close to the solution
+                rc = _Raster(c, raster.points, "center")
+                psi = _solve(rc, alpha, psi, max(tol, 1e-3), 50, None, linear_solver,
+                             multiscale=False)["weights"]
+            r = _Raster(c, raster.points, "fractional")
             out = _solve(r, alpha, psi, max(tol, 1e-3), 50, None, linear_solver,
                          multiscale=False)
         except EmptyCellError:
