@@ -141,6 +141,16 @@ def case_solve2d(quick=False):
     return out
 
 
+def case_issue2d(quick=False):
+    """The issue's case alone (run it in its own process): 1024^2, N=5000, tol 1e-2."""
+    size, n = (1024, 5000) if not quick else (256, 300)
+    dens = photo_density(size)
+    pts = rq.sample_points(dens, n, seed=2)
+    return {f"{size}^2 N={n} fractional run {k}": _solve_case(dens, pts, None, 1e-2,
+                                                            "fractional")
+            for k in range(3)}
+
+
 def case_solve3d(quick=False):
     """128^3 voxels, N = 2000, lognormal volumes (sigma 0.5), tol 1e-2."""
     out = {}
@@ -229,6 +239,7 @@ CASES = {
     "sweep": case_sweep,
     "solve2d": case_solve2d,
     "solve3d": case_solve3d,
+    "issue2d": case_issue2d,
     "memory": case_memory,
     "linear": case_linear,
 }
