@@ -353,7 +353,18 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
     for a in range(nact):
         for b2 in range(nact):
             flen[a, b2] = 0.0
+    # the slot farthest (in power distance) at the centre is not clipped: its piece is
+    # the voxel minus the others, and its facets are counted in full from the other
+    # side (it is usually the smallest piece, often a degenerate one)
+    last = 0
+    for a in range(1, nact):
+        if dcen[a] > dcen[last]:
+            last = a
+    for c in range(5):
+        piece[last, c] = 0.0
     for a in range(nact):
+        if a == last:
+            continue
         nf = _init_box(hz, hy, hx, fv0, fn0, ft0)
         flip = False
         for b2 in range(nact):
@@ -391,11 +402,39 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
             t = ft[f]
             if t >= 0 and t != a:
                 ar = 0.5 * _face_area(fv, f, fn[f])
+                if t == last and not _on_voxel_border(fv, f, fn[f], hz, hy, hx):
+                    ar *= 2.0  # the last slot does not see this facet from its side
                 if t > a:
                     flen[a, t] += ar
                 else:
                     flen[t, a] += ar
+    full = hz * hy * hx
+    piece[last, 0] = full
+    piece[last, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0
+    for a in range(nact):
+        if a != last:
+            for c in range(5):
+                piece[last, c] -= piece[a, c]
+    if piece[last, 0] <= 1e-12 * full:
+        for c in range(5):
+            piece[last, c] = 0.0
     return
+
+
+@kernel(parallel=False)
+def _on_voxel_border(fv, f, nv, hz, hy, hx):
+    """True if face ``f`` lies on one face of the voxel ``[-h/2, h/2]^3``."""
+    h = (hz / 2, hy / 2, hx / 2)
+    for k in range(3):
+        for sgn in (-1.0, 1.0):
+            on = True
+            for v in range(nv):
+                if fv[f, v, k] != sgn * h[k]:
+                    on = False
+                    break
+            if on:
+                return True
+    return False
 
 
 @kernel(parallel=False)
