@@ -748,7 +748,11 @@ def _fractional_tiles(
                                                          + ox * piece[a, 3])
                                                 + piece[a, 4]
                                             )
-                                    if want_jac:
+                                    if not want_jac:
+                                        # count the pairs, so that the caller can size
+                                        # the Jacobian buffers before asking for them
+                                        cnt += nact * (nact - 1) // 2
+                                    else:
                                         for a in range(nact):
                                             sa = keep[act[a]]
                                             for b2 in range(a + 1, nact):

@@ -159,7 +159,12 @@ class _Raster:
                 self.n, self.n_chunks, labels3, want_moments, want_jac, floor, cap,
                 rows, cols, vals,
             )
-            if not want_jac or counts.max() <= cap:
+            if not want_jac:
+                # counts are the split pixels' pairs: the Jacobian pass needs at most
+                # that many triplets per chunk
+                self._jac_cap = max(int(counts.max()) + 16, 16)
+                break
+            if counts.max() <= cap:
                 break
             cap = int(counts.max() * 1.25) + 16
             self._jac_cap = cap
