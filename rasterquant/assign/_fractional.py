@@ -296,6 +296,22 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
 
 
 @kernel(parallel=False)
+def _tetra_moments(az, ay, ax, bz, by, bx, cz, cy, cx):
+    """Signed volume, integral of u (3 comps) and of |u|^2 over the tetrahedron
+    (0, a, b, c)."""
+    det = az * (by * cx - bx * cy) - ay * (bz * cx - bx * cz) + ax * (bz * cy - by * cz)
+    v = det / 6.0
+    q = v / 10.0 * (
+        az * az + ay * ay + ax * ax + bz * bz + by * by + bx * bx
+        + cz * cz + cy * cy + cx * cx
+        + az * bz + ay * by + ax * bx + az * cz + ay * cy + ax * cx
+        + bz * cz + by * cy + bx * cx
+    )
+    return v, v * (az + bz + cz) / 4.0, v * (ay + by + cy) / 4.0, \
+        v * (ax + bx + cx) / 4.0, q
+
+
+@kernel(parallel=False)
 def _polyhedron_moments(fv, fn, nf):
     """Volume, integral of u (3 comps) and of |u|^2 over a closed outward polyhedron."""
     vol = 0.0
@@ -305,23 +321,17 @@ def _polyhedron_moments(fv, fn, nf):
     q = 0.0
     for f in range(nf):
         nv = fn[f]
-        az, ay, ax = fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2]
         for k in range(1, nv - 1):
-            bz, by, bx = fv[f, k, 0], fv[f, k, 1], fv[f, k, 2]
-            cz, cy, cx = fv[f, k + 1, 0], fv[f, k + 1, 1], fv[f, k + 1, 2]
-            det = (az * (by * cx - bx * cy) - ay * (bz * cx - bx * cz)
-                   + ax * (bz * cy - by * cz))
-            v = det / 6.0
-            vol += v
-            m0 += v * (az + bz + cz) / 4.0
-            m1 += v * (ay + by + cy) / 4.0
-            m2 += v * (ax + bx + cx) / 4.0
-            q += v / 10.0 * (
-                az * az + ay * ay + ax * ax + bz * bz + by * by + bx * bx
-                + cz * cz + cy * cy + cx * cx
-                + az * bz + ay * by + ax * bx + az * cz + ay * cy + ax * cx
-                + bz * cz + by * cy + bx * cx
+            v, t0, t1, t2, tq = _tetra_moments(
+                fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2],
+                fv[f, k, 0], fv[f, k, 1], fv[f, k, 2],
+                fv[f, k + 1, 0], fv[f, k + 1, 1], fv[f, k + 1, 2],
             )
+            vol += v
+            m0 += t0
+            m1 += t1
+            m2 += t2
+            q += tq
     return vol, m0, m1, m2, q
 
 
@@ -826,21 +836,12 @@ def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn, tz, ty, tx):
         for k in range(1, no - 1):
             b0, b1, b2 = tz[k], ty[k], tx[k]
             c0, c1, c2 = tz[k + 1], ty[k + 1], tx[k + 1]
-            cr0 = b1 * c2 - b2 * c1
-            cr1 = b2 * c0 - b0 * c2
-            cr2 = b0 * c1 - b1 * c0
-            det = a0 * cr0 + a1 * cr1 + a2 * cr2
-            v = det / 6.0
+            v, t0, t1, t2, tq = _tetra_moments(a0, a1, a2, b0, b1, b2, c0, c1, c2)
             vol += v
-            w0 += v * (a0 + b0 + c0) / 4.0
-            w1 += v * (a1 + b1 + c1) / 4.0
-            w2 += v * (a2 + b2 + c2) / 4.0
-            q += v / 10.0 * (
-                a0 * a0 + a1 * a1 + a2 * a2 + b0 * b0 + b1 * b1 + b2 * b2
-                + c0 * c0 + c1 * c1 + c2 * c2
-                + a0 * b0 + a1 * b1 + a2 * b2 + a0 * c0 + a1 * c1 + a2 * c2
-                + b0 * c0 + b1 * c1 + b2 * c2
-            )
+            w0 += t0
+            w1 += t1
+            w2 += t2
+            q += tq
             # vector area of the triangle (a, b, c): (b - a) x (c - a) / 2
             u0 = b0 - a0
             u1 = b1 - a1
