@@ -151,6 +151,23 @@ def case_issue2d(quick=False):
             for k in range(3)}
 
 
+def case_passes(quick=False):
+    """Milliseconds of one pass (masses only) by quadrature: 1024^2/N=5000, 128^3/N=2000."""
+    out = {}
+    cases = [((1024, 1024), 5000), ((128, 128, 128), 2000)]
+    if quick:
+        cases = [((128, 128), 100), ((24, 24, 24), 40)]
+    for shape, n in cases:
+        dens = rq.Density.uniform(shape)
+        pts = rq.sample_points(dens, n, seed=6)
+        w = np.zeros(n)
+        for q in ("center", "fractional"):
+            r = _Raster(dens, pts, q)
+            r.labels_masses(w)
+            out[f"{shape} N={n} {q} ms"] = 1e3 * best_of(lambda: r.labels_masses(w))  # noqa: B023
+    return out
+
+
 def case_solve3d(quick=False):
     """128^3 voxels, N = 2000, lognormal volumes (sigma 0.5), tol 1e-2."""
     out = {}
@@ -240,6 +257,7 @@ CASES = {
     "solve2d": case_solve2d,
     "solve3d": case_solve3d,
     "issue2d": case_issue2d,
+    "passes": case_passes,
     "memory": case_memory,
     "linear": case_linear,
 }

@@ -197,3 +197,119 @@ def power_energy(grid, values, points, weights):
     """Total transport cost ``sum_i int_{Lag_i} |x - y_i|^2 drho`` on the raster."""
     lab = assign_labels(grid, points, weights)
     return float(np.sum(cell_moments(grid, values, lab, points)[2]))
+
+
+def _images(grid, pts, psi):
+    """Copies of the sites shifted by -1, 0, +1 periods on periodic axes."""
+    shifts = [(-1, 0, 1) if p else (0,) for p in grid.periodic]
+    lengths = grid.lengths
+    pos, w, own = [], [], []
+    for combo in np.array(np.meshgrid(*shifts, indexing="ij")).reshape(grid.ndim, -1).T:
+        pos.append(pts + combo * lengths)
+        w.append(psi)
+        own.append(np.arange(len(pts)))
+    return np.concatenate(pos), np.concatenate(w), np.concatenate(own)
+
+
+def _polytope_moments(halfspaces, dim):
+    """Volume and first moment of ``{x : A x + b <= 0}`` (rows ``[A, b]``), or zeros.
+
+    An interior point comes from a linear program (largest inscribed ball); the vertices
+    from ``scipy.spatial.HalfspaceIntersection``; volume and centroid from a Delaunay
+    triangulation of the vertices.
+    """
+    from scipy.optimize import linprog
+    from scipy.spatial import Delaunay, HalfspaceIntersection
+
+    a, b = halfspaces[:, :dim], halfspaces[:, dim]
+    norm = np.linalg.norm(a, axis=1)
+    res = linprog(
+        np.r_[np.zeros(dim), -1.0],
+        A_ub=np.column_stack([a, norm]),
+        b_ub=-b,
+        bounds=[(None, None)] * dim + [(0, None)],
+        method="highs",
+    )
+    if res.status != 0 or res.x[-1] <= 1e-9:
+        return 0.0, np.zeros(dim)
+    hs = HalfspaceIntersection(halfspaces, res.x[:dim])
+    verts = hs.intersections
+    tri = Delaunay(verts)
+    vol, first = 0.0, np.zeros(dim)
+    for simplex in tri.simplices:
+        p = verts[simplex]
+        v = abs(np.linalg.det(p[1:] - p[0])) / np.prod(np.arange(1, dim + 1))
+        vol += v
+        first += v * p.mean(axis=0)
+    return vol, first
+
+
+def fractional_moments(grid, values, points, weights):
+    """Exact masses ``(N,)`` and barycenters ``(N, d)`` of the power cells, each pixel's
+    constant density integrated over the part of the pixel in each cell.
+
+    Every pixel is the box ``[lo, hi]``; the part of cell ``i`` in it is the polytope
+    ``box ∩ {|x - y_i|^2 - psi_i <= |x - y_j|^2 - psi_j for all j}`` (all images of the
+    sites on periodic axes), measured with scipy's half-space intersection. Without
+    periodic axes, a pixel whose corners all belong to one cell lies in it (cells are
+    convex) and is not clipped.
+    """
+    pts = _points(grid, points)
+    psi = np.asarray(weights, dtype=np.float64).reshape(len(pts))
+    v = _values(grid, values)
+    n, dim = len(pts), grid.ndim
+    sites, sw, owner = _images(grid, pts, psi)
+    corner_grid = type(grid)(
+        tuple(s + 1 for s in grid.shape),
+        spacing=grid.spacing,
+        origin=np.array(grid.origin) - np.array(grid.spacing) / 2,
+    )
+    corner = assign_labels(corner_grid, pts, psi) if not grid.any_periodic else None
+    if grid.any_periodic:
+        # corner labels with the minimum image (corners may lie on the upper faces)
+        c = corner_grid.pixel_centres()
+        d = _min_image(grid, c[:, None, :] - pts[None, :, :])
+        corner = np.argmin((d**2).sum(-1) - psi[None, :], axis=1).reshape(
+            corner_grid.shape
+        )
+    mass = np.zeros(n)
+    first = np.zeros((n, dim))
+    vol_pixel = grid.pixel_volume
+    h = np.array(grid.spacing)
+    for idx in np.ndindex(*grid.shape):
+        m = v[idx]
+        if m == 0:
+            continue
+        lo = np.array(grid.origin) + np.array(idx) * h
+        hi = lo + h
+        corners = corner[tuple(slice(i, i + 2) for i in idx)]
+        # (not on periodic grids: a pixel inside one cell can still be split between
+        # two images of its site, across the plane half a period away)
+        if not grid.any_periodic and (corners == corners.flat[0]).all():
+            i = int(corners.flat[0])
+            centre = (lo + hi) / 2
+            mass[i] += m
+            first[i] += m * (pts[i] + _min_image(grid, centre - pts[i]))
+            continue
+        box = np.concatenate(
+            [np.column_stack([np.eye(dim), -hi]), np.column_stack([-np.eye(dim), lo])]
+        )
+        for s in range(len(sites)):
+            others = np.arange(len(sites)) != s
+            t = sites[others]
+            rows = np.column_stack(
+                [
+                    2.0 * (t - sites[s]),
+                    -((t**2).sum(1) - (sites[s] ** 2).sum() - sw[others] + sw[s]),
+                ]
+            )
+            vol, mom = _polytope_moments(np.concatenate([box, rows]), dim)
+            if vol > 0:
+                i = owner[s]
+                mass[i] += m * vol / vol_pixel
+                # first moment about the original site: shift the image back
+                first[i] += m / vol_pixel * (mom - vol * (sites[s] - pts[i]))
+    bary = np.where(mass[:, None] > 0, first / np.where(mass > 0, mass, 1)[:, None], pts)
+    if grid.any_periodic:
+        bary = grid.wrap(bary)
+    return mass, bary
