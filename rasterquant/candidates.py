@@ -45,7 +45,7 @@ def tile_layout(shape3, tile):
 
 
 def _tile_geometry(shape3, spacing3, origin3, tile, pad=(0.0, 0.0, 0.0)):
-    """Centres (T, 3) and radii (T,) of the boxes of pixel centres of every tile.
+    """Centres (T, 3) and half extents (T, 3) of the boxes of pixel centres of the tiles.
 
     ``pad`` is added to the half extents (half a pixel for whole-pixel boxes).
     """
@@ -57,11 +57,9 @@ def _tile_geometry(shape3, spacing3, origin3, tile, pad=(0.0, 0.0, 0.0)):
         h, o = spacing3[a], origin3[a]
         mids.append(o + (starts + stops) / 2.0 * h)
         halves.append((stops - starts - 1) / 2.0 * h + pad[a])
-    mz, my, mx = np.meshgrid(*mids, indexing="ij")
-    hz, hy, hx = np.meshgrid(*halves, indexing="ij")
-    centres = np.stack([mz.ravel(), my.ravel(), mx.ravel()], axis=1)
-    radii = np.sqrt(hz.ravel() ** 2 + hy.ravel() ** 2 + hx.ravel() ** 2)
-    return centres, radii
+    centres = np.stack([g.ravel() for g in np.meshgrid(*mids, indexing="ij")], axis=1)
+    half = np.stack([g.ravel() for g in np.meshgrid(*halves, indexing="ij")], axis=1)
+    return centres, half
 
 
 def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
@@ -147,8 +145,8 @@ def build_candidates(
     if whole_pixels:
         pad = tuple(0.0 if (a == 0 and grid.ndim == 2) else spacing3[a] / 2
                     for a in range(3))
-    centres, radii = _tile_geometry(shape3, spacing3, origin3, tile, pad)
-    half = _tile_half_extents(shape3, spacing3, tile, pad)
+    centres, half = _tile_geometry(shape3, spacing3, origin3, tile, pad)
+    radii = np.sqrt((half**2).sum(axis=1))
     axes = [1, 2] if grid.ndim == 2 else [0, 1, 2]
     weights = np.asarray(weights, dtype=np.float64)
     n = len(points)
@@ -187,18 +185,6 @@ def build_candidates(
         sub=sub,
         n_tiles=tile_layout(shape3, tile),
     )
-
-
-def _tile_half_extents(shape3, spacing3, tile, pad=(0.0, 0.0, 0.0)):
-    """Half extents (T, 3) of the boxes of pixel centres of every tile."""
-    nt = tile_layout(shape3, tile)
-    halves = []
-    for a in range(3):
-        starts = np.arange(nt[a]) * tile[a]
-        stops = np.minimum(starts + tile[a], shape3[a])
-        halves.append((stops - starts - 1) / 2.0 * spacing3[a] + pad[a])
-    hz, hy, hx = np.meshgrid(*halves, indexing="ij")
-    return np.stack([hz.ravel(), hy.ravel(), hx.ravel()], axis=1)
 
 
 def _grouped_query(pos, w, centres, radii, upper, cell_area):

@@ -17,6 +17,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel
+from ._kernels import _prune
 
 #: capacity of the fixed-size clip buffers
 MAXV = 64  # polygon vertices (2D) / vertices per face (3D)
@@ -54,6 +55,22 @@ def _clip_polygon(px, py, tg, nv, ax, ay, b, tag, ox, oy, ot):
             ot[no] = tg[k]
             no += 1
     return no
+
+
+@kernel(parallel=False)
+def _init_square(hy, hx, pu, pv, tg):
+    """The pixel ``[-h/2, h/2]^2`` as 4 untagged edges in (row, column); returns 4."""
+    pu[0] = -hy / 2
+    pv[0] = -hx / 2
+    pu[1] = -hy / 2
+    pv[1] = hx / 2
+    pu[2] = hy / 2
+    pv[2] = hx / 2
+    pu[3] = hy / 2
+    pv[3] = -hx / 2
+    for k in range(4):
+        tg[k] = -1.0
+    return 4
 
 
 @kernel(parallel=False)
@@ -103,17 +120,7 @@ def _split_pixel_2d(hy, hx, act, nact, dcen, sy, sx, piece, flen, bufs):
         qu = bufs[3]
         qv = bufs[4]
         qt = bufs[5]
-        pu[0] = -hy / 2
-        pv[0] = -hx / 2
-        pu[1] = -hy / 2
-        pv[1] = hx / 2
-        pu[2] = hy / 2
-        pv[2] = hx / 2
-        pu[3] = hy / 2
-        pv[3] = -hx / 2
-        for k in range(4):
-            tg[k] = -1.0
-        nv = 4
+        nv = _init_square(hy, hx, pu, pv, tg)
         flip = False
         for b2 in range(nact):
             if b2 == a or nv == 0:
@@ -590,33 +597,8 @@ def _fractional_tiles(
                         if is2d:
                             zlo = sites[cand_idx[c0], 0] if nc > 0 else 0.0
                             zhi = zlo
-                        ub = np.inf
-                        for q in range(nc):
-                            s = cand_idx[c0 + q]
-                            pz = sites[s, 0]
-                            py = sites[s, 1]
-                            px = sites[s, 2]
-                            dz = max(zlo - pz, 0.0, pz - zhi)
-                            dy = max(ylo - py, 0.0, py - yhi)
-                            dx = max(xlo - px, 0.0, px - xhi)
-                            lb[q] = dz * dz + dy * dy + dx * dx - site_w[s]
-                            fz = max(abs(pz - zlo), abs(pz - zhi))
-                            fy = max(abs(py - ylo), abs(py - yhi))
-                            fx = max(abs(px - xlo), abs(px - xhi))
-                            u = fz * fz + fy * fy + fx * fx - site_w[s]
-                            if u < ub:
-                                ub = u
-                        slack = 1e-9 * (abs(ub) + 1.0)
-                        nk = 0
-                        for q in range(nc):
-                            if lb[q] <= ub + slack:
-                                s = cand_idx[c0 + q]
-                                p = nk
-                                while p > 0 and owner[keep[p - 1]] > owner[s]:
-                                    keep[p] = keep[p - 1]
-                                    p -= 1
-                                keep[p] = s
-                                nk += 1
+                        nk = _prune(t, cand_ptr, cand_idx, sites, site_w, owner,
+                                    zlo, zhi, ylo, yhi, xlo, xhi, lb, keep)
                         for k in range(k0, k1):
                             zc = origin3[0] + (k + 0.5) * hz
                             for j in range(j0, j1):
@@ -873,16 +855,7 @@ def _cut_rect_2d(hy, hx, cu, cv, b, bufs):
     qu = bufs[3]
     qv = bufs[4]
     qt = bufs[5]
-    pu[0] = -hy / 2
-    pv[0] = -hx / 2
-    pu[1] = -hy / 2
-    pv[1] = hx / 2
-    pu[2] = hy / 2
-    pv[2] = hx / 2
-    pu[3] = hy / 2
-    pv[3] = -hx / 2
-    for k in range(4):
-        tg[k] = -1.0
+    _init_square(hy, hx, pu, pv, tg)
     nv = _clip_polygon(pu, pv, tg, 4, cu, cv, b, 1.0, qu, qv, qt)
     if nv < 3:
         return 0.0, 0.0, 0.0, 0.0, 0.0

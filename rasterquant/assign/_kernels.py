@@ -14,20 +14,15 @@ from .._jit import kernel
 
 
 @kernel(parallel=False)
-def _sweep_box(k0, k1, j0, j1, i0, i1, t, spacing3, origin3, sites, site_w, owner,
-               cand_ptr, cand_idx, density, umass, labels, out_c, keep, lb, base, cx, cown,
-               best, bestl):
-    """Label the pixels of one box from the candidates of tile ``t``; add masses.
+def _prune(t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi, xlo, xhi,
+           lb, keep):
+    """Candidates of tile ``t`` that can own a point of the box; returns their count.
 
-    ``out_c`` (N,) receives the masses; the other trailing arrays are scratch buffers.
+    Exact bounds of each candidate's power distance over the box
+    ``[zlo, zhi] x [ylo, yhi] x [xlo, xhi]``: a candidate whose lower bound exceeds the
+    smallest upper bound never wins. The survivors are written to ``keep`` sorted by
+    owner index (the lowest index wins exact ties); ``lb`` is scratch.
     """
-    zlo = origin3[0] + (k0 + 0.5) * spacing3[0]
-    zhi = origin3[0] + (k1 - 0.5) * spacing3[0]
-    ylo = origin3[1] + (j0 + 0.5) * spacing3[1]
-    yhi = origin3[1] + (j1 - 0.5) * spacing3[1]
-    xlo = origin3[2] + (i0 + 0.5) * spacing3[2]
-    xhi = origin3[2] + (i1 - 0.5) * spacing3[2]
-    # exact bounds of each candidate's power distance over the box's pixel centres
     c0 = cand_ptr[t]
     nc = cand_ptr[t + 1] - c0
     ub = np.inf
@@ -50,7 +45,6 @@ def _sweep_box(k0, k1, j0, j1, i0, i1, t, spacing3, origin3, sites, site_w, owne
     nk = 0
     for q in range(nc):
         if lb[q] <= ub + slack:
-            # insertion sort by owner index: the lowest index wins exact ties
             s = cand_idx[c0 + q]
             p = nk
             while p > 0 and owner[keep[p - 1]] > owner[s]:
@@ -58,6 +52,25 @@ def _sweep_box(k0, k1, j0, j1, i0, i1, t, spacing3, origin3, sites, site_w, owne
                 p -= 1
             keep[p] = s
             nk += 1
+    return nk
+
+
+@kernel(parallel=False)
+def _sweep_box(k0, k1, j0, j1, i0, i1, t, spacing3, origin3, sites, site_w, owner,
+               cand_ptr, cand_idx, density, umass, labels, out_c, keep, lb, base, cx, cown,
+               best, bestl):
+    """Label the pixels of one box from the candidates of tile ``t``; add masses.
+
+    ``out_c`` (N,) receives the masses; the other trailing arrays are scratch buffers.
+    """
+    zlo = origin3[0] + (k0 + 0.5) * spacing3[0]
+    zhi = origin3[0] + (k1 - 0.5) * spacing3[0]
+    ylo = origin3[1] + (j0 + 0.5) * spacing3[1]
+    yhi = origin3[1] + (j1 - 0.5) * spacing3[1]
+    xlo = origin3[2] + (i0 + 0.5) * spacing3[2]
+    xhi = origin3[2] + (i1 - 0.5) * spacing3[2]
+    nk = _prune(t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi,
+                xlo, xhi, lb, keep)
     if nk == 1:
         lab = owner[keep[0]]
         acc = 0.0

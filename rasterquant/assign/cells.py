@@ -82,7 +82,6 @@ class _Raster:
             v = density.values
             self.jacobian_floor = 1e-3 * float(v.sum() / max(np.count_nonzero(v), 1))
         self.pixel_extent = float(np.sum(np.array(grid.spacing) ** 2) / 12.0)
-        self._jac_cap = 1024
         self.set_points(points)
 
     def set_points(self, points):

@@ -177,7 +177,7 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None):
         flat_labels = labels3.reshape(-1)
         origin = np.array(grid.origin)
         q = raster.points - origin if grid.any_periodic else raster.points
-        _, nn = tree.query(q, k=k) if False else tree.query(q[empty], k=k)
+        _, nn = tree.query(q[empty], k=k)
         nn = np.atleast_2d(nn).reshape(len(empty), -1)
         taken = set(int(e) for e in empty)
         stolen = set()
@@ -536,13 +536,14 @@ def solve_ot(
 
 def _make_result(raster, alpha, tol, out, density):
     masses = out["masses"]
+    err = _rel_error(masses, alpha)
     return OTResult(
         weights=out["weights"],
         masses=masses,
         target=alpha,
         n_iter=out["n_iter"],
-        converged=bool(_rel_error(masses, alpha) <= tol),
-        max_error=_rel_error(masses, alpha),
+        converged=bool(err <= tol),
+        max_error=err,
         tol=tol,
         status=out["status"],
         n_repairs=out["n_repairs"],
