@@ -179,10 +179,13 @@ def lloyd(
                 # the first solve starts from coarser rasters (multiscale); later
                 # ones are warm-started from the previous weights
                 out = _solve(raster, alpha, psi, ot_tol, _config.DEFAULT_MAX_ITER,
-                             multiscale=(it == 0))
+                             multiscale=(it == 0), want_moments=True)
                 psi = out["weights"]
                 labels3 = out["labels3"]
-                m, bary, energies = raster.moments(labels3, psi)
+                if out["moments"] is not None:
+                    m, bary, energies = out["moments"]
+                else:
+                    m, bary, energies = raster.moments(labels3, psi)
                 err = _rel_error(m, alpha)
                 newton, repairs = out["n_iter"], out["n_repairs"]
                 if out["status"] != "converged" and (worst is None or err > worst[0]):

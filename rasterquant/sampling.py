@@ -20,6 +20,7 @@ __all__ = ["koch_curve", "sample_points", "tightness_density"]
 METHODS = (
     "uniform",
     "density",
+    "stratified",
     "grid",
     "jittered-grid",
     "separated",
@@ -66,6 +67,12 @@ def sample_points(
         - ``"uniform"``: i.i.d. uniform in the box;
         - ``"density"``: i.i.d. from the density (a pixel chosen with probability
           its mass, then a uniform position inside it); needs a :class:`Density`;
+        - ``"stratified"``: systematic sampling of the density along a space-filling
+          curve (Hilbert in 2D, Morton in 3D): the pixels are ordered along the
+          curve, and the ``k``-th point falls where the cumulative mass reaches
+          ``(k + u) / n`` (one uniform ``u``), uniformly inside its pixel. Every run of
+          the curve (so every region of the image) gets its share of points to
+          within one, which balances separate dark regions from the start;
         - ``"grid"``: centres of the ``k**d`` equal cells of the box, ``n = k**d``
           (``k`` cells per axis, also for a box with unequal sides);
         - ``"jittered-grid"``: those centres moved uniformly by up to ``jitter``
@@ -168,6 +175,9 @@ def sample_points(
                 "use method='uniform'"
             )
         pts = _sample_density(density, n, rng)
+    elif method == "stratified":
+        pts = _sample_stratified(density if density is not None
+                                 else Density(grid, None, _uniform=True), n, rng)
     elif method == "grid":
         k = _integer_root(n, d, method)
         pts = _cell_centres(lo, length, k)
@@ -405,6 +415,56 @@ def _sample_density(density, n, rng):
     # up to total.
     pick = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
     pick = np.minimum(pick, np.flatnonzero(flat)[-1])
+    index = np.stack(np.unravel_index(pick, grid.shape), axis=1).astype(np.float64)
+    return lo + (index + rng.random((n, grid.ndim))) * spacing
+
+
+def curve_order(shape):
+    """Flat pixel indices of a grid in space-filling-curve order.
+
+    2D: the Hilbert curve of the smallest power-of-two square holding the grid
+    (pixels outside the grid skipped); 3D: Morton (Z) order.
+    """
+    shape = tuple(int(s) for s in shape)
+    bits = max(int(np.ceil(np.log2(max(max(shape), 2)))), 1)
+    coords = np.indices(shape).reshape(len(shape), -1).astype(np.int64)
+    if len(shape) == 2:
+        # Hilbert index, rotating the sub-squares level by level (x: axis 1)
+        x, y = coords[1].copy(), coords[0].copy()
+        key = np.zeros(x.size, dtype=np.int64)
+        s = 1 << (bits - 1)
+        while s > 0:
+            rx = (x & s) > 0
+            ry = (y & s) > 0
+            key += s * s * ((3 * rx) ^ ry)
+            flip = ~ry
+            swap_x = np.where(flip & rx, s - 1 - x, x)
+            swap_y = np.where(flip & rx, s - 1 - y, y)
+            x = np.where(flip, swap_y, swap_x)
+            y = np.where(flip, swap_x, swap_y)
+            s >>= 1
+    else:
+        key = np.zeros(coords.shape[1], dtype=np.int64)
+        for b in range(bits):
+            for a in range(len(shape)):
+                key |= ((coords[a] >> b) & 1) << (len(shape) * b + (len(shape) - 1 - a))
+    return np.argsort(key, kind="stable")
+
+
+def _sample_stratified(density, n, rng):
+    grid = density.grid
+    lo = np.array(grid.origin)
+    spacing = np.array(grid.spacing)
+    order = curve_order(grid.shape)
+    if density.is_uniform:
+        mass = np.ones(order.size)
+    else:
+        mass = density.values.ravel()[order]
+    cdf = np.cumsum(mass)
+    u = (np.arange(n) + rng.random()) / n * cdf[-1]
+    pos = np.searchsorted(cdf, u, side="right")
+    pos = np.minimum(pos, np.flatnonzero(mass)[-1])
+    pick = order[pos]
     index = np.stack(np.unravel_index(pick, grid.shape), axis=1).astype(np.float64)
     return lo + (index + rng.random((n, grid.ndim))) * spacing
 

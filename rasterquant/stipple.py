@@ -15,7 +15,7 @@ from .density import Density
 __all__ = ["StippleResult", "stipple", "stipple_diagnostics", "write_stipple"]
 
 _METHODS = ("uniform", "voronoi")
-_INITS = ("density", "uniform", "grid", "jittered-grid")
+_INITS = ("stratified", "density", "uniform", "grid", "jittered-grid")
 #: smallest automatic OT tolerance, and pixels-per-cell factor of the resolution floor
 _AUTO_TOL_MIN = _config.DEFAULT_TOL
 _AUTO_TOL_PIXELS = 3.0

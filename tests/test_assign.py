@@ -559,3 +559,28 @@ def test_fractional_moments_match_polytope_reference(rng, shape, n, periodic):
     ref_m, ref_b = reference.fractional_moments(g, density.values, pts, w)
     np.testing.assert_allclose(cells.masses, ref_m, rtol=1e-7, atol=1e-12)
     np.testing.assert_allclose(g.min_image(cells.barycenters - ref_b), 0.0, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape, kw", [((40, 52), {}), ((12, 14, 10), {}),
+                                       ((40, 52), {"periodic": True})])
+@pytest.mark.parametrize("quadrature", ["fractional", "center"])
+def test_one_pass_evaluate_matches_separate_passes(rng, shape, kw, quadrature):
+    values = rng.random(shape)
+    values[values < 0.3] = 0.0  # zero-density pixels too
+    dens = rq.Density.from_array(values, **kw)
+    n = 25
+    pts = rng.random((n, len(shape))) * np.array(shape)
+    w = rng.normal(scale=4.0, size=n)
+    r = _Raster(dens, pts, quadrature)
+    labels, m, mom, jac = r.evaluate(w, None, True, True)
+    labels2, m2 = r.labels_masses(w)
+    np.testing.assert_array_equal(labels, labels2)
+    np.testing.assert_allclose(m, m2, rtol=1e-13, atol=1e-16)
+    ref = r.moments(labels2, w)
+    for a, b in zip(mom, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    j2 = r.jacobian(labels2, 0.0, w)
+    np.testing.assert_allclose(jac.toarray(), j2.toarray(), rtol=1e-12, atol=1e-16)
+    _, m3, mom3, jac3 = r.evaluate(w)
+    assert mom3 is None and jac3 is None
+    np.testing.assert_allclose(m3, m2, rtol=1e-13, atol=1e-16)

@@ -307,3 +307,43 @@ def test_fractional_reaches_1e8_quadratically():
     hist = res.history["max_mass_error"]
     assert len(hist) >= 2
     assert hist[-1] <= 10 * hist[-2] ** 2
+
+
+def test_component_projection_of_separated_cell_groups():
+    import scipy.sparse as sp
+
+    from rasterquant.ot.newton import _component_projection
+
+    # two groups of cells with no positive-density face between them
+    block = np.array([[2.0, -1.0, -1.0], [-1.0, 2.0, -1.0], [-1.0, -1.0, 2.0]])
+    jac0 = sp.csr_matrix(sp.block_diag([block, block]))
+    alpha = np.full(6, 1 / 6)
+    # each group's total is off by 0.1 % of its target: within tol / 2
+    m = alpha * np.array([1.02, 0.99, 0.992, 1.01, 0.995, 0.994])
+    proj = _component_projection(jac0, alpha, m, tol=0.01)
+    assert proj is not None
+    r = proj(alpha - m)
+    np.testing.assert_allclose([r[:3].sum(), r[3:].sum()], 0.0, atol=1e-15)
+    # the projection removes the group totals and nothing else
+    np.testing.assert_allclose(proj(r), r, atol=1e-15)
+    np.testing.assert_allclose((alpha - m) - r, alpha * np.repeat(
+        [(alpha - m)[:3].sum() / 0.5, (alpha - m)[3:].sum() / 0.5], 3), atol=1e-15)
+    # totals off by more than tol / 2: no projection, the groups must be shifted
+    assert _component_projection(jac0, alpha, m, tol=0.001) is None
+    # one group: nothing to do
+    assert _component_projection(sp.csr_matrix(block), alpha[:3] * 2, m[:3] * 2,
+                                 tol=0.01) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_separated_dark_regions_converge(seed):
+    # two dark bands split by white; the bands' masses differ from the point counts
+    # by 0.1 %, so the cells form two groups that Newton balances separately
+    v = np.zeros((96, 96))
+    v[:, :40] = 1.002
+    v[:, 56:] = 1.0
+    rng = np.random.default_rng(seed)
+    pts = np.concatenate([rng.random((60, 2)) * [96, 40],
+                          rng.random((60, 2)) * [96, 40] + [0, 56]])
+    res = rq.solve_ot(v, pts, tol=1e-2, multiscale=False)
+    _check_converged(res, 1e-2, 120)

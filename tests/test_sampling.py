@@ -9,6 +9,7 @@ from rasterquant.density import Density
 from rasterquant.grid import Grid
 from rasterquant.sampling import (
     METHODS,
+    curve_order,
     koch_curve,
     sample_points,
     tightness_density,
@@ -416,7 +417,7 @@ def test_bad_n():
 def test_bad_method():
     with pytest.raises(ValueError, match=r"method must be one of 'uniform'.*'koch'"):
         sample_points(Grid((4, 4)), 4, method="random")
-    assert len(METHODS) == 8
+    assert len(METHODS) == 9
 
 
 def test_bad_container():
@@ -473,3 +474,48 @@ def test_file_round_trip(tmp_path, suffix):
     write_points(path, pts, size=np.arange(20.0))
     back = sample_points(grid, 20, method="file", path=path)
     np.testing.assert_allclose(back, pts, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (64, 64), (5, 7), (33, 20)])
+def test_curve_order_2d_is_a_hilbert_path(shape):
+    order = curve_order(shape)
+    assert np.array_equal(np.sort(order), np.arange(np.prod(shape)))
+    if shape[0] == shape[1] and shape[0] & (shape[0] - 1) == 0:
+        # on a power-of-two square every step moves to a 4-neighbour
+        c = np.array(np.unravel_index(order, shape)).T
+        assert (np.abs(np.diff(c, axis=0)).sum(axis=1) == 1).all()
+
+
+def test_curve_order_3d_is_a_permutation():
+    order = curve_order((4, 6, 5))
+    assert np.array_equal(np.sort(order), np.arange(120))
+    c = np.array(np.unravel_index(order[:8], (4, 6, 5))).T
+    # Morton order visits the first 2x2x2 block first
+    assert (c <= 1).all()
+
+
+def test_stratified_balances_every_region():
+    # four separate dark squares of different mass, white around them
+    values = np.zeros((64, 64))
+    values[2:20, 3:25] = 1.0
+    values[30:60, 5:12] = 2.5
+    values[40:62, 30:62] = 0.7
+    values[5:25, 40:50] = 4.0
+    density = Density.from_array(values)
+    n = 997
+    for seed in range(5):
+        pts = sample_points(density, n, method="stratified", seed=seed)
+        ij = np.floor(pts).astype(int)
+        assert (values[ij[:, 0], ij[:, 1]] > 0).all()
+        for sl in [(slice(2, 20), slice(3, 25)), (slice(30, 60), slice(5, 12)),
+                   (slice(40, 62), slice(30, 62)), (slice(5, 25), slice(40, 50))]:
+            inside = ((pts[:, 0] >= sl[0].start) & (pts[:, 0] < sl[0].stop)
+                      & (pts[:, 1] >= sl[1].start) & (pts[:, 1] < sl[1].stop))
+            expect = n * values[sl].sum() / values.sum()
+            # a region is a few runs of the curve: each run is off by at most one
+            assert abs(inside.sum() - expect) <= 4, (seed, inside.sum(), expect)
+    # i.i.d. sampling misses by about sqrt(expect) instead
+    quadrant = Density.from_array(np.ones((64, 64)))
+    pts = sample_points(quadrant, 4000, method="stratified", seed=1)
+    counts = np.histogram2d(pts[:, 0], pts[:, 1], bins=2, range=[[0, 64], [0, 64]])[0]
+    assert np.abs(counts - 1000).max() <= 1

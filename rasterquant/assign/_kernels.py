@@ -221,7 +221,8 @@ def _cell_moments(labels, density, umass, points3, spacing3, origin3, lengths3,
 
 @kernel(parallel=True)
 def _face_sums(labels, density, umass, floor, points3, spacing3, origin3, lengths3,
-               periodic3, n_chunks, count_only, offsets, rows_out, cols_out, vals_out):
+               periodic3, n_chunks, count_only, offsets, rows_out, cols_out, vals_out,
+               zero_only=False):
     """Jacobian facet sums over pixel faces with the staircase correction.
 
     For face-adjacent pixels p, q along axis a with labels i < j, the contribution is
@@ -230,7 +231,8 @@ def _face_sums(labels, density, umass, floor, points3, spacing3, origin3, length
     nearest to the face on periodic axes. Consecutive faces of the same pair along
     a row are merged. ``m_p + m_q`` is raised to at least ``2 floor`` so that cells
     separated by zero density stay connected in the Jacobian (``floor = 0`` gives the
-    plain formula).
+    plain formula). With ``zero_only`` only the faces between two zero-density pixels
+    count, each with ``m_p + m_q = 2 floor``: the links that the floor adds.
 
     With ``count_only`` the kernel returns the number of entries per chunk (n_chunks,);
     otherwise it writes chunk ``c``'s entries at ``offsets[c]`` of the output arrays.
@@ -274,7 +276,11 @@ def _face_sums(labels, density, umass, floor, points3, spacing3, origin3, length
                         mm = 2.0 * umass
                     else:
                         mm = density[k, j, i] + density[kk, jj, ii]
-                    if mm < 2.0 * floor:
+                    if zero_only:
+                        if mm != 0.0:
+                            continue
+                        mm = 2.0 * floor
+                    elif mm < 2.0 * floor:
                         mm = 2.0 * floor
                     if mm == 0.0:
                         continue

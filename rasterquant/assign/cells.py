@@ -78,9 +78,12 @@ class _Raster:
         self._jac_cap = 1024
         self.truncated = False
         self.jacobian_floor = 0.0
+        self.has_zeros = False
         if self.umass < 0:
             v = density.values
-            self.jacobian_floor = 1e-3 * float(v.sum() / max(np.count_nonzero(v), 1))
+            nnz = np.count_nonzero(v)
+            self.jacobian_floor = 1e-3 * float(v.sum() / max(nnz, 1))
+            self.has_zeros = nnz < v.size
         self.pixel_extent = float(np.sum(np.array(grid.spacing) ** 2) / 12.0)
         self.set_points(points)
 
@@ -161,7 +164,7 @@ class _Raster:
             if not want_jac:
                 # counts are the split pixels' pairs: the Jacobian pass needs at most
                 # that many triplets per chunk
-                self._jac_cap = max(int(counts.max()) + 16, 16)
+                self._jac_cap = max(int(counts.max() * 1.25) + 64, 64)
                 break
             if counts.max() <= cap:
                 break
@@ -184,6 +187,26 @@ class _Raster:
         diag = np.asarray(off.sum(axis=1)).ravel()
         return (sp.diags(diag) - off).tocsr()
 
+    def evaluate(self, weights, labels=None, want_moments=False, want_jac=False):
+        """Labels, masses, and optionally moments and the exact Jacobian, in one pass.
+
+        Fractional quadrature computes all of them in a single sweep; centre quadrature
+        runs the separate passes. Returns ``(labels, masses, moments, jacobian)``, with
+        ``moments = (masses, barycenters, energies)`` or None, and the Jacobian (no
+        floor) or None.
+        """
+        if self.quadrature != "fractional":
+            labels, m = self.labels_masses(weights, labels)
+            mom = self.moments(labels) if want_moments else None
+            jac = self.jacobian(labels, 0.0, weights) if want_jac else None
+            return labels, m, mom, jac
+        if labels is None:
+            labels = np.empty(tuple(self.shape3), dtype=np.int32)
+        out, jac = self._fractional(weights, labels, want_moments, want_jac)
+        out = out.sum(axis=0)
+        mom = self._finish_moments(out, 0.0) if want_moments else None
+        return labels, np.ascontiguousarray(out[:, 0]), mom, jac
+
     def moments(self, labels3, weights=None):
         """Masses (N,), barycenters (N, d) and energies (N,) of the cells.
 
@@ -202,6 +225,9 @@ class _Raster:
                 self.origin3, self.lengths3, self.periodic3, self.n_chunks,
             ).sum(axis=0)
             extent = self.pixel_extent
+        return self._finish_moments(out, extent)
+
+    def _finish_moments(self, out, extent):
         masses = out[:, 0]
         safe = np.where(masses > 0, masses, 1.0)
         shift = out[:, 1:4] / safe[:, None]
@@ -225,12 +251,26 @@ class _Raster:
                 raise ValueError("the fractional Jacobian needs the weights")
             _, jac = self._fractional(weights, labels3, False, True, floor)
             return jac
+        return self._face_jacobian(labels3, floor, False)
+
+    def floor_links(self, labels3):
+        """Laplacian of the faces between zero-density pixels, with the floor mass.
+
+        Added to the exact Jacobian, it keeps cells that meet only where the density
+        is zero weakly connected (a regulariser of the Newton systems; None when the
+        density has no zero pixel).
+        """
+        if not self.has_zeros:
+            return None
+        return self._face_jacobian(labels3, self.jacobian_floor, True)
+
+    def _face_jacobian(self, labels3, floor, zero_only):
         dummy_i = np.zeros(1, np.int64)
         dummy_v = np.zeros(1)
         counts = _kernels._face_sums(
             labels3, self.values3, self.umass, floor, self.points3, self.spacing3,
             self.origin3, self.lengths3, self.periodic3, self.n_chunks, True,
-            np.zeros(self.n_chunks, np.int64), dummy_i, dummy_i, dummy_v,
+            np.zeros(self.n_chunks, np.int64), dummy_i, dummy_i, dummy_v, zero_only,
         )
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         total = int(counts.sum())
@@ -240,7 +280,7 @@ class _Raster:
         _kernels._face_sums(
             labels3, self.values3, self.umass, floor, self.points3, self.spacing3,
             self.origin3, self.lengths3, self.periodic3, self.n_chunks, False, offsets,
-            rows, cols, vals,
+            rows, cols, vals, zero_only,
         )
         return self._assemble(rows[:total], cols[:total], vals[:total])
 

@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .. import _config
@@ -287,8 +288,37 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
     return psi, len(chain)
 
 
+def _component_projection(jac0, alpha, m, tol):
+    """Projection that removes the total mass error of separated cell groups, or None.
+
+    Zero density can split the cells into groups with no face of positive density
+    between them (``jac0``, the exact Jacobian, is then block diagonal). Newton cannot
+    move mass between groups: the floor links turn a group's total mass error into a
+    huge common shift of its weights, and the damped steps collapse. When every
+    group's total is within ``tol / 2`` of its target, Newton removes only the rest of
+    the error: ``r -> r - alpha * (sum_K r / sum_K alpha)`` on each group ``K``. Each
+    cell then ends off by at most its group's share. Returns None when the cells form
+    one group, or when some group's total is off by more (the floor links must then
+    shift the groups).
+    """
+    a = jac0.tocsr()
+    a.eliminate_zeros()
+    n_comp, comp = connected_components(a, directed=False)
+    if n_comp == 1:
+        return None
+    sa = np.bincount(comp, alpha, minlength=n_comp)
+    b = np.bincount(comp, alpha - m, minlength=n_comp) / sa
+    if np.max(np.abs(b)) > 0.5 * tol:
+        return None
+
+    def proj(r):
+        return r - alpha * (np.bincount(comp, r, minlength=n_comp) / sa)[comp]
+
+    return proj
+
+
 def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto",
-           multiscale=False):
+           multiscale=False, want_moments=False):
     """Damped Newton core; returns a dict of results (no warnings issued here).
 
     With ``multiscale`` (and zero starting weights) the start comes from solves on
@@ -300,7 +330,11 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         ms = _multiscale_start(raster, alpha, tol, linear_solver)
         if ms is not None:
             psi, levels = ms
-    labels3, m = raster.labels_masses(psi)
+    # fractional passes also give the exact Jacobian (and the moments if asked):
+    # an accepted full step then needs no separate Jacobian pass
+    frac = raster.quadrature == "fractional"
+    want_moments = want_moments and frac  # centre moments are a separate pass
+    labels3, m, mom, jac0 = raster.evaluate(psi, None, want_moments, frac)
     n_repairs = 0
     # continuation: warm weights that leave cells empty are shrunk towards zero
     scale = 1.0
@@ -315,11 +349,13 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
     if (m <= 0).any():
         psi, labels3, m, rounds = repair_empty_cells(raster, psi, labels3, m)
         n_repairs += rounds
+    if n_repairs:
+        mom, jac0 = None, None
     eps0 = 0.5 * min(float(alpha.min()), float(m.min()))
     last_tau = 1.0
     history = {"max_mass_error": [], "step": [], "time": []}
     err = _rel_error(m, alpha)
-    best = (err, psi, labels3.copy(), m)
+    best = (err, psi, labels3.copy(), m, mom)
     status = MAX_ITER
     n_iter = 0
     history["max_mass_error"].append(err)
@@ -332,8 +368,14 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         if n_iter >= max_iter:
             status = MAX_ITER
             break
-        jac = raster.jacobian(labels3, raster.jacobian_floor, psi)
-        delta = solve_newton_system(jac, alpha - m, method=linear_solver,
+        jac = raster.jacobian(labels3, 0.0, psi) if jac0 is None else jac0
+        proj = _component_projection(jac, alpha, m, tol)
+        rhs = alpha - m if proj is None else proj(alpha - m)
+        links = raster.floor_links(labels3)
+        if links is not None:
+            # weak links through zero density regularise the system
+            jac = jac + links
+        delta = solve_newton_system(jac, rhs, method=linear_solver,
                                     ndim=raster.grid.ndim)
         if not np.isfinite(delta).all():
             status = STALLED  # the linear solve failed: keep the best iterate
@@ -342,17 +384,21 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
             history["time"].append(time.perf_counter() - t0)
             n_iter += 1
             break
-        res = float(np.linalg.norm(m - alpha))
+        res = float(np.linalg.norm(rhs))
         # one set of candidate lists serves every trial step psi + tau delta, tau <= 1
         raster.plan(psi, float(np.max(np.abs(delta))) * (1 + 1e-12))
         # in the damped phase, start the halvings from twice the last accepted step
         # (each trial costs a sweep); the full step is tried again once one is taken
         tau = min(1.0, 2.0 * last_tau)
         new_labels = np.empty_like(labels3)
+        # a full step is likely taken: let its pass build the next Jacobian too
+        want_jac = frac and tau == 1.0
         while True:
             cand = psi + tau * delta
-            new_labels, mn = raster.labels_masses(cand, new_labels)
-            if mn.min() >= eps0 and np.linalg.norm(mn - alpha) <= (1 - tau / 2) * res:
+            new_labels, mn, mom_n, jac_n = raster.evaluate(cand, new_labels,
+                                                           want_moments, want_jac)
+            rn = alpha - mn if proj is None else proj(alpha - mn)
+            if mn.min() >= eps0 and np.linalg.norm(rn) <= (1 - tau / 2) * res:
                 break
             tau *= 0.5
             if tau < _config.MIN_STEP:
@@ -366,7 +412,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
             history["time"].append(time.perf_counter() - t0)
             break
         last_tau = tau
-        psi, m = cand, mn
+        psi, m, mom, jac0 = cand, mn, mom_n, jac_n
         labels3, new_labels = new_labels, labels3
         err = _rel_error(m, alpha)
         history["max_mass_error"].append(err)
@@ -374,11 +420,11 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         history["time"].append(time.perf_counter() - t0)
         logger.debug("newton %d: max rel error %.3e, step %g", n_iter, err, tau)
         if err < best[0]:
-            best = (err, psi, labels3.copy(), m)
+            best = (err, psi, labels3.copy(), m, mom)
         if callback is not None:
             callback({"iteration": n_iter, "max_mass_error": err, "step": tau,
                       "weights": psi})
-    err, psi, labels3, m = best
+    err, psi, labels3, m, mom = best
     granularity = None
     if status == STALLED and raster.quadrature == "center":
         bpm = raster.boundary_pixel_mass(labels3)
@@ -402,6 +448,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         "history": history,
         "granularity": granularity,
         "coarse_levels": levels,
+        "moments": mom,
     }
 
 
