@@ -12,6 +12,10 @@ TILE_3D = (8, 16, 16)
 #: sub-tiles on which the kernel prunes the tile's candidates with exact box bounds
 SUB_2D = (1, 8, 16)
 SUB_3D = (4, 4, 16)
+#: smaller sub-tiles for fractional passes, whose per-pixel work grows with the
+#: candidates left after pruning (boundary pixels test every one of them)
+SUB_2D_FRACTIONAL = (1, 4, 8)
+SUB_3D_FRACTIONAL = (4, 4, 16)
 
 #: default relative mass tolerance of solve_ot.
 DEFAULT_TOL = 1e-2
@@ -19,6 +23,8 @@ DEFAULT_MAX_ITER = 100
 
 #: smallest Newton damping step before the solver declares a stall.
 MIN_STEP = 2.0**-12
+#: the damped Newton's halvings start from this many times the last accepted step
+STEP_GROWTH = 4.0
 
 #: N above which the Newton linear system is solved by preconditioned CG, by dimension
 #: (benchmarks/run.py linear: SuperLU fill-in grows much faster on 3D cell graphs).

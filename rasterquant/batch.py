@@ -114,7 +114,7 @@ def _run_task(path, task, options):
             f"n = {n} points but the density has only {density.n_positive()} "
             "positive pixels"
         )
-    init = sample_points(density, n, method=opts.get("init", "density"),
+    init = sample_points(density, n, method=opts.get("init", "stratified"),
                          seed=opts.get("seed", 0))
     tol = opts.get("tol") or 0.02
     with warnings.catch_warnings(record=True) as caught:

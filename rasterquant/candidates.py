@@ -133,7 +133,10 @@ def build_candidates(
     shape3, spacing3, origin3, periodic3 = grid.as_3d()
     if tile is None:
         tile = _config.TILE_2D if grid.ndim == 2 else _config.TILE_3D
-    sub = _config.SUB_2D if grid.ndim == 2 else _config.SUB_3D
+    if whole_pixels:
+        sub = _config.SUB_2D_FRACTIONAL if grid.ndim == 2 else _config.SUB_3D_FRACTIONAL
+    else:
+        sub = _config.SUB_2D if grid.ndim == 2 else _config.SUB_3D
     tile = tuple(min(t, s) for t, s in zip(tile, shape3, strict=True))
     sub = tuple(min(t, s) for t, s in zip(sub, tile, strict=True))
     pts3 = points if grid.ndim == 3 else np.column_stack(

@@ -205,7 +205,13 @@ def lloyd(
                 break
             if it >= n_iter:
                 break
-            new = pts + step * density.grid.min_image(bary - pts)
+            move = density.grid.min_image(bary - pts)
+            new = pts + step * move
+            if method == "uniform":
+                # keep each site's power distance at its cell's barycenter: the cells
+                # then keep their barycenters, and none empties under the old weights
+                d2 = (move**2).sum(axis=1)
+                psi = psi + ((1.0 - step) ** 2 - 1.0) * d2
             if density.grid.any_periodic:
                 new = density.grid.wrap(new)
             pts = new

@@ -203,7 +203,7 @@ def stipple(
     method: str = "uniform",
     iterations: int = 50,
     seed: int = 0,
-    init: str = "density",
+    init: str = "stratified",
     invert: bool = True,
     gamma: float = 1.0,
     floor: float = 0.0,
@@ -235,7 +235,7 @@ def stipple(
         Lloyd iterations (>= 0).
     seed : int
         Seed of the initial points.
-    init : {"density", "uniform", "grid", "jittered-grid"}
+    init : {"stratified", "density", "uniform", "grid", "jittered-grid"}
         Initial points, see :func:`sample_points` (the grids need a square ``n``).
     invert : bool
         Dark is dense (default); False makes bright dense.

@@ -85,6 +85,8 @@ class _Raster:
             self.jacobian_floor = 1e-3 * float(v.sum() / max(nnz, 1))
             self.has_zeros = nnz < v.size
         self.pixel_extent = float(np.sum(np.array(grid.spacing) ** 2) / 12.0)
+        #: slack of candidate lists built on demand (the solver sets it from its steps)
+        self.slack_hint = 0.0
         self.set_points(points)
 
     def set_points(self, points):
@@ -105,13 +107,21 @@ class _Raster:
                               slack=float(slack))
         self._cand = (np.array(weights, dtype=np.float64), float(slack), cl)
 
+    def covers(self, weights, reach=0.0):
+        """True if the cached candidate lists hold for all weights within ``reach``."""
+        if self._cand is None:
+            return False
+        ref, slack, _ = self._cand
+        return float(np.max(np.abs(weights - ref))) + reach <= slack
+
     def candidates(self, weights):
-        """Candidate lists for ``weights``: cached ones if still valid, else new."""
-        if self._cand is not None:
-            ref, slack, cl = self._cand
-            if np.max(np.abs(weights - ref)) <= slack:
-                return cl
-        self.plan(weights, 0.0)
+        """Candidate lists for ``weights``: cached ones if still valid, else new.
+
+        New lists get the slack ``slack_hint``, so that the next Newton steps can
+        reuse them.
+        """
+        if not self.covers(weights):
+            self.plan(weights, self.slack_hint)
         return self._cand[2]
 
     def labels_masses(self, weights, labels=None):

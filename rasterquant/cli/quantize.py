@@ -41,8 +41,12 @@ def add_parser(sub):
                    help="uniform: OT cells of equal mass; voronoi: classic Lloyd")
     p.add_argument("--iterations", type=nonneg_int, default=20,
                    help="Lloyd iterations (default 20)")
-    p.add_argument("--init", choices=["density", "uniform", "grid", "jittered-grid"],
-                   default="density", help="initial points (default: density)")
+    p.add_argument("--init", choices=["stratified", "density", "uniform", "grid",
+                                      "jittered-grid"],
+                   default="stratified",
+                   help="initial points: 'stratified' spreads them over the image in "
+                        "proportion to its mass, region by region; 'density' draws "
+                        "them independently (default: stratified)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--tol", type=tol_float, default=0.02,
                    help="relative mass tolerance of each OT solve (default 0.02)")

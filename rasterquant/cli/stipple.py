@@ -31,8 +31,12 @@ def add_stipple_options(p):
     p.add_argument("--iterations", type=nonneg_int, default=50,
                    help="Lloyd iterations (default 50)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--init", choices=["density", "uniform", "grid", "jittered-grid"],
-                   default="density", help="initial points (default: density)")
+    p.add_argument("--init", choices=["stratified", "density", "uniform", "grid",
+                                      "jittered-grid"],
+                   default="stratified",
+                   help="initial points: 'stratified' spreads them over the image in "
+                        "proportion to its mass, region by region; 'density' draws "
+                        "them independently (default: stratified)")
     p.add_argument("--invert", dest="invert", action="store_true", default=True,
                    help="dark is dense (default)")
     p.add_argument("--no-invert", dest="invert", action="store_false",

@@ -43,7 +43,10 @@ def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2):
     a = jac[1:, 1:].tocsc() + eps * sp.identity(n - 1, format="csc")
     b = rhs[1:]
     if method == "direct":
-        x = spla.spsolve(a, b, permc_spec="COLAMD")
+        # symmetric positive definite: minimum-degree ordering of A + A^T, no pivoting
+        lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                       options={"SymmetricMode": True})
+        x = lu.solve(b)
     elif method == "cg":
         d = a.diagonal()
         d = np.where(d > 0, d, 1.0)

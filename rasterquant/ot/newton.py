@@ -126,12 +126,16 @@ def _positive_pixel_tree(raster):
     return cKDTree(centres, boxsize=periods), centres, periods
 
 
-def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None):
+def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None,
+                       alpha=None):
     """Raise the weights of empty cells until every cell has mass.
 
     Each empty cell ``i`` takes the positive pixel near ``y_i`` that is cheapest to steal
     from a cell that keeps other pixels: ``psi_i`` is set just above
-    ``|x_p - y_i|^2 - (|x_p - y_o|^2 - psi_o)``. Repeats until no cell is empty.
+    ``|x_p - y_i|^2 - (|x_p - y_o|^2 - psi_o)``. With target masses ``alpha`` it takes
+    more: the cheapest nearby pixels holding about half its target, so that Newton
+    starts from a cell of fair size rather than a single pixel (whose tiny Jacobian
+    row forces many damped steps). Repeats until no cell is empty.
 
     Returns
     -------
@@ -156,7 +160,7 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None):
             )
         if tree is None:
             tree, centres, _ = _positive_pixel_tree(raster)
-            k = min(16, len(centres))
+            k = min(16 if alpha is None else 64, len(centres))
             seen = {}
         key = tuple(empty.tolist())
         seen[key] = seen.get(key, 0) + 1
@@ -206,7 +210,16 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None):
             best = int(np.argmin(np.where(ok, cost, np.inf)))
             taken.add(int(owners[best]))
             stolen.add(int(idx[best]))
-            psi[i] = cost[best] + 1e-6 * h2 + abs(cost[best]) * 1e-9
+            level = cost[best]
+            if alpha is not None and seen[key] == 1:
+                # the cheapest pixels around y_i up to half the target mass
+                order = np.argsort(cost)
+                pm = (np.full(len(order), raster.umass) if raster.umass >= 0
+                      else raster.density.values.ravel()[idx[order]])
+                reach = np.searchsorted(np.cumsum(pm), 0.5 * alpha[i])
+                if reach < len(order):
+                    level = max(level, cost[order[reach]])
+            psi[i] = level + 1e-6 * h2 + abs(level) * 1e-9
         labels3, masses = raster.labels_masses(psi, labels3)
 
 
@@ -336,7 +349,16 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
     want_moments = want_moments and frac  # centre moments are a separate pass
     labels3, m, mom, jac0 = raster.evaluate(psi, None, want_moments, frac)
     n_repairs = 0
-    # continuation: warm weights that leave cells empty are shrunk towards zero
+    if (m <= 0).any() and np.any(psi != 0):
+        # warm weights that leave cells empty (points moved): first give each empty
+        # cell a fair share of its neighbourhood, which keeps the other weights
+        try:
+            psi, labels3, m, n_repairs = repair_empty_cells(
+                raster, psi, labels3, m, alpha=alpha,
+                max_rounds=min(20, _config.MAX_REPAIR_ROUNDS))
+        except EmptyCellError:
+            labels3, m = raster.labels_masses(psi, labels3)
+    # continuation: warm weights that still leave cells empty shrink towards zero
     scale = 1.0
     while (m <= 0).any() and np.any(psi != 0):
         n_repairs += 1
@@ -347,7 +369,8 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
             psi = trial
             break
     if (m <= 0).any():
-        psi, labels3, m, rounds = repair_empty_cells(raster, psi, labels3, m)
+        psi, labels3, m, rounds = repair_empty_cells(raster, psi, labels3, m,
+                                                     alpha=alpha)
         n_repairs += rounds
     if n_repairs:
         mom, jac0 = None, None
@@ -385,11 +408,14 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
             n_iter += 1
             break
         res = float(np.linalg.norm(rhs))
-        # one set of candidate lists serves every trial step psi + tau delta, tau <= 1
-        raster.plan(psi, float(np.max(np.abs(delta))) * (1 + 1e-12))
-        # in the damped phase, start the halvings from twice the last accepted step
-        # (each trial costs a sweep); the full step is tried again once one is taken
-        tau = min(1.0, 2.0 * last_tau)
+        # one set of candidate lists serves every trial step psi + tau delta, tau <= 1;
+        # new lists get twice the reach, so that the next (shorter) steps reuse them
+        reach = float(np.max(np.abs(delta))) * (1 + 1e-12)
+        if not raster.covers(psi, reach):
+            raster.plan(psi, 2.0 * reach)
+        # in the damped phase, start the halvings from a few times the last accepted
+        # step (each trial costs a sweep); the full step is tried again once taken
+        tau = min(1.0, _config.STEP_GROWTH * last_tau)
         new_labels = np.empty_like(labels3)
         # a full step is likely taken: let its pass build the next Jacobian too
         want_jac = frac and tau == 1.0
@@ -405,6 +431,10 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
                 tau = 0.0
                 break
         n_iter += 1
+        if n_iter == 1:
+            # a warm solve that starts with a full step: the next warm solve (after a
+            # Lloyd move) builds its first lists with room for a step like this one
+            raster.slack_hint = 2.0 * reach if tau == 1.0 else 0.0
         if tau == 0.0:
             status = STALLED
             history["max_mass_error"].append(err)
@@ -543,9 +573,9 @@ def solve_ot(
     Damped Newton of Kitagawa, Mérigot and Thibert [1]_: solve ``J delta = alpha - m``,
     then take the largest ``tau`` in {1, 1/2, ...} with ``min m(psi + tau delta) >= eps0``
     and ``|m(psi + tau delta) - alpha| <= (1 - tau/2) |m(psi) - alpha|``; in the damped
-    phase the halvings start from twice the last accepted step rather than from 1
-    (each trial costs a sweep). Each iteration
-    costs one sweep, one face pass and one sparse solve, plus a sweep per halving.
+    phase the halvings start from four times the last accepted step rather than from
+    1 (each trial costs a sweep). Each iteration costs one sweep (which also gives the
+    next Jacobian after a full step), one sparse solve, and a sweep per halving.
 
     References
     ----------
