@@ -27,6 +27,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+# measure this working tree, never an installed copy
+sys.path.insert(0, ROOT)
 RESULTS = os.path.join(HERE, "results", "microstructure.json")
 
 #: name -> (shape, n_grains, volumes, periodic, lloyd, tol, goal, timeout seconds)

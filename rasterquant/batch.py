@@ -19,6 +19,8 @@ import os
 import re
 import time
 
+from ._config import DEFAULT_QUADRATURE
+
 __all__ = ["parameter_hash", "run_batch"]
 
 logger = logging.getLogger(__name__)
@@ -121,7 +123,8 @@ def _run_task(path, task, options):
         warnings.simplefilter("always")
         res = lloyd(density, init, method=opts.get("method", "uniform"),
                     n_iter=opts.get("iterations", 20), step=opts.get("step", 1.0),
-                    ot_tol=tol)
+                    ot_tol=tol, quadrature=opts.get("quadrature")
+                    or DEFAULT_QUADRATURE)
     err = res.history["max_mass_error"][-1]
 
     def write(target):

@@ -215,6 +215,7 @@ def stipple(
     ot_tol: float | None = None,
     progress: bool = False,
     callback=None,
+    quadrature: str | None = None,
 ) -> StippleResult:
     """Approximate an image by ``n`` dots (stippling).
 
@@ -263,6 +264,8 @@ def stipple(
         tqdm bar over the iterations (energy and mass error).
     callback : callable, optional
         Passed to :func:`lloyd`, called with a dict after each iteration.
+    quadrature : {"fractional", "center"}, optional
+        Pixel quadrature of the cells (see :func:`solve_ot`); default fractional.
 
     Returns
     -------
@@ -351,8 +354,10 @@ def stipple(
             "expected n <= positive pixels (use fewer dots or a larger resolution)"
         )
     ppc = n_pos / n
+    if quadrature is None:
+        quadrature = _config.DEFAULT_QUADRATURE
     if ot_tol is None:
-        if _config.DEFAULT_QUADRATURE == "fractional":
+        if quadrature == "fractional":
             ot_tol = 0.01
         else:
             ot_tol = min(max(_AUTO_TOL_MIN, _AUTO_TOL_PIXELS / ppc), 0.5)
@@ -363,7 +368,7 @@ def stipple(
         warnings.simplefilter("always")
         res = lloyd(
             density, start, method=method, n_iter=iterations, ot_tol=ot_tol,
-            callback=callback, progress=progress,
+            callback=callback, progress=progress, quadrature=quadrature,
         )
     messages = tuple(dict.fromkeys(str(w.message) for w in caught))
     weights = res.weights if method == "uniform" else None

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+import rasterquant as rq
 from rasterquant.errors import ConvergenceWarning, ResolutionWarning
 from rasterquant.microstructure import (
     face_adjacency,
@@ -283,15 +284,31 @@ def test_explicit_points_and_phases():
 
 
 def test_unresolvable_tol_is_reported():
-    # 10 pixels per grain cannot resolve 0.5 %: the result says so
-    with pytest.warns((ResolutionWarning, ConvergenceWarning)) as rec:
+    # 10 pixels per grain cannot resolve 0.5 % in voxel counts: the exact cell volumes
+    # meet tol, the map's voxel counts are reported beside them, with a warning
+    with pytest.warns(ResolutionWarning) as rec:
         ms = generate_microstructure(
             (20, 20), 40, tol=0.005, seed=3, lloyd_iterations=0
         )
-    assert not ms.converged
+    assert ms.converged and ms.volume_measure == "cells"
+    assert ms.max_volume_error <= 0.005
+    counts = np.bincount(ms.grain_map.ravel(), minlength=40).astype(float)
+    voxel_err = np.abs(counts - ms.target_volumes) / ms.target_volumes
+    np.testing.assert_allclose(ms.max_voxel_volume_error, voxel_err.max(), rtol=1e-12)
+    assert ms.max_voxel_volume_error > 0.005
+    assert any("voxel" in str(w.message) for w in rec)
+    # the exact volumes are those of the power cells at the returned weights
+    res = rq.solve_ot(rq.Density.uniform((20, 20), periodic=True), ms.seeds,
+                      ms.target_volumes / 400.0, weights=ms.weights, max_iter=0)
+    np.testing.assert_allclose(ms.volumes, res.masses * 400.0, rtol=1e-9)
+    # centre quadrature measures voxel counts, and cannot meet 0.5 %
+    with pytest.warns((ResolutionWarning, ConvergenceWarning)):
+        ms = generate_microstructure(
+            (20, 20), 40, tol=0.005, seed=3, lloyd_iterations=0, quadrature="center"
+        )
+    assert not ms.converged and ms.volume_measure == "voxels"
     assert ms.status in ("resolution", "stalled", "max_iter")
     assert ms.max_volume_error > 0.005
-    assert any("tol" in str(w.message) for w in rec)
 
 
 @pytest.mark.parametrize(
@@ -533,11 +550,20 @@ def test_cli_unresolved_tol(tmp_path, caplog):
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # the exact cell volumes meet tol; the voxel counts cannot, and say so
+        assert main(argv) == 0
+        diag = json.loads((tmp_path / "u.json").read_text())["diagnostics"]
+        assert diag["tol_met"] is True and diag["volume_measure"] == "cells"
+        assert diag["max_volume_error"] <= 0.005
+        assert diag["max_voxel_volume_error"] > 0.005
+        assert any("voxel" in w for w in diag["warnings"])
+        # centre quadrature measures voxel counts: tol is not met
+        argv += ["--quadrature", "center", "--force"]
         assert main(argv) == 0
     diag = json.loads((tmp_path / "u.json").read_text())["diagnostics"]
     assert diag["tol_met"] is False and diag["max_volume_error"] > 0.005
-    assert diag["warnings"]
-    assert main([*argv, "--force", "--strict"]) == 1
+    assert diag["volume_measure"] == "voxels" and diag["warnings"]
+    assert main([*argv, "--strict"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
 import json
+import warnings
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -106,19 +107,14 @@ def test_bad_inputs(image):
         stipple(image, 2.5)
 
 
-def test_resolution_warnings_collected(image, monkeypatch):
+def test_resolution_warnings_collected(image):
     """The solvers' warnings land in result.warnings, nothing is emitted.
 
-    stipple has no quadrature option: its lloyd is made to use centre quadrature,
-    which cannot resolve ot_tol=0.01 with ~10 px/cell.
+    Centre quadrature cannot resolve ot_tol=0.01 with ~10 px/cell.
     """
-    import functools
-    import sys
-
-    lloyd_mod = sys.modules["rasterquant.lloyd"]  # stipple imports lloyd when called
-    monkeypatch.setattr(lloyd_mod, "lloyd",
-                        functools.partial(lloyd_mod.lloyd, quadrature="center"))
-    res = stipple(image, 300, iterations=2, ot_tol=0.01)  # 10 px/cell: unresolvable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = stipple(image, 300, iterations=2, ot_tol=0.01, quadrature="center")
     assert res.warnings
     assert any("tol" in w for w in res.warnings)
 

@@ -84,6 +84,20 @@ def add_common(parser):
                         help="overwrite existing outputs")
 
 
+def add_quadrature(parser):
+    """Add the ``--quadrature`` option of the commands that solve OT problems."""
+    parser.add_argument(
+        "--quadrature", choices=["fractional", "center"], default=None,
+        help="pixel quadrature of the cells: 'fractional' splits boundary pixels "
+             "exactly (masses continuous in the weights, any tolerance); 'center' "
+             "gives each pixel to the cell of its centre (default: fractional)")
+
+
+def quadrature_kwargs(args) -> dict:
+    """``{"quadrature": ...}`` when ``--quadrature`` was given, else empty."""
+    return {} if args.quadrature is None else {"quadrature": args.quadrature}
+
+
 def is_tty():
     """Tell whether stderr is a terminal."""
     try:

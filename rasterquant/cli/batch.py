@@ -51,7 +51,7 @@ def run(args):
     opts = stipple_options(args)
     if args.task == "quantize":
         opts = {k: opts[k] for k in ("n", "method", "iterations", "init", "seed",
-                                     "invert", "gamma", "floor")}
+                                     "invert", "gamma", "floor", "quadrature")}
         opts["iterations"] = 20 if args.iterations is None else args.iterations
         opts["tol"] = args.tol if args.tol is not None else 0.02
         if args.step > 1:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._common import (
     add_common,
+    add_quadrature,
     check_outputs,
     json_sidecar,
     nonneg_int,
@@ -138,6 +139,7 @@ def add_parser(sub):
         help="force the progress bar",
     )
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_quadrature(p)
     add_common(p)
     p.set_defaults(func=run)
     return p
@@ -270,6 +272,7 @@ def run(args):
             lloyd_tol=args.lloyd_tol,
             seed=args.seed,
             progress=show_progress(args),
+            quadrature=args.quadrature,
         )
     for w in caught:
         logger.warning("warning: %s", w.message)
@@ -279,6 +282,8 @@ def run(args):
         "n_grains": ms.n_grains,
         "max_volume_error": ms.max_volume_error,
         "mean_volume_error": ms.mean_volume_error,
+        "volume_measure": ms.volume_measure,
+        "max_voxel_volume_error": ms.max_voxel_volume_error,
         "requested_tol": args.tol,
         "tol_met": bool(ms.converged),
         "status": ms.status,
@@ -326,14 +331,16 @@ def run(args):
     if not args.quiet:
         logger.info(
             "microstructure: %d grains on %s%s, max volume error %.3g%% (requested "
-            "%g%%), mean %.3g%%, %d Lloyd steps, %d Newton iterations, %d repairs, "
-            "%.2f s -> %s",
+            "%g%%; %s), mean %.3g%%, voxel counts within %.3g%%, %d Lloyd steps, %d "
+            "Newton iterations, %d repairs, %.2f s -> %s",
             ms.n_grains,
             "x".join(map(str, shape)),
             " (periodic)" if all(ms.periodic) else "",
             100 * ms.max_volume_error,
             100 * args.tol,
+            "voxel counts" if ms.volume_measure == "voxels" else "exact cell volumes",
             100 * ms.mean_volume_error,
+            100 * ms.max_voxel_volume_error,
             args.lloyd,
             sum(ms.history["newton_iterations"]),
             ms.n_repairs,

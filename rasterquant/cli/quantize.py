@@ -9,11 +9,13 @@ import warnings
 
 from ._common import (
     add_common,
+    add_quadrature,
     check_outputs,
     json_sidecar,
     nonneg_int,
     positive_float,
     positive_int,
+    quadrature_kwargs,
     show_progress,
     sidecar_path,
     tol_float,
@@ -60,6 +62,7 @@ def add_parser(sub):
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="force the progress bar")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_quadrature(p)
     add_common(p)
     p.set_defaults(func=run)
     return p
@@ -97,7 +100,8 @@ def run(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = lloyd(density, init, method=args.method, n_iter=args.iterations,
-                    step=args.step, ot_tol=args.tol, progress=show_progress(args))
+                    step=args.step, ot_tol=args.tol, progress=show_progress(args),
+                    **quadrature_kwargs(args))
     for w in caught:
         logger.warning("%s", w.message)
     err = res.history["max_mass_error"][-1]
@@ -116,6 +120,7 @@ def run(args):
         "input": os.path.abspath(args.input), "n": args.n, "method": args.method,
         "iterations": args.iterations, "init": args.init, "seed": args.seed,
         "tol": args.tol, "step": args.step, "periodic": args.periodic,
+        "quadrature": args.quadrature,
         "invert": args.invert, "gamma": args.gamma, "floor": args.floor,
         "shape": list(density.grid.shape),
     }

@@ -8,6 +8,7 @@ import time
 
 from ._common import (
     add_common,
+    add_quadrature,
     check_outputs,
     json_sidecar,
     nonneg_int,
@@ -62,6 +63,7 @@ def add_stipple_options(p):
     p.add_argument("--render-scale", type=positive_float, default=1.0,
                    help="PNG/PDF pixels per image pixel (default 1)")
     p.add_argument("--background", default="white", help="background colour")
+    add_quadrature(p)
 
 
 def stipple_options(args) -> dict:
@@ -72,7 +74,7 @@ def stipple_options(args) -> dict:
         "gamma": args.gamma, "floor": args.floor, "scale": args.scale,
         "resolution": args.resolution, "dot_size": args.dot_size,
         "dot_size_range": list(args.dot_size_range) if args.dot_size_range else None,
-        "color": args.color, "ot_tol": args.tol,
+        "color": args.color, "ot_tol": args.tol, "quadrature": args.quadrature,
         "render_scale": args.render_scale, "background": args.background,
     }
 

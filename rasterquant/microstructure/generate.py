@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..density import Density
-from ..errors import RasterquantWarning
+from ..errors import RasterquantWarning, ResolutionWarning
 from ..ot.newton import solve_ot
 from .stats import GrainStatistics, grain_statistics
 
@@ -67,7 +67,14 @@ class Microstructure:
     target_volumes : (N,) ndarray of float64
         Requested grain volumes (areas in 2D), physical units; they sum to the box.
     volumes : (N,) ndarray of float64
-        Achieved volumes (voxel counts times the voxel volume).
+        Achieved volumes, measured as ``volume_measure`` says.
+    volume_measure : str
+        ``"voxels"``: the voxel counts of the grain map (times the voxel volume) meet
+        the tolerance; ``"cells"``: the voxels are too coarse to resolve it, and the
+        volumes are the exact volumes of the Laguerre cells, whose voxelisation is the
+        grain map (then see ``max_voxel_volume_error``).
+    max_voxel_volume_error : float
+        ``max_i |V_i - V*_i| / V*_i`` of the grain map's voxel counts.
     phases : (N,) ndarray of int64
         Phase of each grain (0 unless a two-phase law or ``phases`` was given).
     stats : GrainStatistics
@@ -108,6 +115,8 @@ class Microstructure:
     converged: bool
     max_volume_error: float
     mean_volume_error: float
+    volume_measure: str
+    max_voxel_volume_error: float
     tol: float
     status: str
     n_repairs: int
@@ -587,6 +596,8 @@ def generate_microstructure(
     psi = None
     n_repairs = 0
     lloyd_warnings = []
+    # what "achieved volumes" are: voxel counts of the map, or the exact cell volumes
+    measure = "cells" if quadrature == "fractional" else "voxels"
     try:
         for step in range(lloyd_iterations + 1):
             final = step == lloyd_iterations
@@ -610,10 +621,16 @@ def generate_microstructure(
             )
             if final and quadrature is None:
                 n_repairs += res.n_repairs
-                res, caught = _solve(
+                polished, caught_p = _solve(
                     density, pts, fractions, res.weights, tol, max_iter,
                     linear_solver, "center", newton_cb,
                 )
+                if polished.converged or not res.converged:
+                    res, caught = polished, caught_p
+                else:
+                    # the voxels cannot resolve tol, the exact cells do: keep the
+                    # exact (Laguerre) volumes, and report the map's voxel counts
+                    measure = "cells"
             psi = res.weights
             n_repairs += res.n_repairs
             disp = 0.0
@@ -668,10 +685,21 @@ def generate_microstructure(
 
     box = grid.volume
     target = fractions * box
-    labels = res.cells.labels
-    grain_map = np.ascontiguousarray(labels, dtype=np.int32)
+    grain_map = np.ascontiguousarray(res.labels, dtype=np.int32)
+    voxel_volumes = np.bincount(grain_map.ravel(), minlength=n) * float(np.prod(h))
+    voxel_rel = np.abs(voxel_volumes - target) / target
     volumes_achieved = res.masses * box
     rel = np.abs(res.masses - fractions) / fractions
+    if measure == "cells" and voxel_rel.max() > tol:
+        warnings.warn(
+            f"the voxel map resolves grain volumes to {voxel_rel.max():.3g} (max "
+            f"relative error of the voxel counts) > tol={tol:g}: its smallest grain "
+            f"has {target.min() / float(np.prod(h)):.0f} voxels, and tol needs about "
+            f"{2.0 / tol:.0f}; the exact Laguerre cell volumes meet tol "
+            f"({rel.max():.3g}); refine the grid for voxel counts within tol",
+            ResolutionWarning,
+            stacklevel=2,
+        )
     stats = None
     if statistics:
         stats = grain_statistics(
@@ -679,11 +707,11 @@ def generate_microstructure(
             n_grains=n,
             spacing=tuple(h),
             periodic=grid.periodic,
-            seeds=res.cells.points,
+            seeds=pts,
         )
     return Microstructure(
         grain_map=grain_map,
-        seeds=np.array(res.cells.points),
+        seeds=np.array(pts),
         weights=np.array(psi),
         target_volumes=target,
         volumes=volumes_achieved,
@@ -692,6 +720,8 @@ def generate_microstructure(
         converged=bool(res.converged),
         max_volume_error=float(rel.max()),
         mean_volume_error=float(rel.mean()),
+        volume_measure=measure,
+        max_voxel_volume_error=float(voxel_rel.max()),
         tol=float(tol),
         status=res.status,
         n_repairs=int(n_repairs),

@@ -96,6 +96,13 @@ class OTResult:
         return self._raster.cells(self.weights, self._labels3)
 
     @property
+    def labels(self) -> np.ndarray:
+        """The cell of every pixel's centre, int32, the raster's shape (no moments)."""
+        if "cells" in self.__dict__:
+            return self.cells.labels
+        return self._labels3 if self._raster.grid.ndim == 3 else self._labels3[0]
+
+    @property
     def energy(self) -> float:
         """Transport cost ``sum_i int_{Lag_i} |x - y_i|^2 d rho`` at these weights."""
         return self.cells.energy
