@@ -25,6 +25,10 @@ DEFAULT_MAX_ITER = 100
 MIN_STEP = 2.0**-12
 #: the damped Newton's halvings start from this many times the last accepted step
 STEP_GROWTH = 4.0
+#: uniform Lloyd: the weights follow the moved sites to first order when no site
+#: moved further than this many pixels (longer first moves keep the power distance
+#: at the barycenters instead)
+LINEAR_MOVE_PIXELS = 2.0
 
 #: N above which the Newton linear system is solved by preconditioned CG, by dimension
 #: (benchmarks/run.py linear: SuperLU fill-in grows much faster on 3D cell graphs).

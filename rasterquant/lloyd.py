@@ -65,6 +65,53 @@ class LloydResult:
     history: dict = field(repr=False)
 
 
+def _follow_moves(raster, psi, moves):
+    """Weights for the moved sites ``y + moves`` that keep the cell masses to first order.
+
+    Moving the sites by ``d`` moves the facet between cells ``i`` and ``j`` by
+    ``(2 (x - y_i).d_i - 2 (x - y_j).d_j) / (2 |y_i - y_j|)`` at each of its points
+    ``x``, so ``dm_i = sum 2 w_t ((x_t - y_i).d_i - (x_t - y_j).d_j)`` over the facet
+    pieces ``t`` of the last fractional Jacobian (``w_t`` its entry, ``x_t`` the centre
+    of the pixel that holds it). The weights then change by ``J^-1 (-dm)``, solved with
+    the last Newton system's factorisation. The next solve starts a few pixels' worth of
+    mass from its target instead of the whole first-order change, and often needs no
+    Newton step at all. For moves longer than ``_config.LINEAR_MOVE_PIXELS`` pixels
+    (the first Lloyd steps) the first order is a poor guide, and without facets
+    (centre quadrature, or no Newton step taken yet) there is none: then each site
+    keeps its power distance at its cell's barycenter, which keeps the cells from
+    emptying: ``psi_i -= |d_i|^2`` (for a full step).
+    """
+    facets, solver = raster.facets, raster.last_solver
+    reach = float(np.sqrt((moves**2).sum(axis=1).max())) if len(moves) else 0.0
+    linear = reach <= _config.LINEAR_MOVE_PIXELS * float(np.max(raster.grid.spacing))
+    if facets is not None and solver is not None and linear:
+        w_f, rows, cols, vals, pix = facets
+        gauge = np.abs(w_f - w_f.mean() - psi).max()
+        if gauge <= 1e-9 * (1.0 + np.abs(psi).max()):
+            grid = raster.grid
+            shape3 = tuple(int(s) for s in raster.shape3)
+            x = (raster.origin3
+                 + (np.stack(np.unravel_index(pix, shape3), axis=1) + 0.5)
+                 * raster.spacing3)
+            d3 = moves if grid.ndim == 3 else np.column_stack(
+                [np.zeros(len(moves)), moves])
+            ri = _min_image3(raster, x - raster.points3[rows])
+            rj = _min_image3(raster, x - raster.points3[cols])
+            g = 2.0 * vals * ((ri * d3[rows]).sum(1) - (rj * d3[cols]).sum(1))
+            n = len(psi)
+            dm = np.bincount(rows, g, minlength=n) - np.bincount(cols, g, minlength=n)
+            return psi + solver(-dm)
+    return psi - (moves**2).sum(axis=1)
+
+
+def _min_image3(raster, d):
+    """Minimum images of (M, 3) displacements on the raster's periodic axes."""
+    if raster.periodic3.any():
+        length = raster.lengths3
+        d = np.where(raster.periodic3, d - length * np.round(d / length), d)
+    return d
+
+
 def lloyd(
     density,
     points,
@@ -208,10 +255,7 @@ def lloyd(
             move = density.grid.min_image(bary - pts)
             new = pts + step * move
             if method == "uniform":
-                # keep each site's power distance at its cell's barycenter: the cells
-                # then keep their barycenters, and none empties under the old weights
-                d2 = (move**2).sum(axis=1)
-                psi = psi + ((1.0 - step) ** 2 - 1.0) * d2
+                psi = _follow_moves(raster, psi, step * move)
             if density.grid.any_periodic:
                 new = density.grid.wrap(new)
             pts = new

@@ -49,8 +49,9 @@ def test_solve_ot_stall_ends_with_warning(monkeypatch, problem, direction):
     real = newton.solve_newton_system
 
     def bad(jac, rhs, method="auto", **kwargs):
-        d = real(jac, rhs, method=method, **kwargs)
-        return {"reversed": -d, "zero": 0.0 * d, "huge": 1e300 * np.sign(d)}[direction]
+        d, solver = real(jac, rhs, method=method, **kwargs)
+        return {"reversed": -d, "zero": 0.0 * d,
+                "huge": 1e300 * np.sign(d)}[direction], solver
 
     monkeypatch.setattr(newton, "solve_newton_system", bad)
     t0 = time.perf_counter()
@@ -73,8 +74,8 @@ def test_solve_ot_stall_returns_the_best_iterate(monkeypatch, problem):
 
     def good_then_bad(jac, rhs, method="auto", **kwargs):
         calls.append(1)
-        d = real(jac, rhs, method=method, **kwargs)
-        return d if len(calls) == 1 else -d
+        d, solver = real(jac, rhs, method=method, **kwargs)
+        return (d if len(calls) == 1 else -d), solver
 
     monkeypatch.setattr(newton, "solve_newton_system", good_then_bad)
     res, warned = _solve(*problem, tol=1e-4, multiscale=False)
@@ -117,7 +118,8 @@ def test_solve_ot_fractional_reaches_1e_9(problem):
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_solve_ot_non_finite_direction_is_a_stall(monkeypatch, problem, bad):
     monkeypatch.setattr(newton, "solve_newton_system",
-                        lambda jac, rhs, method="auto", **kw: np.full_like(rhs, bad))
+                        lambda jac, rhs, method="auto", **kw: (np.full_like(rhs, bad),
+                                                               None))
     res, warned = _solve(*problem, tol=1e-3)
     assert res.status == "stalled"
     assert warned == [rq.ConvergenceWarning]  # no RuntimeWarning on the way

@@ -130,3 +130,31 @@ def test_bad_arguments(rng):
         rq.lloyd(density, pts, tol=-1.0)
     with pytest.raises(ValueError, match="n_iter"):
         rq.lloyd(density, pts, n_iter=-1)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_weights_follow_small_moves_to_first_order(periodic):
+    from rasterquant.assign.cells import _Raster
+    from rasterquant.lloyd import _follow_moves
+    from rasterquant.ot.newton import _solve
+
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:96, 0:128]
+    v = 1.0 + np.exp(-((y - 40.0) ** 2 + (x - 70.0) ** 2) / 400.0)
+    dens = rq.Density.from_array(v, periodic=periodic)
+    pts = rq.sample_points(dens, 150, method="stratified", seed=1)
+    alpha = np.full(150, 1 / 150)
+    raster = _Raster(dens, pts, "fractional")
+    out = _solve(raster, alpha, np.zeros(150), 1e-10, 50, multiscale=False)
+    psi = out["weights"]
+    moves = rng.normal(scale=0.4, size=pts.shape)
+    new = dens.grid.wrap(pts + moves) if periodic else pts + moves
+    predicted = _follow_moves(raster, psi, moves)
+    raster.set_points(new)
+    _, m_old = raster.labels_masses(psi)
+    _, m_new = raster.labels_masses(predicted)
+    err_old = np.abs(m_old - alpha).max() / alpha[0]
+    err_new = np.abs(m_new - alpha).max() / alpha[0]
+    assert err_old > 0.02  # the moves matter
+    # first order (facets at pixel centres): the error left is a fraction of it
+    assert err_new < 0.4 * err_old, (err_old, err_new)

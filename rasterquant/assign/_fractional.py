@@ -509,7 +509,7 @@ def _border_facet(is2d, hz, hy, hx, cz, cy, cx, b):
 def _fractional_tiles(
     shape3, tile, n_tiles, sub, spacing3, origin3, sites, site_w, owner, cand_ptr,
     cand_idx, density, umass, extent, n_points, n_chunks, labels, want_moments,
-    want_jac, jac_floor, jac_cap, jac_rows, jac_cols, jac_vals,
+    want_jac, jac_floor, jac_cap, jac_rows, jac_cols, jac_vals, jac_pix,
 ):
     """Fractional-quadrature pass: centre labels, exact masses, moments and Jacobian.
 
@@ -527,7 +527,8 @@ def _fractional_tiles(
         cells separated by zero density connected); masses are not affected.
     jac_cap : int
         Capacity per chunk of the Jacobian triplet arrays ``jac_rows``, ``jac_cols``,
-        ``jac_vals`` (each (n_chunks, jac_cap)), written in place.
+        ``jac_vals`` and ``jac_pix`` (each (n_chunks, jac_cap)), written in place;
+        ``jac_pix`` is the flat index of the pixel that holds the facet piece.
 
     Returns
     -------
@@ -764,6 +765,9 @@ def _fractional_tiles(
                                                     jac_rows[c, cnt] = min(oa, ob)
                                                     jac_cols[c, cnt] = max(oa, ob)
                                                     jac_vals[c, cnt] = rhoj * fl / (2.0 * dist)
+                                                    jac_pix[c, cnt] = (
+                                                        (k * shape3[1] + j) * shape3[2]
+                                                        + i)
                                                 cnt += 1
         counts[c] = cnt
     return out, counts, status

@@ -87,10 +87,16 @@ class _Raster:
         self.pixel_extent = float(np.sum(np.array(grid.spacing) ** 2) / 12.0)
         #: slack of candidate lists built on demand (the solver sets it from its steps)
         self.slack_hint = 0.0
+        #: (weights, rows, cols, vals, pixel) of the last fractional Jacobian's facet
+        #: pieces
+        self.facets = None
+        #: solver of the last Newton system (see ``solve_newton_system``)
+        self.last_solver = None
         self.set_points(points)
 
     def set_points(self, points):
         self._cand = None
+        self.facets = None
         self.points = points
         self.n = len(points)
         if self.grid.ndim == 3:
@@ -160,6 +166,7 @@ class _Raster:
             rows = np.empty((self.n_chunks, cap), np.int64)
             cols = np.empty((self.n_chunks, cap), np.int64)
             vals = np.empty((self.n_chunks, cap))
+            pix = np.empty((self.n_chunks, cap), np.int64)
             out, counts, status = _fractional._fractional_tiles(
                 self.shape3,
                 np.array(cl.tile, dtype=np.int64),
@@ -169,7 +176,7 @@ class _Raster:
                 np.ascontiguousarray(weights[cl.owner]), cl.owner,
                 cl.cand_ptr, cl.cand_idx, self.values3, self.umass, self.pixel_extent,
                 self.n, self.n_chunks, labels3, want_moments, want_jac, floor, cap,
-                rows, cols, vals,
+                rows, cols, vals, pix,
             )
             if not want_jac:
                 # counts are the split pixels' pairs: the Jacobian pass needs at most
@@ -188,6 +195,9 @@ class _Raster:
             cc = np.concatenate([cols[c, : counts[c]] for c in range(self.n_chunks)])
             v = np.concatenate([vals[c, : counts[c]] for c in range(self.n_chunks)])
             jac = self._assemble(r, cc, v)
+            # the facet pieces, for the first-order effect of moving the sites
+            self.facets = (np.array(weights, dtype=np.float64), r, cc, v, np.concatenate(
+                [pix[c, : counts[c]] for c in range(self.n_chunks)]))
         return out, jac
 
     def _assemble(self, rows, cols, vals):

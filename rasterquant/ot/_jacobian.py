@@ -11,7 +11,8 @@ from .. import _config
 __all__ = ["solve_newton_system"]
 
 
-def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2):
+def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2,
+                        want_solver=False):
     """Solve ``J delta = rhs`` for a mean-zero ``delta``.
 
     ``J`` is symmetric positive semi-definite with the constants in its kernel
@@ -31,28 +32,38 @@ def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2):
         Dimension of the raster (selects the threshold).
     rtol : float
         Relative residual of CG.
+    want_solver : bool
+        Also return ``solver(rhs) -> delta``, which reuses the factorisation (or the
+        matrix, for CG) for other right-hand sides.
     """
     n = jac.shape[0]
     if n == 1:
-        return np.zeros(1)
+        return (np.zeros(1), lambda r: np.zeros(1)) if want_solver else np.zeros(1)
     if method == "auto":
         method = "direct" if n <= _config.DIRECT_SOLVE_MAX_N[ndim] else "cg"
     diag = jac.diagonal()
     scale = float(diag.max()) if diag.size and diag.max() > 0 else 1.0
     eps = 1e-10 * scale
     a = jac[1:, 1:].tocsc() + eps * sp.identity(n - 1, format="csc")
-    b = rhs[1:]
     if method == "direct":
         # symmetric positive definite: minimum-degree ordering of A + A^T, no pivoting
         lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                        options={"SymmetricMode": True})
-        x = lu.solve(b)
+        inner = lu.solve
     elif method == "cg":
         d = a.diagonal()
         d = np.where(d > 0, d, 1.0)
         m = spla.LinearOperator(a.shape, matvec=lambda v: v / d, dtype=np.float64)
-        x, _info = spla.cg(a.tocsr(), b, rtol=rtol, atol=0.0, M=m, maxiter=10 * n)
+        a = a.tocsr()
+
+        def inner(b):
+            return spla.cg(a, b, rtol=rtol, atol=0.0, M=m, maxiter=10 * n)[0]
     else:
         raise ValueError(f"method must be 'auto', 'direct' or 'cg', got {method!r}")
-    delta = np.concatenate([[0.0], x])
-    return delta - delta.mean()
+
+    def solver(r):
+        delta = np.concatenate([[0.0], inner(r[1:])])
+        return delta - delta.mean()
+
+    delta = solver(rhs)
+    return (delta, solver) if want_solver else delta

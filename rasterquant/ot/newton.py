@@ -405,8 +405,8 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         if links is not None:
             # weak links through zero density regularise the system
             jac = jac + links
-        delta = solve_newton_system(jac, rhs, method=linear_solver,
-                                    ndim=raster.grid.ndim)
+        delta, raster.last_solver = solve_newton_system(
+            jac, rhs, method=linear_solver, ndim=raster.grid.ndim, want_solver=True)
         if not np.isfinite(delta).all():
             status = STALLED  # the linear solve failed: keep the best iterate
             history["max_mass_error"].append(err)
