@@ -29,6 +29,9 @@ STEP_GROWTH = 4.0
 #: moved further than this many pixels (longer first moves keep the power distance
 #: at the barycenters instead)
 LINEAR_MOVE_PIXELS = 2.0
+#: geometric (uniform density) Newton steps change no weight by more than this many
+#: squared mean cell sizes ``(volume / N)^(2/d)``
+GEOMETRIC_MAX_STEP = 4.0
 
 #: N above which the Newton linear system is solved by preconditioned CG, by dimension
 #: (benchmarks/run.py linear: SuperLU fill-in grows much faster on 3D cell graphs).

@@ -11,6 +11,7 @@ from .. import _config
 from .._validation import check_density, check_memory, check_points, check_weights
 from ..candidates import build_candidates
 from . import _fractional, _kernels
+from ._laguerre import laguerre_cells
 
 #: quadrature rules: "center" (a pixel belongs to the cell of its centre) or
 #: "fractional" (boundary pixels split exactly among the cells crossing them)
@@ -85,6 +86,13 @@ class _Raster:
             self.jacobian_floor = 1e-3 * float(v.sum() / max(nnz, 1))
             self.has_zeros = nnz < v.size
         self.pixel_extent = float(np.sum(np.array(grid.spacing) ** 2) / 12.0)
+        #: exact power cells of a uniform density come from geometry, not pixels
+        self.geometric = quadrature == "fractional" and self.umass >= 0
+        if self.geometric:
+            lo = np.array(grid.origin, dtype=np.float64)
+            self._box = (lo, lo + np.array(grid.lengths, dtype=np.float64),
+                         np.array(grid.periodic, dtype=bool))
+            self._rho = self.umass / float(np.prod(grid.spacing))
         #: slack of candidate lists built on demand (the solver sets it from its steps)
         self.slack_hint = 0.0
         #: (weights, rows, cols, vals, pixel) of the last fractional Jacobian's facet
@@ -134,11 +142,19 @@ class _Raster:
         """Labels (D, H, W) int32 and masses (N,) for the given weights."""
         if labels is None:
             labels = np.empty(tuple(self.shape3), dtype=np.int32)
+        if self.geometric:
+            self._centre_labels(weights, labels)
+            return labels, self._geometric(weights, False, False)[0][:, 0]
         if self.quadrature == "fractional":
             out, _ = self._fractional(weights, labels, False, False)
             return labels, out[:, :, 0].sum(axis=0)
+        out = self._centre_labels(weights, labels)
+        return labels, out.sum(axis=0)
+
+    def _centre_labels(self, weights, labels):
+        """Label every pixel with the cell of its centre; returns per-chunk masses."""
         cl = self.candidates(weights)
-        out = _kernels._assign_tiles(
+        return _kernels._assign_tiles(
             self.shape3,
             np.array(cl.tile, dtype=np.int64),
             np.array(cl.n_tiles, dtype=np.int64),
@@ -156,7 +172,15 @@ class _Raster:
             self.n_chunks,
             labels,
         )
-        return labels, out.sum(axis=0)
+
+    def _geometric(self, weights, want_moments, want_jac):
+        """Exact cells of the uniform density: (out (N, 5), Jacobian or None)."""
+        lo, hi, periodic = self._box
+        out, rows, cols, vals = laguerre_cells(self.points, weights, lo, hi, periodic,
+                                               want_moments, want_jac)
+        out *= self._rho
+        jac = self._assemble(rows, cols, vals * self._rho) if want_jac else None
+        return out, jac
 
     def _fractional(self, weights, labels3, want_moments, want_jac, floor=0.0):
         """One fractional pass; returns (per-chunk sums, Jacobian or None)."""
@@ -220,6 +244,11 @@ class _Raster:
             mom = self.moments(labels) if want_moments else None
             jac = self.jacobian(labels, 0.0, weights) if want_jac else None
             return labels, m, mom, jac
+        if self.geometric:
+            # no pixels: the labels are left to whoever needs them (None)
+            out, jac = self._geometric(weights, want_moments, want_jac)
+            mom = self._finish_moments(out, 0.0) if want_moments else None
+            return None, np.ascontiguousarray(out[:, 0]), mom, jac
         if labels is None:
             labels = np.empty(tuple(self.shape3), dtype=np.int32)
         out, jac = self._fractional(weights, labels, want_moments, want_jac)
@@ -236,8 +265,10 @@ class _Raster:
         if self.quadrature == "fractional":
             if weights is None:
                 raise ValueError("fractional moments need the weights")
-            out, _ = self._fractional(weights, labels3, True, False)
-            out = out.sum(axis=0)
+            if self.geometric:
+                out = self._geometric(weights, True, False)[0]
+            else:
+                out = self._fractional(weights, labels3, True, False)[0].sum(axis=0)
             extent = 0.0
         else:
             out = _kernels._cell_moments(
@@ -269,6 +300,8 @@ class _Raster:
         if self.quadrature == "fractional":
             if weights is None:
                 raise ValueError("the fractional Jacobian needs the weights")
+            if self.geometric:
+                return self._geometric(weights, False, True)[1]
             _, jac = self._fractional(weights, labels3, False, True, floor)
             return jac
         return self._face_jacobian(labels3, floor, False)
@@ -311,7 +344,10 @@ class _Raster:
         ).max(axis=0)
 
     def cells(self, weights, labels3=None):
-        if labels3 is None:
+        if labels3 is None and self.geometric:
+            labels3 = np.empty(tuple(self.shape3), dtype=np.int32)
+            self._centre_labels(weights, labels3)
+        elif labels3 is None:
             labels3, _ = self.labels_masses(weights)
         masses, bary, energies = self.moments(labels3, weights)
         labels = labels3 if self.grid.ndim == 3 else labels3[0]

@@ -601,13 +601,12 @@ def generate_microstructure(
     try:
         for step in range(lloyd_iterations + 1):
             final = step == lloyd_iterations
-            # Lloyd steps and the first final solve use exact (fractional) volumes:
-            # robust, quadratic Newton; the grain map's volumes are voxel counts, so
-            # by default the final weights are then polished with centre quadrature.
-            # later Lloyd steps: warm-started centre passes are ~20x cheaper in 3D and
-            # resolve the loose Lloyd tolerance; the first solve (from scratch) and the
-            # final one are exact (fractional), the final one then polished
-            q = quadrature or ("fractional" if (step == 0 or final) else "center")
+            # every solve uses the exact cells (fractional quadrature: a uniform
+            # density takes the geometric power cells, a few microseconds per grain
+            # and no voxels); the grain map's volumes are voxel counts, so by default
+            # the final weights are then polished with centre quadrature when the
+            # voxels can resolve tol
+            q = quadrature or "fractional"
             res, caught = _solve(
                 density,
                 pts,
@@ -621,11 +620,16 @@ def generate_microstructure(
             )
             if final and quadrature is None:
                 n_repairs += res.n_repairs
-                polished, caught_p = _solve(
-                    density, pts, fractions, res.weights, tol, max_iter,
-                    linear_solver, "center", newton_cb,
-                )
-                if polished.converged or not res.converged:
+                # a voxel count moves by whole voxels: about 2 / tol voxels are
+                # needed in the smallest grain for the polish to have a chance
+                resolvable = fractions.min() * grid.n_pixels >= 2.0 / tol
+                polished = None
+                if resolvable or not res.converged:
+                    polished, caught_p = _solve(
+                        density, pts, fractions, res.weights, tol, max_iter,
+                        linear_solver, "center", newton_cb,
+                    )
+                if polished is not None and (polished.converged or not res.converged):
                     res, caught = polished, caught_p
                 else:
                     # the voxels cannot resolve tol, the exact cells do: keep the
@@ -637,8 +641,12 @@ def generate_microstructure(
             if not final:
                 lloyd_warnings += caught
                 new = res.cells.barycenters
-                disp = float(np.sqrt((grid.min_image(new - pts) ** 2).sum(1)).max())
+                move = grid.min_image(new - pts)
+                disp = float(np.sqrt((move**2).sum(1)).max())
                 pts = new
+                # each seed keeps its power distance at its cell's barycenter: the
+                # cells keep their barycenters, and none empties under the old weights
+                psi = psi - (move**2).sum(axis=1)
             hist["stage"].append("final" if final else "lloyd")
             hist["max_volume_error"].append(float(res.max_error))
             hist["newton_iterations"].append(int(res.n_iter))

@@ -98,7 +98,7 @@ class OTResult:
     @property
     def labels(self) -> np.ndarray:
         """The cell of every pixel's centre, int32, the raster's shape (no moments)."""
-        if "cells" in self.__dict__:
+        if "cells" in self.__dict__ or self._labels3 is None:
             return self.cells.labels
         return self._labels3 if self._raster.grid.ndim == 3 else self._labels3[0]
 
@@ -150,6 +150,8 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None,
     """
     if max_rounds is None:
         max_rounds = _config.MAX_REPAIR_ROUNDS
+    if labels3 is None:
+        labels3, masses = raster.labels_masses(weights)
     grid = raster.grid
     psi = weights.copy()
     tree = None
@@ -266,6 +268,8 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
     ``(weights, levels)``.
     """
     density = raster.density
+    if raster.geometric:
+        return None  # exact cells without pixels: coarse rasters would not help
     if min_pixels_per_cell is None:
         # coarse levels with cells a few pixels across cost more per pixel (nearly
         # every pixel is split) than they save: stop at ~8 pixels per cell
@@ -385,7 +389,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
     last_tau = 1.0
     history = {"max_mass_error": [], "step": [], "time": []}
     err = _rel_error(m, alpha)
-    best = (err, psi, labels3.copy(), m, mom)
+    best = (err, psi, None if labels3 is None else labels3.copy(), m, mom)
     status = MAX_ITER
     n_iter = 0
     history["max_mass_error"].append(err)
@@ -418,12 +422,20 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         # one set of candidate lists serves every trial step psi + tau delta, tau <= 1;
         # new lists get twice the reach, so that the next (shorter) steps reuse them
         reach = float(np.max(np.abs(delta))) * (1 + 1e-12)
-        if not raster.covers(psi, reach):
+        if not raster.geometric and not raster.covers(psi, reach):
             raster.plan(psi, 2.0 * reach)
         # in the damped phase, start the halvings from a few times the last accepted
         # step (each trial costs a sweep); the full step is tried again once taken
         tau = min(1.0, _config.STEP_GROWTH * last_tau)
-        new_labels = np.empty_like(labels3)
+        if raster.geometric:
+            # trust region: no weight moves by more than a few squared cell sizes in
+            # one step (a huge trial step gives cells that span the whole box, whose
+            # neighbour lists are all the other cells)
+            cap = _config.GEOMETRIC_MAX_STEP * (raster.grid.volume / raster.n) ** (
+                2.0 / raster.grid.ndim)
+            while tau * reach > cap and tau > _config.MIN_STEP:
+                tau *= 0.5
+        new_labels = None if labels3 is None else np.empty_like(labels3)
         # a full step is likely taken: let its pass build the next Jacobian too
         want_jac = frac and tau == 1.0
         while True:
@@ -457,7 +469,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         history["time"].append(time.perf_counter() - t0)
         logger.debug("newton %d: max rel error %.3e, step %g", n_iter, err, tau)
         if err < best[0]:
-            best = (err, psi, labels3.copy(), m, mom)
+            best = (err, psi, None if labels3 is None else labels3.copy(), m, mom)
         if callback is not None:
             callback({"iteration": n_iter, "max_mass_error": err, "step": tau,
                       "weights": psi})
