@@ -122,7 +122,7 @@ class _Raster:
         self._cand = (np.array(weights, dtype=np.float64), float(slack), cl)
 
     def covers(self, weights, reach=0.0):
-        """True if the cached candidate lists hold for all weights within ``reach``."""
+        """Tell whether the cached candidate lists hold for weights within ``reach``."""
         if self._cand is None:
             return False
         ref, slack, _ = self._cand
@@ -220,8 +220,8 @@ class _Raster:
             v = np.concatenate([vals[c, : counts[c]] for c in range(self.n_chunks)])
             jac = self._assemble(r, cc, v)
             # the facet pieces, for the first-order effect of moving the sites
-            self.facets = (np.array(weights, dtype=np.float64), r, cc, v, np.concatenate(
-                [pix[c, : counts[c]] for c in range(self.n_chunks)]))
+            pieces = np.concatenate([pix[c, : counts[c]] for c in range(self.n_chunks)])
+            self.facets = (np.array(weights, dtype=np.float64), r, cc, v, pieces)
         return out, jac
 
     def _assemble(self, rows, cols, vals):
