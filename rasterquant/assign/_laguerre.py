@@ -141,8 +141,8 @@ def _clip_2d(vf, fi, sc, src, nv, tag):
     The caller has classified the vertices: ``vf[src, k, 3]`` is the signed distance
     ``s_k`` to the line, ``sc[0, k]`` is 1 outside, -1 inside, with at least one of
     each. ``fi[src, 2, k]`` tags the edge from vertex ``k`` to ``k + 1``; the new edge
-    gets ``tag``. Returns the new vertex count (at most ``nv + 1``: the caller checks
-    the capacity).
+    gets ``tag``. Returns the new vertex count (``nv + 1`` at most for a convex polygon,
+    ``2 nv`` whatever the rounding: the caller checks the capacity).
     """
     dst = 1 - src
     no = 0
@@ -392,7 +392,7 @@ def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, hd, hg, vf, fi, sc):
         if n_out == nv:
             return _DONE, src, 0, 0, 0.0
         if ndim == 2:
-            if nv + 1 > vf.shape[1]:
+            if 2 * nv > vf.shape[1]:  # room for one crossing per edge
                 return _OVERFLOW, src, nv, nf, dstop
             nv = _clip_2d(vf, fi, sc, src, nv, g)
             nf = nv
@@ -766,8 +766,8 @@ def _ghosts(pts, lo, hi, period, margin):
 
 _STATUS_ERRORS = {
     _OVERFLOW: (
-        f"cell {{i}} outgrew the clip buffers ({MAXV} vertices, {MAXE} face-vertex "
-        "incidences); raise MAXV, MAXE in rasterquant/assign/_laguerre.py"
+        f"cell {{i}} outgrew the clip buffers (MAXV = {MAXV} vertex slots, MAXE = "
+        f"{MAXE} face-vertex incidences); raise them in rasterquant/assign/_laguerre.py"
     ),
     _BROKEN: (
         "cell {i}: a clip met an inconsistent face structure (an internal error of "

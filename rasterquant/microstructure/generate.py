@@ -620,13 +620,15 @@ def generate_microstructure(
             )
             if final and quadrature is None:
                 n_repairs += res.n_repairs
-                # a voxel count moves by whole voxels: about 2 / tol voxels are
-                # needed in the smallest grain for the polish to have a chance
-                resolvable = fractions.min() * grid.n_pixels >= 2.0 / tol
+                # a voxel count moves by whole voxels: the polish has a chance when
+                # one voxel is at most tol of the smallest grain (and ~2 / tol voxels
+                # make it likely); a few Newton steps tell
+                resolvable = fractions.min() * grid.n_pixels >= 1.0 / tol
                 polished = None
                 if resolvable or not res.converged:
                     polished, caught_p = _solve(
-                        density, pts, fractions, res.weights, tol, max_iter,
+                        density, pts, fractions, res.weights, tol,
+                        max_iter if not res.converged else min(max_iter, 10),
                         linear_solver, "center", newton_cb,
                     )
                 if polished is not None and (polished.converged or not res.converged):
