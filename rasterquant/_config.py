@@ -31,7 +31,7 @@ STEP_GROWTH = 4.0
 LINEAR_MOVE_PIXELS = 2.0
 #: geometric (uniform density) Newton steps change no weight by more than this many
 #: squared mean cell sizes ``(volume / N)^(2/d)``
-GEOMETRIC_MAX_STEP = 4.0
+GEOMETRIC_MAX_STEP = 16.0
 
 #: N above which the Newton linear system is solved by preconditioned CG, by dimension
 #: (benchmarks/run.py linear: SuperLU fill-in grows much faster on 3D cell graphs).

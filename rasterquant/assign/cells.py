@@ -86,8 +86,10 @@ class _Raster:
             self.jacobian_floor = 1e-3 * float(v.sum() / max(nnz, 1))
             self.has_zeros = nnz < v.size
         self.pixel_extent = float(np.sum(np.array(grid.spacing) ** 2) / 12.0)
-        #: exact power cells of a uniform density come from geometry, not pixels
-        self.geometric = quadrature == "fractional" and self.umass >= 0
+        #: exact power cells of a uniform 3D density come from geometry, not voxels
+        #: (in 2D pixels are cheap, and coarse rasters give the start, see solve_ot)
+        self.geometric = (quadrature == "fractional" and self.umass >= 0
+                          and grid.ndim == 3)
         if self.geometric:
             lo = np.array(grid.origin, dtype=np.float64)
             self._box = (lo, lo + np.array(grid.lengths, dtype=np.float64),
