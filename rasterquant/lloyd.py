@@ -22,6 +22,7 @@ from ._validation import (
     check_real,
     check_tol,
 )
+from .assign._kernels import _facet_move_rates
 from .assign.cells import _Raster
 from .errors import ConvergenceWarning, ResolutionWarning
 from .ot.newton import RESOLUTION, _rel_error, _solve, resolution_message
@@ -88,28 +89,14 @@ def _follow_moves(raster, psi, moves):
         w_f, rows, cols, vals, pix = facets
         gauge = np.abs(w_f - w_f.mean() - psi).max()
         if gauge <= 1e-9 * (1.0 + np.abs(psi).max()):
-            grid = raster.grid
-            shape3 = tuple(int(s) for s in raster.shape3)
-            x = (raster.origin3
-                 + (np.stack(np.unravel_index(pix, shape3), axis=1) + 0.5)
-                 * raster.spacing3)
-            d3 = moves if grid.ndim == 3 else np.column_stack(
+            d3 = moves if raster.grid.ndim == 3 else np.column_stack(
                 [np.zeros(len(moves)), moves])
-            ri = _min_image3(raster, x - raster.points3[rows])
-            rj = _min_image3(raster, x - raster.points3[cols])
-            g = 2.0 * vals * ((ri * d3[rows]).sum(1) - (rj * d3[cols]).sum(1))
-            n = len(psi)
-            dm = np.bincount(rows, g, minlength=n) - np.bincount(cols, g, minlength=n)
+            dm = _facet_move_rates(
+                rows, cols, vals, pix, raster.points3, np.ascontiguousarray(d3),
+                raster.shape3, raster.spacing3, raster.origin3, raster.lengths3,
+                raster.periodic3, len(psi))
             return psi + solver(-dm)
     return psi - (moves**2).sum(axis=1)
-
-
-def _min_image3(raster, d):
-    """Minimum images of (M, 3) displacements on the raster's periodic axes."""
-    if raster.periodic3.any():
-        length = raster.lengths3
-        d = np.where(raster.periodic3, d - length * np.round(d / length), d)
-    return d
 
 
 def lloyd(

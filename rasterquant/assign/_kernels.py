@@ -363,3 +363,41 @@ def _boundary_pixel_mass(labels, density, umass, n_points, n_chunks):
                     if m > out[c, s]:
                         out[c, s] = m
     return out
+
+
+@kernel(parallel=False)
+def _facet_move_rates(rows, cols, vals, pix, points3, moves3, shape3, spacing3, origin3,
+                      lengths3, periodic3, n_points):
+    """First-order mass changes ``dm`` (N,) when the sites move by ``moves3``.
+
+    Each facet piece ``t`` between cells ``i = rows[t]`` and ``j = cols[t]`` with
+    Jacobian entry ``w = vals[t]`` lies in the pixel ``pix[t]`` (flat index), whose
+    centre ``x`` stands for the piece: ``g = 2 w ((x - y_i).d_i - (x - y_j).d_j)``
+    (minimum images on periodic axes) is added to ``dm_i`` and taken from ``dm_j``.
+    """
+    dm = np.zeros(n_points)
+    ny = shape3[1]
+    nx = shape3[2]
+    for t in range(rows.size):
+        p = pix[t]
+        k = p // (ny * nx)
+        j = (p // nx) % ny
+        i = p % nx
+        x0 = origin3[0] + (k + 0.5) * spacing3[0]
+        x1 = origin3[1] + (j + 0.5) * spacing3[1]
+        x2 = origin3[2] + (i + 0.5) * spacing3[2]
+        a = rows[t]
+        b = cols[t]
+        g = 0.0
+        for ax in range(3):
+            xa = x0 if ax == 0 else (x1 if ax == 1 else x2)
+            ra = xa - points3[a, ax]
+            rb = xa - points3[b, ax]
+            if periodic3[ax]:
+                ra -= lengths3[ax] * np.round(ra / lengths3[ax])
+                rb -= lengths3[ax] * np.round(rb / lengths3[ax])
+            g += ra * moves3[a, ax] - rb * moves3[b, ax]
+        g *= 2.0 * vals[t]
+        dm[a] += g
+        dm[b] -= g
+    return dm
