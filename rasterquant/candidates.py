@@ -37,6 +37,9 @@ class CandidateLists:
     tile: tuple  # (tz, ty, tx) query tiles
     sub: tuple  # sub-tiles on which the kernel prunes
     n_tiles: tuple  # tiles per axis
+    #: H of the move bound: the lists stay exact for site moves up to D and weight
+    #: changes up to E while E + D^2 + D H <= slack (see build_candidates)
+    move_gain: float = 0.0
 
 
 def tile_layout(shape3, tile):
@@ -178,6 +181,15 @@ def build_candidates(
         if not any(periodic3) or rmax <= margin or capped:
             break
         margin = 1.5 * rmax
+    # moves: a site j missing from tile t's list is farther from its centre than
+    # sqrt(U_t + 2 slack + psi_j) + r. After moves of at most D and weight changes of
+    # at most E, the owner o of a pixel x of the tile has
+    # |x - y_o| <= D + sqrt(U_t + 2 F_t D + D^2 + 2 E + psi_o), F_t = max |x - y_best|,
+    # so the lists stay exact while 2 slack >= 2 E + 2 D^2 + 2 D (F_t + S_t) with
+    # S_t = sqrt(U_t + 2 slack + max psi): that is E + D^2 + D H <= slack.
+    reach_best = np.sqrt((far[:, axes] ** 2).sum(axis=1))
+    move_gain = float(np.max(reach_best + np.sqrt(np.maximum(
+        upper + 2.0 * slack + wmax, 0.0))))
     return CandidateLists(
         sites=sites,
         site_weights=site_w,
@@ -187,6 +199,7 @@ def build_candidates(
         tile=tile,
         sub=sub,
         n_tiles=tile_layout(shape3, tile),
+        move_gain=move_gain,
     )
 
 

@@ -241,6 +241,11 @@ def lloyd(
                 break
             move = density.grid.min_image(bary - pts)
             new = pts + step * move
+            # short moves (late Lloyd steps): candidate lists with room for a few
+            reach = step * float(np.sqrt((move**2).sum(axis=1).max()))
+            short = reach <= _config.LINEAR_MOVE_PIXELS * float(np.max(
+                density.grid.spacing))
+            raster.expect_moves(reach if short else 0.0)
             if method == "uniform":
                 psi = _follow_moves(raster, psi, step * move)
             if density.grid.any_periodic:

@@ -607,3 +607,32 @@ def test_one_pass_evaluate_matches_separate_passes(rng, shape, kw, quadrature):
     _, m3, mom3, jac3 = r.evaluate(w)
     assert mom3 is None and jac3 is None
     np.testing.assert_allclose(m3, m2, rtol=1e-13, atol=1e-16)
+
+
+@pytest.mark.parametrize("shape, periodic", [((48, 60), False), ((48, 60), True),
+                                             ((14, 12, 16), True)])
+@pytest.mark.parametrize("quadrature", ["center", "fractional"])
+def test_candidate_lists_follow_small_moves(rng, shape, periodic, quadrature):
+    """Lists built with room for moves stay exact after the sites move; beyond their
+    bound they are rebuilt (labels equal the brute-force argmin either way)."""
+    values = rng.random(shape) + 0.1
+    dens = rq.Density.from_array(values, periodic=periodic)
+    n = 30
+    pts = rng.random((n, len(shape))) * (np.array(shape) - 1e-9)
+    w = rng.normal(scale=5.0, size=n)
+    r = _Raster(dens, pts, quadrature)
+    r.move_slack = 40.0
+    r.plan(w, 1.0)
+    lists = r._cand
+    for scale, reused in [(0.05, True), (5.0, False)]:
+        moved = pts + rng.normal(scale=scale, size=pts.shape)
+        moved = dens.grid.wrap(moved) if periodic else np.clip(
+            moved, 0.0, np.array(shape) - 1e-9)
+        r.set_points(moved)
+        assert (r.covers(w) is True) == reused
+        labels, masses = r.labels_masses(w)
+        assert (r._cand is lists) == reused
+        ref = reference.assign_labels(dens.grid, moved, w)
+        np.testing.assert_array_equal(labels.reshape(ref.shape), ref)
+        fresh = _Raster(dens, moved, quadrature).labels_masses(w)[1]
+        np.testing.assert_allclose(masses, fresh, rtol=1e-12, atol=1e-15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,9 @@ class _Raster:
             self._rho = self.umass / float(np.prod(grid.spacing))
         #: slack of candidate lists built on demand (the solver sets it from its steps)
         self.slack_hint = 0.0
+        #: extra slack of new candidate lists, room for the next site moves (Lloyd)
+        self.move_slack = 0.0
+        self._cand = None
         #: (weights, rows, cols, vals, pixel) of the last fractional Jacobian's facet
         #: pieces
         self.facets = None
@@ -105,8 +109,9 @@ class _Raster:
         self.set_points(points)
 
     def set_points(self, points):
-        self._cand = None
+        """Move the sites; candidate lists are kept while their move bound holds."""
         self.facets = None
+        self._moved = None
         self.points = points
         self.n = len(points)
         if self.grid.ndim == 3:
@@ -119,16 +124,41 @@ class _Raster:
     def plan(self, weights, slack):
         """Build candidate lists valid for all weights within ``slack`` of these."""
         whole = self.quadrature == "fractional"
+        slack = float(slack) + self.move_slack
         cl = build_candidates(self.grid, self.points, weights, whole_pixels=whole,
-                              slack=float(slack))
-        self._cand = (np.array(weights, dtype=np.float64), float(slack), cl)
+                              slack=slack)
+        self._cand = (np.array(weights, dtype=np.float64), slack, cl,
+                      self.points3.copy())
+        self._moved = cl
+
+    def expect_moves(self, distance):
+        """Give new candidate lists room for site moves of about ``distance`` each.
+
+        Lists built with slack ``E + D^2 + D H`` stay exact for moves up to ``D``
+        (``H`` from the last lists); room for about three moves saves rebuilding them
+        after every Lloyd step.
+        """
+        gain = self._cand[2].move_gain if self._cand is not None else 0.0
+        self.move_slack = 3.0 * (distance * gain + distance * distance)
 
     def covers(self, weights, reach=0.0):
         """Tell whether the cached candidate lists hold for weights within ``reach``."""
         if self._cand is None:
             return False
-        ref, slack, _ = self._cand
-        return float(np.max(np.abs(weights - ref))) + reach <= slack
+        ref, slack, cl, ref_points = self._cand
+        e = float(np.max(np.abs(weights - ref))) + reach
+        d = self._displacement(ref_points)
+        return e + d * d + d * cl.move_gain <= slack
+
+    def _displacement(self, ref_points):
+        """Largest move of a site since ``ref_points`` (minimum image)."""
+        if ref_points is self.points3 or np.array_equal(ref_points, self.points3):
+            return 0.0
+        dz = self.points3 - ref_points
+        if self.periodic3.any():
+            dz = np.where(self.periodic3, dz - self.lengths3 * np.round(
+                dz / self.lengths3), dz)
+        return float(np.sqrt((dz * dz).sum(axis=1).max()))
 
     def candidates(self, weights):
         """Candidate lists for ``weights``: cached ones if still valid, else new.
@@ -138,7 +168,16 @@ class _Raster:
         """
         if not self.covers(weights):
             self.plan(weights, self.slack_hint)
-        return self._cand[2]
+        if self._moved is None:
+            # the lists hold for the moved sites: move their copies along
+            _, _, cl, ref_points = self._cand
+            dz = self.points3 - ref_points
+            if self.periodic3.any():
+                dz = np.where(self.periodic3, dz - self.lengths3 * np.round(
+                    dz / self.lengths3), dz)
+            self._moved = dataclasses.replace(
+                cl, sites=np.ascontiguousarray(cl.sites + dz[cl.owner]))
+        return self._moved
 
     def labels_masses(self, weights, labels=None):
         """Labels (D, H, W) int32 and masses (N,) for the given weights."""
