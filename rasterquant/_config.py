@@ -29,6 +29,9 @@ STEP_GROWTH = 4.0
 #: moved further than this many pixels (longer first moves keep the power distance
 #: at the barycenters instead)
 LINEAR_MOVE_PIXELS = 2.0
+#: longer moves take this share of the first-order weights, the rest keeping the power
+#: distance at the barycenters
+LONG_MOVE_BLEND = 0.6
 #: geometric (uniform density) Newton steps change no weight by more than this many
 #: squared mean cell sizes ``(volume / N)^(2/d)``
 GEOMETRIC_MAX_STEP = 16.0
