@@ -32,6 +32,7 @@ LINEAR_MOVE_PIXELS = 2.0
 #: longer moves take this share of the first-order weights, the rest keeping the power
 #: distance at the barycenters
 LONG_MOVE_BLEND = 0.6
+BLEND_MOVE_PIXELS = 8.0
 #: geometric (uniform density) Newton steps change no weight by more than this many
 #: squared mean cell sizes ``(volume / N)^(2/d)``
 GEOMETRIC_MAX_STEP = 16.0

@@ -81,13 +81,16 @@ def _follow_moves(raster, psi, moves):
     cells from emptying: ``psi_i -= |d_i|^2`` (for a full step). For moves longer than
     ``_config.LINEAR_MOVE_PIXELS`` pixels (the first Lloyd steps) the first order
     overshoots: the weights take ``_config.LONG_MOVE_BLEND`` of it and the rest of the
-    barycenter rule (benchmarks/bench_stipple.py: 16.1 s -> 13.5 s).
+    barycenter rule (benchmarks/bench_stipple.py: 16.1 s -> 13.5 s); beyond
+    ``_config.BLEND_MOVE_PIXELS`` pixels only the barycenter rule.
     """
     facets, solver = raster.facets, raster.last_solver
     reach = float(np.sqrt((moves**2).sum(axis=1).max())) if len(moves) else 0.0
-    linear = reach <= _config.LINEAR_MOVE_PIXELS * float(np.max(raster.grid.spacing))
+    pixel = float(np.max(raster.grid.spacing))
+    linear = reach <= _config.LINEAR_MOVE_PIXELS * pixel
     barycentric = psi - (moves**2).sum(axis=1)
-    if facets is not None and solver is not None:
+    if (facets is not None and solver is not None
+            and reach <= _config.BLEND_MOVE_PIXELS * pixel):
         w_f, rows, cols, vals, pix = facets
         gauge = np.abs(w_f - w_f.mean() - psi).max()
         if gauge <= 1e-9 * (1.0 + np.abs(psi).max()):
