@@ -81,7 +81,7 @@ def _follow_moves(raster, psi, moves):
     cells from emptying: ``psi_i -= |d_i|^2`` (for a full step). For moves longer than
     ``_config.LINEAR_MOVE_PIXELS`` pixels (the first Lloyd steps) the first order
     overshoots: the weights take ``_config.LONG_MOVE_BLEND`` of it and the rest of the
-    barycenter rule (benchmarks/bench_stipple.py: 16.1 s -> 13.5 s); beyond
+    barycenter rule (benchmarks/bench_stipple.py: 15.8 s -> 14.0-14.6 s); beyond
     ``_config.BLEND_MOVE_PIXELS`` pixels only the barycenter rule.
     """
     facets, solver = raster.facets, raster.last_solver

@@ -124,8 +124,11 @@ def _face_pairs(grid, labels, v, axis):
     return labels[lo], labels[hi], v[lo], v[hi]
 
 
-def jacobian_dense(grid, values, labels, points):
+def jacobian_dense(grid, values, labels, points, zero_floor=None):
     """Dense ``(N, N)`` Jacobian ``dm/dpsi`` from the discrete boundary sums.
+
+    With ``zero_floor`` only the faces between two zero-mass pixels count, each as if
+    both pixels had the mass ``zero_floor`` (the solver's floor links).
 
     For face-adjacent pixels ``p, q`` along axis ``k`` with labels ``i != j``:
     ``c = rho_bar * A_k * |n_k| / (2 |y_i - y_j|)`` with ``rho_bar`` the mean mass per
@@ -147,6 +150,8 @@ def jacobian_dense(grid, values, labels, points):
         if i.size == 0:
             continue
         rho_bar = (mp[cut] + mq[cut]) / (2.0 * vol)
+        if zero_floor is not None:
+            rho_bar = np.where(rho_bar == 0.0, zero_floor / vol, 0.0)
         area = vol / grid.spacing[axis]
         # the images of y_i and y_j nearest to the face (they may meet across the wrap
         # through a different image than the minimum one of y_j - y_i)
@@ -313,3 +318,22 @@ def fractional_moments(grid, values, points, weights):
     if grid.any_periodic:
         bary = grid.wrap(bary)
     return mass, bary
+
+
+def facet_move_rates(grid, rows, cols, vals, pix, points, moves):
+    """First-order mass changes ``(N,)`` when the sites move by ``moves``.
+
+    Facet piece ``t`` (cells ``i = rows[t] < j = cols[t]``, Jacobian entry
+    ``w = vals[t]``) sits at the centre ``x`` of pixel ``pix[t]`` (flat index):
+    ``dm_i += 2 w ((x - y_i).d_i - (x - y_j).d_j)`` and ``dm_j`` loses the same.
+    """
+    pts = _points(grid, points)
+    centres = grid.pixel_centres()
+    dm = np.zeros(len(pts))
+    for i, j, w, p in zip(rows, cols, vals, pix, strict=True):
+        x = centres[p]
+        g = 2.0 * w * (_min_image(grid, x - pts[i]) @ moves[i]
+                       - _min_image(grid, x - pts[j]) @ moves[j])
+        dm[i] += g
+        dm[j] -= g
+    return dm

@@ -636,3 +636,40 @@ def test_candidate_lists_follow_small_moves(rng, shape, periodic, quadrature):
         np.testing.assert_array_equal(labels.reshape(ref.shape), ref)
         fresh = _Raster(dens, moved, quadrature).labels_masses(w)[1]
         np.testing.assert_allclose(masses, fresh, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape, kw", [((30, 36), {}), ((30, 36), {"periodic": True}),
+                                       ((10, 12, 9), {"periodic": (True, False, True)})])
+def test_floor_links_match_reference(rng, shape, kw):
+    values = rng.random(shape)
+    values[values < 0.5] = 0.0  # large zero-density areas
+    dens = rq.Density.from_array(values, **kw)
+    pts = rng.random((20, len(shape))) * np.array(shape)
+    r = _Raster(dens, pts, "fractional")
+    labels, _ = r.labels_masses(np.zeros(20))
+    links = r.floor_links(labels).toarray()
+    ref = reference.jacobian_dense(dens.grid, dens.values, labels.reshape(shape), pts,
+                                   zero_floor=r.jacobian_floor)
+    assert np.abs(ref).max() > 0
+    np.testing.assert_allclose(links, ref, rtol=1e-10, atol=1e-14 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("shape, kw", [((30, 36), {}), ((30, 36), {"periodic": True}),
+                                       ((10, 12, 9), {"periodic": True})])
+def test_facet_move_rates_match_reference(rng, shape, kw):
+    from rasterquant.assign._kernels import _facet_move_rates
+
+    dens = rq.Density.from_array(rng.random(shape) + 0.1, **kw)
+    n = 15
+    pts = rng.random((n, len(shape))) * np.array(shape)
+    w = rng.normal(scale=3.0, size=n)
+    r = _Raster(dens, pts, "fractional")
+    r.evaluate(w, None, False, True)
+    _, rows, cols, vals, pix = r.facets
+    moves = rng.normal(size=pts.shape)
+    d3 = moves if len(shape) == 3 else np.column_stack([np.zeros(n), moves])
+    dm = _facet_move_rates(rows, cols, vals, pix, r.points3, d3, r.shape3, r.spacing3,
+                           r.origin3, r.lengths3, r.periodic3, n)
+    ref = reference.facet_move_rates(dens.grid, rows, cols, vals, pix, pts, moves)
+    np.testing.assert_allclose(dm, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(dm.sum(), 0.0, atol=1e-12 * np.abs(ref).max())

@@ -147,18 +147,19 @@ class _Raster:
             return False
         ref, slack, cl, ref_points = self._cand
         e = float(np.max(np.abs(weights - ref))) + reach
-        d = self._displacement(ref_points)
+        dz = self._site_moves(ref_points)
+        d = 0.0 if dz is None else float(np.sqrt((dz * dz).sum(axis=1).max()))
         return e + d * d + d * cl.move_gain <= slack
 
-    def _displacement(self, ref_points):
-        """Largest move of a site since ``ref_points`` (minimum image)."""
+    def _site_moves(self, ref_points):
+        """Moves (N, 3) of the sites since ``ref_points`` (minimum image), or None."""
         if ref_points is self.points3 or np.array_equal(ref_points, self.points3):
-            return 0.0
+            return None
         dz = self.points3 - ref_points
         if self.periodic3.any():
             dz = np.where(self.periodic3, dz - self.lengths3 * np.round(
                 dz / self.lengths3), dz)
-        return float(np.sqrt((dz * dz).sum(axis=1).max()))
+        return dz
 
     def candidates(self, weights):
         """Candidate lists for ``weights``: cached ones if still valid, else new.
@@ -171,11 +172,8 @@ class _Raster:
         if self._moved is None:
             # the lists hold for the moved sites: move their copies along
             _, _, cl, ref_points = self._cand
-            dz = self.points3 - ref_points
-            if self.periodic3.any():
-                dz = np.where(self.periodic3, dz - self.lengths3 * np.round(
-                    dz / self.lengths3), dz)
-            self._moved = dataclasses.replace(
+            dz = self._site_moves(ref_points)
+            self._moved = cl if dz is None else dataclasses.replace(
                 cl, sites=np.ascontiguousarray(cl.sites + dz[cl.owner]))
         return self._moved
 
