@@ -25,6 +25,7 @@ from ._validation import (
 from .assign._kernels import _facet_move_rates
 from .assign.cells import _Raster
 from .errors import ConvergenceWarning, ResolutionWarning
+from .ot._jacobian import preconditioned_cg
 from .ot.newton import RESOLUTION, _rel_error, _solve, resolution_message
 
 __all__ = ["LloydResult", "lloyd"]
@@ -91,7 +92,7 @@ def _follow_moves(raster, psi, moves):
     barycentric = psi - (moves**2).sum(axis=1)
     if (facets is not None and solver is not None
             and reach <= _config.BLEND_MOVE_PIXELS * pixel):
-        w_f, rows, cols, vals, pix = facets
+        w_f, rows, cols, vals, pix, jac = facets
         gauge = np.abs(w_f - w_f.mean() - psi).max()
         if gauge <= 1e-9 * (1.0 + np.abs(psi).max()):
             d3 = moves if raster.grid.ndim == 3 else np.column_stack(
@@ -100,10 +101,15 @@ def _follow_moves(raster, psi, moves):
                 rows, cols, vals, pix, raster.points3, np.ascontiguousarray(d3),
                 raster.shape3, raster.spacing3, raster.origin3, raster.lengths3,
                 raster.periodic3, len(psi))
+            # the Jacobian at these weights; the last factorisation (maybe of an
+            # earlier Newton step) preconditions it
+            step = preconditioned_cg(jac, -dm, solver, 1e-3, _config.PCG_MAX_ITER)
+            if step is None:
+                step = solver(-dm)
             if linear:
-                return psi + solver(-dm)
+                return psi + step
             blend = _config.LONG_MOVE_BLEND
-            return blend * (psi + solver(-dm)) + (1.0 - blend) * barycentric
+            return blend * (psi + step) + (1.0 - blend) * barycentric
     return barycentric
 
 

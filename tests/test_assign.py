@@ -665,7 +665,7 @@ def test_facet_move_rates_match_reference(rng, shape, kw):
     w = rng.normal(scale=3.0, size=n)
     r = _Raster(dens, pts, "fractional")
     r.evaluate(w, None, False, True)
-    _, rows, cols, vals, pix = r.facets
+    _, rows, cols, vals, pix, _ = r.facets
     moves = rng.normal(size=pts.shape)
     d3 = moves if len(shape) == 3 else np.column_stack([np.zeros(n), moves])
     dm = _facet_move_rates(rows, cols, vals, pix, r.points3, d3, r.shape3, r.spacing3,

@@ -509,7 +509,7 @@ def _border_facet(is2d, hz, hy, hx, cz, cy, cx, b):
 def _fractional_tiles(
     shape3, tile, n_tiles, sub, spacing3, origin3, sites, site_w, owner, cand_ptr,
     cand_idx, density, umass, extent, n_points, n_chunks, labels, want_moments,
-    want_jac, jac_floor, jac_cap, jac_rows, jac_cols, jac_vals, jac_pix,
+    want_jac, jac_floor, jac_cap, jac_rows, jac_cols, jac_vals, jac_pix, redo,
 ):
     """Fractional-quadrature pass: centre labels, exact masses, moments and Jacobian.
 
@@ -529,6 +529,9 @@ def _fractional_tiles(
         Capacity per chunk of the Jacobian triplet arrays ``jac_rows``, ``jac_cols``,
         ``jac_vals`` and ``jac_pix`` (each (n_chunks, jac_cap)), written in place;
         ``jac_pix`` is the flat index of the pixel that holds the facet piece.
+    redo : (n_chunks,) bool
+        Chunks to compute; the others are skipped (their outputs stay zero). A rerun
+        after a Jacobian buffer overflow redoes only the chunks that overflowed.
 
     Returns
     -------
@@ -553,6 +556,8 @@ def _fractional_tiles(
     hx = spacing3[2]
     vol = hz * hy * hx
     for c in prange(n_chunks):
+        if not redo[c]:
+            continue
         keep = np.empty(kmax, np.int64)
         lb = np.empty(kmax)
         dq = np.empty(kmax)

@@ -101,12 +101,20 @@ class _Raster:
         #: extra slack of new candidate lists, room for the next site moves (Lloyd)
         self.move_slack = 0.0
         self._cand = None
-        #: (weights, rows, cols, vals, pixel) of the last fractional Jacobian's facet
-        #: pieces
+        #: (weights, rows, cols, vals, pixel, jacobian) of the last fractional
+        #: Jacobian's facet pieces
         self.facets = None
         #: solver of the last Newton system (see ``solve_newton_system``)
         self.last_solver = None
         self.set_points(points)
+        # facet pieces of a first Jacobian pass: at most about 10 n sqrt(pixels per
+        # cell) / chunks per chunk in 2D, 24 n (voxels per cell)^(2/3) / chunks in 3D
+        # (uneven chunks included); room for them saves rerunning overflowing chunks
+        d = grid.ndim
+        ppc = grid.n_pixels / max(self.n, 1)
+        est = (10.0 if d == 2 else 24.0) * self.n * ppc ** ((d - 1) / d)
+        self._jac_cap = max(1024, min(int(est / self.n_chunks),
+                                      2 * grid.n_pixels // self.n_chunks + 16))
 
     def set_points(self, points):
         """Move the sites; candidate lists are kept while their move bound holds."""
@@ -225,12 +233,15 @@ class _Raster:
         """One fractional pass; returns (per-chunk sums, Jacobian or None)."""
         cl = self.candidates(weights)
         cap = self._jac_cap if want_jac else 1
+        redo = np.ones(self.n_chunks, dtype=np.bool_)
+        parts = [None] * self.n_chunks  # per chunk: (rows, cols, vals, pix)
+        out = None
         while True:
             rows = np.empty((self.n_chunks, cap), np.int64)
             cols = np.empty((self.n_chunks, cap), np.int64)
             vals = np.empty((self.n_chunks, cap))
             pix = np.empty((self.n_chunks, cap), np.int64)
-            out, counts, status = _fractional._fractional_tiles(
+            out_r, counts, status = _fractional._fractional_tiles(
                 self.shape3,
                 np.array(cl.tile, dtype=np.int64),
                 np.array(cl.n_tiles, dtype=np.int64),
@@ -239,28 +250,35 @@ class _Raster:
                 np.ascontiguousarray(weights[cl.owner]), cl.owner,
                 cl.cand_ptr, cl.cand_idx, self.values3, self.umass, self.pixel_extent,
                 self.n, self.n_chunks, labels3, want_moments, want_jac, floor, cap,
-                rows, cols, vals, pix,
+                rows, cols, vals, pix, redo,
             )
+            if out is None:
+                out = out_r
+            else:
+                out[redo] = out_r[redo]
+            if status.any():
+                self.truncated = True
             if not want_jac:
                 # counts are the split pixels' pairs: the Jacobian pass needs at most
                 # that many triplets per chunk
                 self._jac_cap = max(int(counts.max() * 1.25) + 64, 64)
                 break
-            if counts.max() <= cap:
+            fits = redo & (counts <= cap)
+            for c in np.flatnonzero(fits):
+                k = counts[c]
+                parts[c] = (rows[c, :k], cols[c, :k], vals[c, :k], pix[c, :k])
+            redo = redo & ~fits
+            if not redo.any():
                 break
-            cap = int(counts.max() * 1.25) + 16
+            # rerun only the chunks whose triplets overflowed, with room for them
+            cap = int(counts[redo].max() * 1.25) + 16
             self._jac_cap = cap
-        if status.any():
-            self.truncated = True
         jac = None
         if want_jac:
-            r = np.concatenate([rows[c, : counts[c]] for c in range(self.n_chunks)])
-            cc = np.concatenate([cols[c, : counts[c]] for c in range(self.n_chunks)])
-            v = np.concatenate([vals[c, : counts[c]] for c in range(self.n_chunks)])
+            r, cc, v, pieces = (np.concatenate([p[a] for p in parts]) for a in range(4))
             jac = self._assemble(r, cc, v)
             # the facet pieces, for the first-order effect of moving the sites
-            pieces = np.concatenate([pix[c, : counts[c]] for c in range(self.n_chunks)])
-            self.facets = (np.array(weights, dtype=np.float64), r, cc, v, pieces)
+            self.facets = (np.array(weights, dtype=np.float64), r, cc, v, pieces, jac)
         return out, jac
 
     def _assemble(self, rows, cols, vals):

@@ -11,8 +11,44 @@ from .. import _config
 __all__ = ["solve_newton_system"]
 
 
+def preconditioned_cg(jac, rhs, precond, rtol, maxiter):
+    """Conjugate gradients on ``J x = rhs`` preconditioned by ``precond``, or None.
+
+    ``precond`` is the solver of an earlier, nearby Newton system (its factorisation):
+    a few iterations then give the new direction for a fraction of a factorisation.
+    ``rhs`` must sum to zero (the kernel of ``J`` is the constants); the iterates stay
+    mean-zero. Returns None if ``|J x - rhs| <= rtol |rhs|`` is not reached in
+    ``maxiter`` iterations.
+    """
+    a = jac.tocsr()
+    b = np.asarray(rhs, dtype=np.float64)
+    nb = float(np.linalg.norm(b))
+    x = np.zeros_like(b)
+    if nb == 0.0:
+        return x
+    r = b.copy()
+    z = precond(r)
+    p = z.copy()
+    rz = float(r @ z)
+    for _ in range(maxiter):
+        ap = a @ p
+        pap = float(p @ ap)
+        if not (pap > 0.0 and rz > 0.0):
+            return None
+        step = rz / pap
+        x += step * p
+        r -= step * ap
+        if float(np.linalg.norm(r)) <= rtol * nb:
+            return x - x.mean()
+        z = precond(r)
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return None
+
+
 def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2,
-                        want_solver=False):
+                        want_solver=False, precond=None, precond_rtol=1e-3):
     """Solve ``J delta = rhs`` for a mean-zero ``delta``.
 
     ``J`` is symmetric positive semi-definite with the constants in its kernel
@@ -35,12 +71,21 @@ def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2,
     want_solver : bool
         Also return ``solver(rhs) -> delta``, which reuses the factorisation (or the
         matrix, for CG) for other right-hand sides.
+    precond : callable, optional
+        Solver of an earlier Newton system (``want_solver``). With the direct method,
+        up to ``_config.PCG_MAX_ITER`` conjugate-gradient iterations preconditioned by
+        it are tried first (to the relative residual ``precond_rtol``); the system is
+        factorised only if they fall short. The returned solver is then ``precond``.
     """
     n = jac.shape[0]
     if n == 1:
         return (np.zeros(1), lambda r: np.zeros(1)) if want_solver else np.zeros(1)
     if method == "auto":
         method = "direct" if n <= _config.DIRECT_SOLVE_MAX_N[ndim] else "cg"
+    if precond is not None and method == "direct":
+        delta = preconditioned_cg(jac, rhs, precond, precond_rtol, _config.PCG_MAX_ITER)
+        if delta is not None:
+            return (delta, precond) if want_solver else delta
     diag = jac.diagonal()
     scale = float(diag.max()) if diag.size and diag.max() > 0 else 1.0
     eps = 1e-10 * scale

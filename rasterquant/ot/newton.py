@@ -133,14 +133,80 @@ def _positive_pixel_tree(raster):
     return cKDTree(centres, boxsize=periods), centres, periods
 
 
+def _pixel_tree(raster):
+    """The raster's kd-tree of positive pixel centres (built once per raster)."""
+    cached = getattr(raster, "_pixel_tree", None)
+    if cached is None:
+        cached = _positive_pixel_tree(raster)
+        raster._pixel_tree = cached
+    return cached
+
+
+def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
+    """One round of raising the weights of ``cells`` (in place); returns how many rose.
+
+    Each cell ``i`` takes the positive pixel near ``y_i`` (among its ``k`` nearest) that
+    is cheapest to steal from a cell that keeps other pixels: ``psi_i`` is set just
+    above ``|x_p - y_i|^2 - (|x_p - y_o|^2 - psi_o)``. With target masses ``alpha`` and
+    ``eager``, it takes the cheapest nearby pixels holding about half its target. Cells
+    of one round never take pixels from each other, nor the same pixel twice.
+    """
+    grid = raster.grid
+    tree, centres, _ = _pixel_tree(raster)
+    k = min(k, len(centres))
+    counts = np.bincount(labels3.ravel(), minlength=raster.n)
+    flat_labels = labels3.reshape(-1)
+    origin = np.array(grid.origin)
+    q = raster.points - origin if grid.any_periodic else raster.points
+    _, nn = tree.query(q[cells], k=k)
+    nn = np.atleast_2d(nn).reshape(len(cells), -1)
+    taken = set(int(e) for e in cells)
+    stolen = set()
+    h2 = float(np.min(grid.spacing)) ** 2
+    raised = 0
+    for r, i in enumerate(cells):
+        cand = nn[r]
+        x = centres[cand] + (origin if grid.any_periodic else 0.0)
+        idx = np.ravel_multi_index(
+            tuple(
+                np.clip(((x[:, a] - grid.origin[a]) / grid.spacing[a]).astype(np.int64),
+                        0, grid.shape[a] - 1)
+                for a in range(grid.ndim)
+            ),
+            grid.shape,
+        )
+        owners = flat_labels[idx]
+        di = grid.min_image(x - raster.points[i])
+        do = grid.min_image(x - raster.points[owners])
+        cost = (di**2).sum(1) - ((do**2).sum(1) - psi[owners])
+        free = np.array([(o not in taken) and (int(p) not in stolen)
+                         for o, p in zip(owners, idx, strict=True)])
+        ok = (counts[owners] > 1) & free
+        if not ok.any():
+            continue  # try again next round, after the others moved
+        best = int(np.argmin(np.where(ok, cost, np.inf)))
+        taken.add(int(owners[best]))
+        stolen.add(int(idx[best]))
+        level = cost[best]
+        if alpha is not None and eager:
+            # the cheapest pixels around y_i up to half the target mass
+            order = np.argsort(cost)
+            pm = (np.full(len(order), raster.umass) if raster.umass >= 0
+                  else raster.density.values.ravel()[idx[order]])
+            reach = np.searchsorted(np.cumsum(pm), 0.5 * alpha[i])
+            if reach < len(order):
+                level = max(level, cost[order[reach]])
+        psi[i] = max(psi[i], level + 1e-6 * h2 + abs(level) * 1e-9)
+        raised += 1
+    return raised
+
+
 def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None,
                        alpha=None):
     """Raise the weights of empty cells until every cell has mass.
 
-    Each empty cell ``i`` takes the positive pixel near ``y_i`` that is cheapest to steal
-    from a cell that keeps other pixels: ``psi_i`` is set just above
-    ``|x_p - y_i|^2 - (|x_p - y_o|^2 - psi_o)``. With target masses ``alpha`` it takes
-    more: the cheapest nearby pixels holding about half its target, so that Newton
+    Rounds of :func:`_raise_cells`: with target masses ``alpha`` each empty cell first
+    takes the cheapest nearby pixels holding about half its target, so that Newton
     starts from a cell of fair size rather than a single pixel (whose tiny Jacobian
     row forces many damped steps). Repeats until no cell is empty.
 
@@ -152,10 +218,10 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None,
         max_rounds = _config.MAX_REPAIR_ROUNDS
     if labels3 is None:
         labels3, masses = raster.labels_masses(weights)
-    grid = raster.grid
     psi = weights.copy()
-    tree = None
     rounds = 0
+    k = 16 if alpha is None else 64
+    seen = {}
     while True:
         empty = np.flatnonzero(masses <= 0)
         if empty.size == 0:
@@ -167,15 +233,11 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None,
                 weights=psi,
                 empty=empty,
             )
-        if tree is None:
-            tree, centres, _ = _positive_pixel_tree(raster)
-            k = min(16 if alpha is None else 64, len(centres))
-            seen = {}
         key = tuple(empty.tolist())
         seen[key] = seen.get(key, 0) + 1
         if seen[key] > 3:
             # the same cells keep emptying: look further for pixels to take
-            k = min(4 * k, len(centres))
+            k = 4 * k
             if seen[key] > 12:
                 i = int(empty[0])
                 raise EmptyCellError(
@@ -187,48 +249,7 @@ def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None,
                     empty=empty,
                 )
         rounds += 1
-        counts = np.bincount(labels3.ravel(), minlength=raster.n)
-        flat_labels = labels3.reshape(-1)
-        origin = np.array(grid.origin)
-        q = raster.points - origin if grid.any_periodic else raster.points
-        _, nn = tree.query(q[empty], k=k)
-        nn = np.atleast_2d(nn).reshape(len(empty), -1)
-        taken = set(int(e) for e in empty)
-        stolen = set()
-        h2 = float(np.min(grid.spacing)) ** 2
-        for r, i in enumerate(empty):
-            cand = nn[r]
-            x = centres[cand] + (origin if grid.any_periodic else 0.0)
-            idx = np.ravel_multi_index(
-                tuple(
-                    np.clip(((x[:, a] - grid.origin[a]) / grid.spacing[a]).astype(np.int64),
-                            0, grid.shape[a] - 1)
-                    for a in range(grid.ndim)
-                ),
-                grid.shape,
-            )
-            owners = flat_labels[idx]
-            di = grid.min_image(x - raster.points[i])
-            do = grid.min_image(x - raster.points[owners])
-            cost = (di**2).sum(1) - ((do**2).sum(1) - psi[owners])
-            free = np.array([(o not in taken) and (int(p) not in stolen)
-                             for o, p in zip(owners, idx, strict=True)])
-            ok = (counts[owners] > 1) & free
-            if not ok.any():
-                continue  # try again next round, after the others moved
-            best = int(np.argmin(np.where(ok, cost, np.inf)))
-            taken.add(int(owners[best]))
-            stolen.add(int(idx[best]))
-            level = cost[best]
-            if alpha is not None and seen[key] == 1:
-                # the cheapest pixels around y_i up to half the target mass
-                order = np.argsort(cost)
-                pm = (np.full(len(order), raster.umass) if raster.umass >= 0
-                      else raster.density.values.ravel()[idx[order]])
-                reach = np.searchsorted(np.cumsum(pm), 0.5 * alpha[i])
-                if reach < len(order):
-                    level = max(level, cost[order[reach]])
-            psi[i] = level + 1e-6 * h2 + abs(level) * 1e-9
+        _raise_cells(raster, psi, labels3, empty, k, alpha, eager=seen[key] == 1)
         labels3, masses = raster.labels_masses(psi, labels3)
 
 
@@ -301,14 +322,17 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
                 # fractional pass with cells a few voxels wide is ~100x dearer); the
                 # fractional Newton then starts close to the solution
                 rc = _Raster(c, raster.points, "center")
-                psi = _solve(rc, alpha, psi, max(tol, 1e-3), 50, None, linear_solver,
+                psi = _solve(rc, alpha, psi, max(tol, 1e-1), 50, None, linear_solver,
                              multiscale=False)["weights"]
             r = _Raster(c, raster.points, "fractional")
-            out = _solve(r, alpha, psi, max(tol, 1e-3), 50, None, linear_solver,
+            r.last_solver = raster.last_solver
+            out = _solve(r, alpha, psi, max(tol, 1e-1), 50, None, linear_solver,
                          multiscale=False)
         except EmptyCellError:
             return None
         psi = out["weights"]
+        # the coarse system's factorisation preconditions the next level's
+        raster.last_solver = r.last_solver
     return psi, len(chain)
 
 
@@ -409,8 +433,11 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         if links is not None:
             # weak links through zero density regularise the system
             jac = jac + links
+        # inexact Newton: the direction to a relative residual well below the error
+        # (a few CG steps preconditioned by the last factorisation when they reach it)
         delta, raster.last_solver = solve_newton_system(
-            jac, rhs, method=linear_solver, ndim=raster.grid.ndim, want_solver=True)
+            jac, rhs, method=linear_solver, ndim=raster.grid.ndim, want_solver=True,
+            precond=raster.last_solver, precond_rtol=min(1e-2, 0.1 * err))
         if not np.isfinite(delta).all():
             status = STALLED  # the linear solve failed: keep the best iterate
             history["max_mass_error"].append(err)
