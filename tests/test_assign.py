@@ -3,6 +3,7 @@
 import numba
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -673,3 +674,25 @@ def test_facet_move_rates_match_reference(rng, shape, kw):
     ref = reference.facet_move_rates(dens.grid, rows, cols, vals, pix, pts, moves)
     np.testing.assert_allclose(dm, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
     np.testing.assert_allclose(dm.sum(), 0.0, atol=1e-12 * np.abs(ref).max())
+
+
+def test_laplacian_csr_matches_dense(rng):
+    from rasterquant.assign._kernels import _laplacian_csr
+
+    n = 40
+    rows = rng.integers(0, n, 500)
+    cols = rng.integers(0, n, 500)
+    vals = rng.random(500)
+    dense = np.zeros((n, n))
+    for a, b, w in zip(rows, cols, vals, strict=True):
+        if a != b:
+            dense[a, b] -= w
+            dense[b, a] -= w
+            dense[a, a] += w
+            dense[b, b] += w
+    indptr, indices, data = _laplacian_csr(rows, cols, vals, n)
+    got = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    np.testing.assert_allclose(got.toarray(), dense, atol=1e-12)
+    for i in range(n):  # diagonal present, columns sorted and distinct
+        row = indices[indptr[i]:indptr[i + 1]]
+        assert i in row and np.all(np.diff(row) > 0)

@@ -401,3 +401,80 @@ def _facet_move_rates(rows, cols, vals, pix, points3, moves3, shape3, spacing3, 
         dm[a] += g
         dm[b] -= g
     return dm
+
+
+@kernel(parallel=False)
+def _laplacian_csr(rows, cols, vals, n):
+    """CSR arrays of the Laplacian ``L = D - W`` of the pair weights ``(rows, cols, vals)``.
+
+    Each triplet ``(i, j, w)`` (any order, duplicates summed) adds ``w`` to ``W_ij``
+    and ``W_ji``; ``D`` holds the row sums of ``W``; triplets with ``i == j`` add
+    nothing. Every row lists its
+    diagonal and its distinct neighbours in increasing column order.
+
+    Returns
+    -------
+    indptr (n + 1,), indices, data : int64, int64, float64
+    """
+    # bucket the triplets by row, both directions (counting sort)
+    start = np.zeros(n + 1, np.int64)
+    for t in range(rows.size):
+        if rows[t] != cols[t]:
+            start[rows[t] + 1] += 1
+            start[cols[t] + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    nb = np.empty(start[n], np.int64)
+    wt = np.empty(start[n])
+    for t in range(rows.size):
+        a = rows[t]
+        b = cols[t]
+        if a == b:
+            continue
+        nb[fill[a]] = b
+        wt[fill[a]] = vals[t]
+        fill[a] += 1
+        nb[fill[b]] = a
+        wt[fill[b]] = vals[t]
+        fill[b] += 1
+    # merge duplicates per row (slot of each neighbour), sort, add the diagonal
+    slot = np.full(n, -1, np.int64)
+    indptr = np.zeros(n + 1, np.int64)
+    indices = np.empty(start[n] + n, np.int64)
+    data = np.empty(start[n] + n)
+    pos = 0
+    for i in range(n):
+        row0 = pos
+        indices[pos] = i
+        data[pos] = 0.0
+        pos += 1
+        diag = 0.0
+        for q in range(start[i], start[i + 1]):
+            j = nb[q]
+            w = wt[q]
+            diag += w
+            s = slot[j]
+            if s < 0:
+                slot[j] = pos
+                indices[pos] = j
+                data[pos] = -w
+                pos += 1
+            else:
+                data[s] -= w
+        data[row0] = diag
+        # insertion sort of the row by column (rows are short)
+        for p in range(row0 + 1, pos):
+            c = indices[p]
+            v = data[p]
+            q = p - 1
+            while q >= row0 and indices[q] > c:
+                indices[q + 1] = indices[q]
+                data[q + 1] = data[q]
+                q -= 1
+            indices[q + 1] = c
+            data[q + 1] = v
+        for p in range(row0, pos):
+            slot[indices[p]] = -1
+        indptr[i + 1] = pos
+    return indptr, indices[:pos], data[:pos]

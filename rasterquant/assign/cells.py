@@ -282,11 +282,12 @@ class _Raster:
         return out, jac
 
     def _assemble(self, rows, cols, vals):
+        """The Laplacian (N, N) CSR of the facet pieces ``(rows, cols, vals)``."""
         n = self.n
-        upper = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
-        off = upper + upper.T
-        diag = np.asarray(off.sum(axis=1)).ravel()
-        return (sp.diags(diag) - off).tocsr()
+        indptr, indices, data = _kernels._laplacian_csr(rows, cols, vals, n)
+        jac = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        jac.has_sorted_indices = True
+        return jac
 
     def evaluate(self, weights, labels=None, want_moments=False, want_jac=False):
         """Labels, masses, and optionally moments and the exact Jacobian, in one pass.
