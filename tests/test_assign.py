@@ -696,3 +696,23 @@ def test_laplacian_csr_matches_dense(rng):
     for i in range(n):  # diagonal present, columns sorted and distinct
         row = indices[indptr[i]:indptr[i + 1]]
         assert i in row and np.all(np.diff(row) > 0)
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (12, 14, 16)])
+def test_jacobian_overflow_reruns_only_what_overflowed(rng, shape):
+    from rasterquant.assign.cells import _Raster
+
+    v = rng.random(shape) + 0.2
+    dens = rq.Density.from_array(v)
+    pts = rng.random((30, len(shape))) * np.array(shape)
+    w = rng.normal(scale=2.0, size=30)
+    ref = _Raster(dens, pts, "fractional")
+    ref._jac_cap = 100_000
+    _, m_ref, mom_ref, j_ref = ref.evaluate(w, None, True, True)
+    small = _Raster(dens, pts, "fractional")
+    small._jac_cap = 3  # every chunk with facet pieces overflows: rerun those
+    _, m, mom, j = small.evaluate(w, None, True, True)
+    np.testing.assert_allclose(m, m_ref, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(mom[1], mom_ref[1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(j.toarray(), j_ref.toarray(), rtol=0, atol=1e-15)
+    assert small._jac_cap > 3

@@ -158,3 +158,18 @@ def test_weights_follow_small_moves_to_first_order(periodic):
     assert err_old > 0.02  # the moves matter
     # first order (facets at pixel centres): the error left is a fraction of it
     assert err_new < 0.4 * err_old, (err_old, err_new)
+
+
+def test_long_moves_restart_the_weights_cold():
+    from rasterquant.assign.cells import _Raster
+    from rasterquant.lloyd import _follow_moves
+
+    dens = rq.Density.uniform((64, 64))
+    pts = rq.sample_points(dens, 40, method="stratified", seed=2)
+    raster = _Raster(dens, pts, "fractional")
+    psi = np.zeros(40)
+    short = np.full((40, 2), 0.5)
+    assert _follow_moves(raster, psi, short) is not None
+    far = np.zeros((40, 2))
+    far[3] = [9.0, 0.0]  # one site moves more than BLEND_MOVE_PIXELS
+    assert _follow_moves(raster, psi, far) is None

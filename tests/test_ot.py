@@ -347,3 +347,46 @@ def test_separated_dark_regions_converge(seed):
                           rng.random((60, 2)) * [96, 40] + [0, 56]])
     res = rq.solve_ot(v, pts, tol=1e-2, multiscale=False)
     _check_converged(res, 1e-2, 120)
+
+
+def test_preconditioned_cg_reuses_a_nearby_factorisation(rng):
+    import scipy.sparse as sp
+
+    from rasterquant.ot._jacobian import preconditioned_cg, solve_newton_system
+
+    n = 60
+    rows = rng.integers(0, n, 400)
+    cols = rng.integers(0, n, 400)
+    keep = rows != cols
+    path = np.arange(n - 1)  # a path keeps the graph connected
+
+    def laplacian(vals):
+        r = np.concatenate([rows[keep], path])
+        c = np.concatenate([cols[keep], path + 1])
+        w = sp.coo_matrix((vals, (r, c)), shape=(n, n)).tocsr()
+        w = w + w.T
+        return (sp.diags(np.asarray(w.sum(axis=1)).ravel()) - w).tocsr()
+
+    m = keep.sum() + n - 1
+    base = rng.random(m) + 0.5
+    old = laplacian(base)
+    new = laplacian(base * (1 + 0.2 * rng.standard_normal(m)).clip(0.3))
+    rhs = rng.standard_normal(n)
+    rhs -= rhs.mean()
+    _, solver = solve_newton_system(old, rhs, method="direct", want_solver=True)
+    exact = solve_newton_system(new, rhs, method="direct")
+    x = preconditioned_cg(new, rhs, solver, 1e-10, 60)
+    assert x is not None and abs(x.mean()) < 1e-12
+    np.testing.assert_allclose(x, exact, atol=1e-8 * np.abs(exact).max())
+    # too few iterations for the tolerance: no answer, never a wrong one
+    assert preconditioned_cg(new, rhs, solver, 1e-12, 1) is None
+    # through solve_newton_system: the old solver is kept when CG reaches rtol in
+    # PCG_MAX_ITER iterations, else the new system is factorised
+    delta, s2 = solve_newton_system(new, rhs, method="direct", want_solver=True,
+                                    precond=solver, precond_rtol=1e-2)
+    assert s2 is solver
+    assert np.linalg.norm(new @ delta - rhs) <= 1e-2 * np.linalg.norm(rhs)
+    delta, s3 = solve_newton_system(new, rhs, method="direct", want_solver=True,
+                                    precond=solver, precond_rtol=1e-14)
+    assert s3 is not solver
+    np.testing.assert_allclose(delta, exact, atol=1e-9 * np.abs(exact).max())

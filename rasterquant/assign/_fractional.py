@@ -26,54 +26,6 @@ MAXA = 24  # active candidates in one pixel
 
 
 @kernel(parallel=False)
-def _clip_polygon(px, py, tg, nv, ax, ay, b, tag, ox, oy, ot):
-    """Clip polygon ``(px, py)`` (edge k -> k+1 tagged ``tg[k]``) by ``ax u + ay v <= b``.
-
-    Writes the result into ``(ox, oy, ot)`` and returns its vertex count.
-    """
-    no = 0
-    for k in range(nv):
-        k2 = k + 1 if k + 1 < nv else 0
-        sp = ax * px[k] + ay * py[k] - b
-        sq = ax * px[k2] + ay * py[k2] - b
-        if sp <= 0.0:
-            ox[no] = px[k]
-            oy[no] = py[k]
-            # an edge lying on the clip line is a facet piece on the pixel's border
-            ot[no] = tag if (sp == 0.0 and sq == 0.0) else tg[k]
-            no += 1
-            if sq > 0.0:
-                t = sp / (sp - sq)
-                ox[no] = px[k] + t * (px[k2] - px[k])
-                oy[no] = py[k] + t * (py[k2] - py[k])
-                ot[no] = tag
-                no += 1
-        elif sq <= 0.0:
-            t = sp / (sp - sq)
-            ox[no] = px[k] + t * (px[k2] - px[k])
-            oy[no] = py[k] + t * (py[k2] - py[k])
-            ot[no] = tg[k]
-            no += 1
-    return no
-
-
-@kernel(parallel=False)
-def _init_square(hy, hx, pu, pv, tg):
-    """The pixel ``[-h/2, h/2]^2`` as 4 untagged edges in (row, column); returns 4."""
-    pu[0] = -hy / 2
-    pv[0] = -hx / 2
-    pu[1] = -hy / 2
-    pv[1] = hx / 2
-    pu[2] = hy / 2
-    pv[2] = hx / 2
-    pu[3] = hy / 2
-    pv[3] = -hx / 2
-    for k in range(4):
-        tg[k] = -1.0
-    return 4
-
-
-@kernel(parallel=False)
 def _polygon_moments(px, py, nv):
     """Area, integral of u, of v and of u^2 + v^2 over a polygon (CCW or CW)."""
     a = 0.0
@@ -94,76 +46,6 @@ def _polygon_moments(px, py, nv):
     if a < 0.0:
         return -a / 2.0, -mu / 6.0, -mv / 6.0, -m2 / 12.0
     return a / 2.0, mu / 6.0, mv / 6.0, m2 / 12.0
-
-
-@kernel(parallel=False)
-def _split_pixel_2d(hy, hx, act, nact, dcen, sy, sx, piece, flen, bufs):
-    """Exact pieces of one pixel among its ``nact`` active candidates (2D).
-
-    Parameters
-    ----------
-    hy, hx : pixel size.
-    act : (MAXA,) int64 candidate slots; dcen : (MAXA,) power distances at the centre.
-    sy, sx : (MAXA,) site coordinates relative to the pixel centre.
-    piece : (MAXA, 4) out: area, int u, int v, int |u|^2 (u relative to the centre).
-    flen : (MAXA, MAXA) out: facet length between active slots a < b.
-    bufs : (6, MAXV) scratch.
-    """
-    for a in range(nact):
-        for b2 in range(nact):
-            flen[a, b2] = 0.0
-    for a in range(nact):
-        # polygon in (u, v) = (row, column) offsets from the pixel centre
-        pu = bufs[0]
-        pv = bufs[1]
-        tg = bufs[2]
-        qu = bufs[3]
-        qv = bufs[4]
-        qt = bufs[5]
-        nv = _init_square(hy, hx, pu, pv, tg)
-        flip = False
-        for b2 in range(nact):
-            if b2 == a or nv == 0:
-                continue
-            # pd_a <= pd_b  <=>  2 u.(y_b - y_a) <= d_b - d_a   (u = x - c)
-            _, cu, cv, rhs = _snap(0.0, 2.0 * (sy[b2] - sy[a]), 2.0 * (sx[b2] - sx[a]),
-                                   dcen[b2] - dcen[a], 1.0, hy, hx)
-            if not flip:
-                nv = _clip_polygon(pu, pv, tg, nv, cu, cv, rhs, b2, qu, qv, qt)
-            else:
-                nv = _clip_polygon(qu, qv, qt, nv, cu, cv, rhs, b2, pu, pv, tg)
-            flip = not flip
-        if flip:
-            pu = qu
-            pv = qv
-            tg = qt
-        if nv < 3:
-            piece[a, 0] = 0.0
-            piece[a, 1] = 0.0
-            piece[a, 2] = 0.0
-            piece[a, 3] = 0.0
-            continue
-        ar, mu, mv, m2 = _polygon_moments(pu, pv, nv)
-        piece[a, 0] = ar
-        piece[a, 1] = mu
-        piece[a, 2] = mv
-        piece[a, 3] = m2
-        if ar <= 1e-12 * hy * hx:
-            continue  # degenerate piece (an edge or a corner of the pixel)
-        # every facet edge is seen from both of its cells (or, on the pixel border,
-        # from this pixel and its neighbour): count each sighting with weight 1/2
-        for k in range(nv):
-            t = int(tg[k])
-            if t >= 0 and t != a:
-                k2 = k + 1 if k + 1 < nv else 0
-                du = pu[k2] - pu[k]
-                dv = pv[k2] - pv[k]
-                ln = 0.5 * np.sqrt(du * du + dv * dv)
-                if t > a:
-                    flen[a, t] += ln
-                else:
-                    flen[t, a] += ln
-    return
 
 
 @kernel(parallel=False)
@@ -569,6 +451,12 @@ def _fractional_tiles(
         piece = np.empty((MAXA, 5))
         flen = np.empty((MAXA, MAXA))
         bufs = np.empty((6, MAXV))
+        poly = np.empty((6 * MAXA, MAXV))
+        iw = np.empty(4 * MAXA, np.int64)
+        sl = np.empty((8, MAXV))
+        act2 = np.empty(MAXA + sub[2], np.int64)
+        dq2 = np.empty((kmax, sub[2]))
+        fs = np.empty((8, max(kmax, sub[2])))
         fv0 = np.empty((MAXF, MAXV, 3))
         fv1 = np.empty((MAXF, MAXV, 3))
         fn0 = np.empty(MAXF, np.int64)
@@ -605,6 +493,16 @@ def _fractional_tiles(
                             zhi = zlo
                         nk = _prune(t, cand_ptr, cand_idx, sites, site_w, owner,
                                     zlo, zhi, ylo, yhi, xlo, xhi, lb, keep)
+                        if is2d:
+                            cnt, st = _sweep_box_2d(
+                                j0, j1, i0, i1, nk, keep, origin3[0] + 0.5 * hz,
+                                origin3[1], origin3[2], hz, hy, hx, sites, site_w,
+                                owner, density, umass, extent, want_moments, want_jac,
+                                jac_floor, jac_cap, jac_rows, jac_cols, jac_vals,
+                                jac_pix, out, c, labels, cnt, dq2, fs, act2, iw, sl,
+                                piece, flen, poly)
+                            status[c] |= st
+                            continue
                         for k in range(k0, k1):
                             zc = origin3[0] + (k + 0.5) * hz
                             for j in range(j0, j1):
@@ -676,31 +574,17 @@ def _fractional_tiles(
                                             2.0 * (rz[1] - rz[0]), 2.0 * (ry[1] - ry[0]),
                                             2.0 * (rx[1] - rx[0]), dcen[1] - dcen[0],
                                             hz, hy, hx)
-                                        if is2d:
-                                            cz = 0.0
-                                        if is2d:
-                                            ar, mu, mv, m2, ln = _cut_rect_2d(
-                                                hy, hx, cy, cx, rhs, bufs)
-                                            full = hy * hx
-                                            piece[0, 0] = ar
-                                            piece[0, 1] = 0.0
-                                            piece[0, 2] = mu
-                                            piece[0, 3] = mv
-                                            piece[0, 4] = m2
-                                            piece[1, 4] = full * (hy * hy + hx * hx) / 12.0 - m2
-                                            pv = full
-                                        else:
-                                            ar, m0, mu, mv, m2, ln = _cut_box_3d(
-                                                hz, hy, hx, cz, cy, cx, rhs, fv0, fn0,
-                                                bufs[0], bufs[1], bufs[2])
-                                            full = vol
-                                            piece[0, 0] = ar
-                                            piece[0, 1] = m0
-                                            piece[0, 2] = mu
-                                            piece[0, 3] = mv
-                                            piece[0, 4] = m2
-                                            piece[1, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0 - m2
-                                            pv = full
+                                        ar, m0, mu, mv, m2, ln = _cut_box_3d(
+                                            hz, hy, hx, cz, cy, cx, rhs, fv0, fn0,
+                                            bufs[0], bufs[1], bufs[2])
+                                        full = vol
+                                        piece[0, 0] = ar
+                                        piece[0, 1] = m0
+                                        piece[0, 2] = mu
+                                        piece[0, 3] = mv
+                                        piece[0, 4] = m2
+                                        piece[1, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0 - m2
+                                        pv = full
                                         if (piece[0, 0] <= 1e-12 * full
                                                 or piece[0, 0] >= full * (1 - 1e-12)):
                                             # the cut misses the pixel's interior
@@ -711,15 +595,6 @@ def _fractional_tiles(
                                         piece[1, 2] = -piece[0, 2]
                                         piece[1, 3] = -piece[0, 3]
                                         flen[0, 1] = ln
-                                    elif is2d:
-                                        _split_pixel_2d(hy, hx, act, nact, dcen, ry, rx,
-                                                        piece, flen, bufs)
-                                        for a in range(nact):
-                                            piece[a, 4] = piece[a, 3]
-                                            piece[a, 3] = piece[a, 2]
-                                            piece[a, 2] = piece[a, 1]
-                                            piece[a, 1] = 0.0
-                                        pv = hy * hx
                                     else:
                                         _split_pixel_3d(hz, hy, hx, nact, dcen, rz, ry,
                                                         rx, piece, flen, fa, fa)
@@ -853,27 +728,494 @@ def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn, tz, ty, tx):
 
 
 @kernel(parallel=False)
-def _cut_rect_2d(hy, hx, cu, cv, b, bufs):
-    """The part ``cu u + cv v <= b`` of the pixel ``[-h/2, h/2]^2``.
+def _cut_square_2d(hy, hx, cu, cv, b):
+    """The part ``cu u + cv v <= b`` of the pixel ``[-h/2, h/2]^2``, in closed form.
 
-    Returns area, int u, int v, int |u|^2 and the length of the cut.
+    Walks the four sides (in the order of ``_square_rows``), clips each to the half-plane
+    and adds its shoelace terms, then closes the piece with the cut from the exit point to
+    the entry point: no polygon is built.
+
+    Returns
+    -------
+    area, int u, int v, int |u|^2 (u relative to the centre), length of the cut
     """
-    pu = bufs[0]
-    pv = bufs[1]
-    tg = bufs[2]
-    qu = bufs[3]
-    qv = bufs[4]
-    qt = bufs[5]
-    _init_square(hy, hx, pu, pv, tg)
-    nv = _clip_polygon(pu, pv, tg, 4, cu, cv, b, 1.0, qu, qv, qt)
-    if nv < 3:
+    a2 = hy / 2
+    b2 = hx / 2
+    # corners (u, v) as in _square_rows: (-,-), (-,+), (+,+), (+,-)
+    s0 = cu * -a2 + cv * -b2 - b
+    s1 = cu * -a2 + cv * b2 - b
+    s2 = cu * a2 + cv * b2 - b
+    s3 = cu * a2 + cv * -b2 - b
+    if s0 <= 0.0 and s1 <= 0.0 and s2 <= 0.0 and s3 <= 0.0:
+        full = hy * hx
+        return full, 0.0, 0.0, full * (hy * hy + hx * hx) / 12.0, 0.0
+    if s0 > 0.0 and s1 > 0.0 and s2 > 0.0 and s3 > 0.0:
         return 0.0, 0.0, 0.0, 0.0, 0.0
-    ar, mu, mv, m2 = _polygon_moments(qu, qv, nv)
-    length = 0.0
+    ar = 0.0
+    mu = 0.0
+    mv = 0.0
+    m2 = 0.0
+    xu = 0.0
+    xv = 0.0
+    eu = 0.0
+    ev = 0.0
+    for k in range(4):
+        if k == 0:
+            pu, pv, sp, qu, qv, sq = -a2, -b2, s0, -a2, b2, s1
+        elif k == 1:
+            pu, pv, sp, qu, qv, sq = -a2, b2, s1, a2, b2, s2
+        elif k == 2:
+            pu, pv, sp, qu, qv, sq = a2, b2, s2, a2, -b2, s3
+        else:
+            pu, pv, sp, qu, qv, sq = a2, -b2, s3, -a2, -b2, s0
+        if sp <= 0.0:
+            if sq > 0.0:
+                # leaves the half-plane: the side ends at the exit point
+                t = sp / (sp - sq)
+                qu = pu + t * (qu - pu)
+                qv = pv + t * (qv - pv)
+                xu = qu
+                xv = qv
+        elif sq <= 0.0:
+            # enters the half-plane: the side starts at the entry point
+            t = sp / (sp - sq)
+            pu = pu + t * (qu - pu)
+            pv = pv + t * (qv - pv)
+            eu = pu
+            ev = pv
+        else:
+            continue
+        cr = pu * qv - qu * pv
+        ar += cr
+        mu += cr * (pu + qu)
+        mv += cr * (pv + qv)
+        m2 += cr * (pu * pu + pu * qu + qu * qu + pv * pv + pv * qv + qv * qv)
+    # the cut, from the exit point to the entry point
+    cr = xu * ev - eu * xv
+    ar += cr
+    mu += cr * (xu + eu)
+    mv += cr * (xv + ev)
+    m2 += cr * (xu * xu + xu * eu + eu * eu + xv * xv + xv * ev + ev * ev)
+    du = eu - xu
+    dv = ev - xv
+    length = np.sqrt(du * du + dv * dv)
+    if ar < 0.0:
+        return -ar / 2.0, -mu / 6.0, -mv / 6.0, -m2 / 12.0, length
+    return ar / 2.0, mu / 6.0, mv / 6.0, m2 / 12.0, length
+
+
+@kernel(parallel=False)
+def _square_rows(hy, hx, poly, r):
+    """The pixel ``[-h/2, h/2]^2`` as 4 untagged edges in rows ``r`` (u), ``r + 1`` (v)
+    and ``r + 2`` (tags) of ``poly``; returns 4."""
+    poly[r, 0] = -hy / 2
+    poly[r + 1, 0] = -hx / 2
+    poly[r, 1] = -hy / 2
+    poly[r + 1, 1] = hx / 2
+    poly[r, 2] = hy / 2
+    poly[r + 1, 2] = hx / 2
+    poly[r, 3] = hy / 2
+    poly[r + 1, 3] = -hx / 2
+    for k in range(4):
+        poly[r + 2, k] = -1.0
+    return 4
+
+
+@kernel(parallel=False)
+def _clip_rows(poly, r, nv, sl, srow, tag, o):
+    """Clip the polygon in rows ``r`` (u), ``r + 1`` (v), ``r + 2`` (edge tags) of ``poly``.
+
+    Edge k -> k+1 is tagged ``poly[r + 2, k]``. ``sl[srow, k]`` is the value of the cut
+    at vertex k; the part where it is <= 0 is kept. The new edge along the cut gets
+    ``tag``, and so does an edge lying on the cut. Writes the result to rows ``o`` to
+    ``o + 2`` and returns its vertex count.
+
+    Rows of one buffer rather than separate arrays: array views passed to a compiled
+    call cost (reference counting) several times the clip itself.
+    """
+    no = 0
     for k in range(nv):
-        if qt[k] == 1.0:
-            k2 = k + 1 if k + 1 < nv else 0
-            du = qu[k2] - qu[k]
-            dv = qv[k2] - qv[k]
-            length += np.sqrt(du * du + dv * dv)
-    return ar, mu, mv, m2, length
+        k2 = k + 1 if k + 1 < nv else 0
+        sp = sl[srow, k]
+        sq = sl[srow, k2]
+        if sp <= 0.0:
+            poly[o, no] = poly[r, k]
+            poly[o + 1, no] = poly[r + 1, k]
+            # an edge lying on the cut is a facet piece on the pixel's border
+            poly[o + 2, no] = tag if (sp == 0.0 and sq == 0.0) else poly[r + 2, k]
+            no += 1
+            if sq > 0.0:
+                t = sp / (sp - sq)
+                poly[o, no] = poly[r, k] + t * (poly[r, k2] - poly[r, k])
+                poly[o + 1, no] = poly[r + 1, k] + t * (poly[r + 1, k2] - poly[r + 1, k])
+                poly[o + 2, no] = tag
+                no += 1
+        elif sq <= 0.0:
+            t = sp / (sp - sq)
+            poly[o, no] = poly[r, k] + t * (poly[r, k2] - poly[r, k])
+            poly[o + 1, no] = poly[r + 1, k] + t * (poly[r + 1, k2] - poly[r + 1, k])
+            poly[o + 2, no] = poly[r + 2, k]
+            no += 1
+    return no
+
+
+@kernel(parallel=False)
+def _moments_rows(poly, r, nv):
+    """Area, integral of u, of v and of u^2 + v^2 over the polygon (CCW or CW) in rows
+    ``r`` (u) and ``r + 1`` (v) of ``poly``."""
+    a = 0.0
+    mu = 0.0
+    mv = 0.0
+    m2 = 0.0
+    for k in range(nv):
+        k2 = k + 1 if k + 1 < nv else 0
+        x0 = poly[r, k]
+        y0 = poly[r + 1, k]
+        x1 = poly[r, k2]
+        y1 = poly[r + 1, k2]
+        cr = x0 * y1 - x1 * y0
+        a += cr
+        mu += cr * (x0 + x1)
+        mv += cr * (y0 + y1)
+        m2 += cr * (x0 * x0 + x0 * x1 + x1 * x1 + y0 * y0 + y0 * y1 + y1 * y1)
+    if a < 0.0:
+        return -a / 2.0, -mu / 6.0, -mv / 6.0, -m2 / 12.0
+    return a / 2.0, mu / 6.0, mv / 6.0, m2 / 12.0
+
+
+@kernel(parallel=False)
+def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
+    """Exact pieces of one pixel among its ``nact`` active candidates (2D).
+
+    Parameters
+    ----------
+    hy, hx : pixel size.
+    nact : number of active slots.
+    sl : (8, MAXV) float: row 0 the power distances at the centre, rows 1 and 2 the
+        site coordinates (row, column) relative to the centre, one column per slot;
+        rows 3 to 7 are scratch.
+    piece : (MAXA, 5) out: area, 0, int u, int v, int |u|^2 (u relative to the centre).
+    flen : (MAXA, MAXA) out: facet length between active slots a < b (when
+        ``want_facets``).
+    poly : (6 MAXA, MAXV) scratch: two polygons (rows u, v, edge tags) per slot.
+    iw : (4 MAXA,) int64 scratch.
+
+    Notes
+    -----
+    Incremental construction: the slots are inserted in the order of increasing power
+    distance at the centre, the first one owning the whole square. Slot ``n`` is
+    compared with each piece ``P_a`` so far: if ``pd_a < pd_n`` at every vertex of
+    ``P_a``, the piece stays as it is; otherwise ``P_a`` is clipped by
+    ``pd_a <= pd_n``. A competitor that reaches no piece owns nothing (one test per
+    vertex of each piece). Otherwise the piece of ``n`` is the square clipped by
+    ``pd_n <= pd_a`` for the slots ``a`` with a nonempty piece, those it reaches first
+    (slots with empty pieces are beaten everywhere by the owners, so they cannot bound
+    ``n``). Keeping the half-planes of the pieces that ``n`` does not reach makes the
+    result exact even when rounding misjudges a tie at a vertex (lines through pixel
+    corners). Edges carry the slot across them (-1 on the pixel border; an edge lying
+    on a cut takes the cut's tag, see ``_clip_rows``).
+    """
+    full = hy * hx
+    tiny = 1e-12 * full
+    if want_facets:
+        for a in range(nact):
+            for b2 in range(nact):
+                flen[a, b2] = 0.0
+    # iw: [0, MAXA) slots by increasing power distance at the centre, then the vertex
+    # counts, the polygon buffer in use, and the constraints of the slot being inserted
+    for a in range(nact):
+        p = a
+        while p > 0 and sl[0, iw[p - 1]] > sl[0, a]:
+            iw[p] = iw[p - 1]
+            p -= 1
+        iw[p] = a
+    for a in range(nact):
+        iw[MAXA + a] = 0
+        iw[2 * MAXA + a] = 0
+    first = iw[0]
+    iw[MAXA + first] = _square_rows(hy, hx, poly, 6 * first)
+    for on in range(1, nact):
+        n = iw[on]
+        ncon = 0
+        nfree = 0
+        for ol in range(on):
+            a = iw[ol]
+            nv = iw[MAXA + a]
+            if nv == 0:
+                continue
+            # pd_a <= pd_n  <=>  2 u.(y_n - y_a) <= d_n - d_a   (u = x - c)
+            _, cu, cv, rhs = _snap(0.0, 2.0 * (sl[1, n] - sl[1, a]),
+                                   2.0 * (sl[2, n] - sl[2, a]), sl[0, n] - sl[0, a],
+                                   1.0, hy, hx)
+            r = 6 * a + 3 * iw[2 * MAXA + a]
+            smax = -np.inf
+            smin = np.inf
+            for k in range(nv):
+                s = cu * poly[r, k] + cv * poly[r + 1, k] - rhs
+                sl[7, k] = s
+                smax = max(smax, s)
+                smin = min(smin, s)
+            if smax < 0.0:
+                # a beats n on the whole of its piece: its half-plane still bounds n,
+                # after those of the pieces that n reaches (stored from the end)
+                nfree += 1
+                sl[3, MAXA - nfree] = -cu
+                sl[4, MAXA - nfree] = -cv
+                sl[5, MAXA - nfree] = -rhs
+                iw[4 * MAXA - nfree] = a
+                continue
+            sl[3, ncon] = -cu
+            sl[4, ncon] = -cv
+            sl[5, ncon] = -rhs
+            iw[3 * MAXA + ncon] = a
+            ncon += 1
+            if smin > 0.0:
+                iw[MAXA + a] = 0  # n takes the whole piece
+            else:
+                o = 6 * a + 3 * (1 - iw[2 * MAXA + a])
+                iw[MAXA + a] = _clip_rows(poly, r, nv, sl, 7, n, o)
+                iw[2 * MAXA + a] = 1 - iw[2 * MAXA + a]
+        if ncon == 0:
+            continue  # n owns no part of the pixel
+        p = 0
+        nv = _square_rows(hy, hx, poly, 6 * n)
+        for jc in range(ncon + nfree):
+            ic = jc if jc < ncon else MAXA - nfree + (jc - ncon)
+            cu = sl[3, ic]
+            cv = sl[4, ic]
+            rhs = sl[5, ic]
+            r = 6 * n + 3 * p
+            smax = -np.inf
+            smin = np.inf
+            for k in range(nv):
+                s = cu * poly[r, k] + cv * poly[r + 1, k] - rhs
+                sl[7, k] = s
+                smax = max(smax, s)
+                smin = min(smin, s)
+            if smax < 0.0:
+                continue
+            if smin > 0.0:
+                nv = 0
+                break
+            nv = _clip_rows(poly, r, nv, sl, 7, iw[3 * MAXA + ic],
+                            6 * n + 3 * (1 - p))
+            p = 1 - p
+        iw[MAXA + n] = nv
+        iw[2 * MAXA + n] = p
+    for a in range(nact):
+        nv = iw[MAXA + a]
+        if nv < 3:
+            for c in range(5):
+                piece[a, c] = 0.0
+            continue
+        r = 6 * a + 3 * iw[2 * MAXA + a]
+        ar, mu, mv, m2 = _moments_rows(poly, r, nv)
+        piece[a, 0] = ar
+        piece[a, 1] = 0.0
+        piece[a, 2] = mu
+        piece[a, 3] = mv
+        piece[a, 4] = m2
+        if not want_facets or ar <= tiny:
+            continue  # degenerate piece (an edge or a corner of the pixel)
+        # every facet edge is seen from both of its cells (or, on the pixel border,
+        # from this pixel and its neighbour): count each sighting with weight 1/2
+        for k in range(nv):
+            t = int(poly[r + 2, k])
+            if t >= 0 and t != a:
+                k2 = k + 1 if k + 1 < nv else 0
+                du = poly[r, k2] - poly[r, k]
+                dv = poly[r + 1, k2] - poly[r + 1, k]
+                ln = 0.5 * np.sqrt(du * du + dv * dv)
+                if t > a:
+                    flen[a, t] += ln
+                else:
+                    flen[t, a] += ln
+    return
+
+
+@kernel(parallel=False)
+def _sweep_box_2d(j0, j1, i0, i1, nk, keep, zc, oy, ox, hz, hy, hx, sites, site_w, owner,
+                  density, umass, extent, want_moments, want_jac, jac_floor, jac_cap,
+                  jrows, jcols, jvals, jpix, out, c, labels, cnt, dq, fs, act, iw, sl,
+                  piece, flen, poly):
+    """Fractional pass over the pixels ``[j0, j1) x [i0, i1)`` of a 2D raster.
+
+    ``keep[:nk]`` are the box's candidates; ``zc`` the centre's z, ``oy``, ``ox`` the
+    origin. Adds masses (and moments) to ``out[c]``, writes the centre labels, and
+    appends Jacobian triplets at ``cnt`` to row ``c`` of ``jrows``, ``jcols``, ``jvals``,
+    ``jpix`` (when ``want_jac``); the other arguments are as in ``_fractional_tiles``.
+    Scratch: ``dq`` (kmax, sub_x) and ``fs`` (8, >= max(kmax, sub_x)) float, ``act``
+    (MAXA + sub_x) and ``iw`` (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5),
+    ``flen`` (MAXA, MAXA), ``poly`` (6 MAXA, MAXV). Whole arrays are passed, not views:
+    a view passed to a compiled call costs its reference counting.
+
+    Per row, the power distances of all candidates at all centres come first
+    (candidates outside, pixels inside); the margins of the competitors against the
+    centre's owner are reused along the row while the owner stays the same.
+
+    Returns
+    -------
+    cnt : the new triplet count; status : 1 if a pixel had more than MAXA active cells.
+    """
+    status = 0
+    w = i1 - i0
+    kz = fs[0]
+    ky = fs[1]
+    kx = fs[2]
+    kw = fs[3]
+    rb = fs[4]
+    marg = fs[5]
+    xcs = fs[6]
+    bestd = fs[7]
+    bestq = act[MAXA:]
+    for q in range(nk):
+        s = keep[q]
+        kz[q] = sites[s, 0]
+        ky[q] = sites[s, 1]
+        kx[q] = sites[s, 2]
+        kw[q] = site_w[s]
+    for ii in range(w):
+        xcs[ii] = ox + (i0 + ii + 0.5) * hx
+    slack = 1 + 1e-9
+    for j in range(j0, j1):
+        yc = oy + (j + 0.5) * hy
+        for q in range(nk):
+            dz = zc - kz[q]
+            dy = yc - ky[q]
+            rb[q] = dz * dz + dy * dy
+        for ii in range(w):
+            bestd[ii] = np.inf
+            bestq[ii] = 0
+        # power distances at the centres, candidates outside, pixels inside
+        for q in range(nk):
+            r = rb[q]
+            xq = kx[q]
+            wq = kw[q]
+            for ii in range(w):
+                dx = xcs[ii] - xq
+                d = r + dx * dx - wq
+                dq[q, ii] = d
+                if d < bestd[ii]:
+                    bestd[ii] = d
+                    bestq[ii] = q
+        mq = -1
+        for ii in range(w):
+            i = i0 + ii
+            xc = xcs[ii]
+            m = umass if umass >= 0 else density[0, j, i]
+            best = bestq[ii]
+            bd = bestd[ii]
+            sb = keep[best]
+            labels[0, j, i] = owner[sb]
+            mj = m
+            if want_jac and mj < jac_floor:
+                mj = jac_floor
+            if mj == 0.0:
+                continue
+            if best != mq:
+                # margins of the competitors against this best (reused along the row)
+                mq = best
+                for q in range(nk):
+                    mg = (hz * abs(kz[q] - kz[best]) + hy * abs(ky[q] - ky[best])
+                          + hx * abs(kx[q] - kx[best]))
+                    marg[q] = mg * slack + 1e-300
+            # active competitors: pd_q - pd_best <= 0 somewhere
+            nact = 1
+            act[0] = best
+            for q in range(nk):
+                if dq[q, ii] - bd <= marg[q] and q != best:
+                    if nact < MAXA:
+                        act[nact] = q
+                        nact += 1
+                    else:
+                        status = 1
+            if nact == 1:
+                o = owner[sb]
+                out[c, o, 0] += m
+                if want_moments:
+                    dz = zc - kz[best]
+                    dy = yc - ky[best]
+                    dx = xc - kx[best]
+                    out[c, o, 1] += m * dz
+                    out[c, o, 2] += m * dy
+                    out[c, o, 3] += m * dx
+                    out[c, o, 4] += m * (dz * dz + dy * dy + dx * dx + extent)
+                continue
+            for a in range(nact):
+                q = act[a]
+                sl[0, a] = dq[q, ii]
+                sl[1, a] = ky[q] - yc
+                sl[2, a] = kx[q] - xc
+            full = hy * hx
+            if nact == 2:
+                # one line: cut once, the other piece is the rest
+                _, cu, cv, rhs = _snap(0.0, 2.0 * (sl[1, 1] - sl[1, 0]),
+                                       2.0 * (sl[2, 1] - sl[2, 0]), sl[0, 1] - sl[0, 0],
+                                       hz, hy, hx)
+                ar, mu, mv, m2, ln = _cut_square_2d(hy, hx, cu, cv, rhs)
+                if ar <= 1e-12 * full or ar >= full * (1 - 1e-12):
+                    # the cut misses the pixel's interior
+                    ln = _border_facet(True, hz, hy, hx, 0.0, cu, cv, rhs)
+                piece[0, 0] = ar
+                piece[0, 1] = 0.0
+                piece[0, 2] = mu
+                piece[0, 3] = mv
+                piece[0, 4] = m2
+                piece[1, 0] = full - ar
+                piece[1, 1] = 0.0
+                piece[1, 2] = -mu
+                piece[1, 3] = -mv
+                piece[1, 4] = full * (hy * hy + hx * hx) / 12.0 - m2
+                flen[0, 1] = ln
+            else:
+                _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_jac, poly, iw)
+            rho = m / full
+            rhoj = mj / full
+            for a in range(nact):
+                ar = piece[a, 0]
+                if ar <= 0.0:
+                    continue
+                q = act[a]
+                o = owner[keep[q]]
+                out[c, o, 0] += rho * ar
+                if want_moments:
+                    # offsets of the pixel centre from the site
+                    oz = kz[q] - zc
+                    oz = -oz
+                    py_ = -sl[1, a]
+                    px_ = -sl[2, a]
+                    out[c, o, 1] += rho * (ar * oz + piece[a, 1])
+                    out[c, o, 2] += rho * (ar * py_ + piece[a, 2])
+                    out[c, o, 3] += rho * (ar * px_ + piece[a, 3])
+                    out[c, o, 4] += rho * (
+                        ar * (oz * oz + py_ * py_ + px_ * px_)
+                        + 2.0 * (oz * piece[a, 1] + py_ * piece[a, 2] + px_ * piece[a, 3])
+                        + piece[a, 4]
+                    )
+            if not want_jac:
+                # count the pairs, so that the caller can size the Jacobian buffers
+                # before asking for them
+                cnt += nact * (nact - 1) // 2
+                continue
+            for a in range(nact):
+                sa = keep[act[a]]
+                for b2 in range(a + 1, nact):
+                    fl = flen[a, b2]
+                    if fl <= 0.0:
+                        continue
+                    sb2 = keep[act[b2]]
+                    oa = owner[sa]
+                    ob = owner[sb2]
+                    if oa == ob:
+                        continue
+                    dz = sites[sa, 0] - sites[sb2, 0]
+                    dy = sites[sa, 1] - sites[sb2, 1]
+                    dx = sites[sa, 2] - sites[sb2, 2]
+                    dist = np.sqrt(dz * dz + dy * dy + dx * dx)
+                    if cnt < jac_cap:
+                        jrows[c, cnt] = min(oa, ob)
+                        jcols[c, cnt] = max(oa, ob)
+                        jvals[c, cnt] = rhoj * fl / (2.0 * dist)
+                        jpix[c, cnt] = j * labels.shape[2] + i
+                    cnt += 1
+    return cnt, status
