@@ -109,7 +109,7 @@ def _follow_moves(raster, psi, moves):
                 raster.periodic3, len(psi))
             # the Jacobian at these weights; the last factorisation (maybe of an
             # earlier Newton step) preconditions it
-            step = preconditioned_cg(jac, -dm, solver, 1e-3, _config.PCG_MAX_ITER)
+            step = preconditioned_cg(jac(), -dm, solver, 1e-3, _config.PCG_MAX_ITER)
             if step is None:
                 step = solver(-dm)
             if linear:

@@ -729,11 +729,11 @@ def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn, tz, ty, tx):
 
 @kernel(parallel=False)
 def _cut_square_2d(hy, hx, cu, cv, b):
-    """The part ``cu u + cv v <= b`` of the pixel ``[-h/2, h/2]^2``, in closed form.
+    """Cut the pixel ``[-h/2, h/2]^2`` to ``cu u + cv v <= b``, in closed form.
 
-    Walks the four sides (in the order of ``_square_rows``), clips each to the half-plane
-    and adds its shoelace terms, then closes the piece with the cut from the exit point to
-    the entry point: no polygon is built.
+    Walks the four sides (in the order of ``_square_rows``), clips each to the
+    half-plane and adds its shoelace terms, then closes the piece with the cut from the
+    exit point to the entry point: no polygon is built.
 
     Returns
     -------
@@ -806,8 +806,10 @@ def _cut_square_2d(hy, hx, cu, cv, b):
 
 @kernel(parallel=False)
 def _square_rows(hy, hx, poly, r):
-    """The pixel ``[-h/2, h/2]^2`` as 4 untagged edges in rows ``r`` (u), ``r + 1`` (v)
-    and ``r + 2`` (tags) of ``poly``; returns 4."""
+    """Write the pixel ``[-h/2, h/2]^2`` into rows ``r`` to ``r + 2`` of ``poly``.
+
+    Rows ``r`` (u), ``r + 1`` (v) and ``r + 2`` (edge tags, all -1); returns 4.
+    """
     poly[r, 0] = -hy / 2
     poly[r + 1, 0] = -hx / 2
     poly[r, 1] = -hy / 2
@@ -823,7 +825,7 @@ def _square_rows(hy, hx, poly, r):
 
 @kernel(parallel=False)
 def _clip_rows(poly, r, nv, sl, srow, tag, o):
-    """Clip the polygon in rows ``r`` (u), ``r + 1`` (v), ``r + 2`` (edge tags) of ``poly``.
+    """Clip the polygon in rows ``r`` (u), ``r + 1`` (v), ``r + 2`` (tags) of ``poly``.
 
     Edge k -> k+1 is tagged ``poly[r + 2, k]``. ``sl[srow, k]`` is the value of the cut
     at vertex k; the part where it is <= 0 is kept. The new edge along the cut gets
@@ -847,13 +849,15 @@ def _clip_rows(poly, r, nv, sl, srow, tag, o):
             if sq > 0.0:
                 t = sp / (sp - sq)
                 poly[o, no] = poly[r, k] + t * (poly[r, k2] - poly[r, k])
-                poly[o + 1, no] = poly[r + 1, k] + t * (poly[r + 1, k2] - poly[r + 1, k])
+                pv = poly[r + 1, k]
+                poly[o + 1, no] = pv + t * (poly[r + 1, k2] - pv)
                 poly[o + 2, no] = tag
                 no += 1
         elif sq <= 0.0:
             t = sp / (sp - sq)
             poly[o, no] = poly[r, k] + t * (poly[r, k2] - poly[r, k])
-            poly[o + 1, no] = poly[r + 1, k] + t * (poly[r + 1, k2] - poly[r + 1, k])
+            pv = poly[r + 1, k]
+            poly[o + 1, no] = pv + t * (poly[r + 1, k2] - pv)
             poly[o + 2, no] = poly[r + 2, k]
             no += 1
     return no
@@ -861,8 +865,10 @@ def _clip_rows(poly, r, nv, sl, srow, tag, o):
 
 @kernel(parallel=False)
 def _moments_rows(poly, r, nv):
-    """Area, integral of u, of v and of u^2 + v^2 over the polygon (CCW or CW) in rows
-    ``r`` (u) and ``r + 1`` (v) of ``poly``."""
+    """Return area, int u, int v and int |u|^2 of the polygon in rows ``r``, ``r + 1``.
+
+    As ``_polygon_moments`` (either orientation), on rows of ``poly``.
+    """
     a = 0.0
     mu = 0.0
     mv = 0.0
@@ -1034,16 +1040,17 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
 
 
 @kernel(parallel=False)
-def _sweep_box_2d(j0, j1, i0, i1, nk, keep, zc, oy, ox, hz, hy, hx, sites, site_w, owner,
-                  density, umass, extent, want_moments, want_jac, jac_floor, jac_cap,
-                  jrows, jcols, jvals, jpix, out, c, labels, cnt, dq, fs, act, iw, sl,
-                  piece, flen, poly):
+def _sweep_box_2d(j0, j1, i0, i1, nk, keep, zc, oy, ox, hz, hy, hx, sites, site_w,
+                  owner, density, umass, extent, want_moments, want_jac, jac_floor,
+                  jac_cap, jrows, jcols, jvals, jpix, out, c, labels, cnt, dq, fs, act,
+                  iw, sl, piece, flen, poly):
     """Fractional pass over the pixels ``[j0, j1) x [i0, i1)`` of a 2D raster.
 
     ``keep[:nk]`` are the box's candidates; ``zc`` the centre's z, ``oy``, ``ox`` the
     origin. Adds masses (and moments) to ``out[c]``, writes the centre labels, and
-    appends Jacobian triplets at ``cnt`` to row ``c`` of ``jrows``, ``jcols``, ``jvals``,
-    ``jpix`` (when ``want_jac``); the other arguments are as in ``_fractional_tiles``.
+    appends Jacobian triplets at ``cnt`` to row ``c`` of ``jrows``, ``jcols``,
+    ``jvals``, ``jpix`` (when ``want_jac``); the other arguments are as in
+    ``_fractional_tiles``.
     Scratch: ``dq`` (kmax, sub_x) and ``fs`` (8, >= max(kmax, sub_x)) float, ``act``
     (MAXA + sub_x) and ``iw`` (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5),
     ``flen`` (MAXA, MAXA), ``poly`` (6 MAXA, MAXV). Whole arrays are passed, not views:
@@ -1189,7 +1196,8 @@ def _sweep_box_2d(j0, j1, i0, i1, nk, keep, zc, oy, ox, hz, hy, hx, sites, site_
                     out[c, o, 3] += rho * (ar * px_ + piece[a, 3])
                     out[c, o, 4] += rho * (
                         ar * (oz * oz + py_ * py_ + px_ * px_)
-                        + 2.0 * (oz * piece[a, 1] + py_ * piece[a, 2] + px_ * piece[a, 3])
+                        + 2.0 * (oz * piece[a, 1] + py_ * piece[a, 2]
+                                 + px_ * piece[a, 3])
                         + piece[a, 4]
                     )
             if not want_jac:

@@ -55,6 +55,21 @@ class Cells:
         return int(np.count_nonzero(self.masses <= 0))
 
 
+class _Deferred:
+    """A value computed on first call, then kept (a Jacobian a rejected step never
+    needs is never assembled)."""
+
+    def __init__(self, make):
+        self._make = make
+        self._value = None
+
+    def __call__(self):
+        if self._value is None:
+            self._value = self._make()
+            self._make = None
+        return self._value
+
+
 class _Raster:
     """A density prepared for the kernels, with the points of one problem.
 
@@ -101,8 +116,8 @@ class _Raster:
         #: extra slack of new candidate lists, room for the next site moves (Lloyd)
         self.move_slack = 0.0
         self._cand = None
-        #: (weights, rows, cols, vals, pixel, jacobian) of the last fractional
-        #: Jacobian's facet pieces
+        #: (weights, rows, cols, vals, pixel, jacobian()) of the last fractional
+        #: Jacobian's facet pieces (the Jacobian assembled on call)
         self.facets = None
         #: solver of the last Newton system (see ``solve_newton_system``)
         self.last_solver = None
@@ -224,7 +239,7 @@ class _Raster:
         """Exact cells of the uniform density: (out (N, 5), Jacobian or None)."""
         lo, hi, periodic = self._box
         out, rows, cols, vals = laguerre_cells(self.points, weights, lo, hi, periodic,
-                                               want_moments, want_jac)
+                                               want_moments, bool(want_jac))
         out *= self._rho
         jac = self._assemble(rows, cols, vals * self._rho) if want_jac else None
         return out, jac
@@ -249,7 +264,7 @@ class _Raster:
                 self.spacing3, self.origin3, cl.sites,
                 np.ascontiguousarray(weights[cl.owner]), cl.owner,
                 cl.cand_ptr, cl.cand_idx, self.values3, self.umass, self.pixel_extent,
-                self.n, self.n_chunks, labels3, want_moments, want_jac, floor, cap,
+                self.n, self.n_chunks, labels3, want_moments, bool(want_jac), floor, cap,
                 rows, cols, vals, pix, redo,
             )
             if out is None:
@@ -276,9 +291,11 @@ class _Raster:
         jac = None
         if want_jac:
             r, cc, v, pieces = (np.concatenate([p[a] for p in parts]) for a in range(4))
-            jac = self._assemble(r, cc, v)
+            jac = _Deferred(lambda: self._assemble(r, cc, v))
             # the facet pieces, for the first-order effect of moving the sites
             self.facets = (np.array(weights, dtype=np.float64), r, cc, v, pieces, jac)
+            if want_jac != "deferred":
+                jac = jac()
         return out, jac
 
     def _assemble(self, rows, cols, vals):
@@ -295,7 +312,8 @@ class _Raster:
         Fractional quadrature computes all of them in a single sweep; centre quadrature
         runs the separate passes. Returns ``(labels, masses, moments, jacobian)``, with
         ``moments = (masses, barycenters, energies)`` or None, and the Jacobian (no
-        floor) or None.
+        floor) or None. With ``want_jac="deferred"`` (fractional quadrature) the
+        Jacobian is a callable that assembles it on first call.
         """
         if self.quadrature != "fractional":
             labels, m = self.labels_masses(weights, labels)

@@ -426,7 +426,10 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         if n_iter >= max_iter:
             status = MAX_ITER
             break
-        jac = raster.jacobian(labels3, 0.0, psi) if jac0 is None else jac0
+        if jac0 is None:
+            jac = raster.jacobian(labels3, 0.0, psi)
+        else:
+            jac = jac0() if callable(jac0) else jac0
         proj = _component_projection(jac, alpha, m, tol)
         rhs = alpha - m if proj is None else proj(alpha - m)
         links = raster.floor_links(labels3)
@@ -468,8 +471,8 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         want_jac = frac
         while True:
             cand = psi + tau * delta
-            new_labels, mn, mom_n, jac_n = raster.evaluate(cand, new_labels,
-                                                           want_moments, want_jac)
+            new_labels, mn, mom_n, jac_n = raster.evaluate(
+                cand, new_labels, want_moments, "deferred" if want_jac else False)
             rn = alpha - mn if proj is None else proj(alpha - mn)
             if mn.min() >= eps0 and np.linalg.norm(rn) <= (1 - tau / 2) * res:
                 break
