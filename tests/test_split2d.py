@@ -111,7 +111,7 @@ def _sites(rng, kind, nact, hy, hx):
 
 
 @pytest.mark.parametrize("kind", ["random", "lattice", "close"])
-@pytest.mark.parametrize("h", [(1.0, 1.0), (0.5, 2.0)])
+@pytest.mark.parametrize("h", [(1.0, 1.0), (0.5, 2.0), (1 / 30, 1 / 30), (0.7, 0.3)])
 def test_split_matches_clipping_each_piece(rng, kind, h):
     hy, hx = h
     full = hy * hx
@@ -186,3 +186,23 @@ def test_cut_square_matches_clipper(rng):
         if 1e-12 * full < ref[0] < full * (1 - 1e-12):
             # (the length is used only when the cut crosses the interior)
             np.testing.assert_allclose(got[4], ref[4], rtol=1e-12, atol=1e-14)
+
+
+def test_facets_on_pixel_edges_where_four_cells_meet_at_a_corner():
+    """A 6 x 6 grid cloud on a 60 x 60 raster of [-1, 1]^2 (the "tightness-grid" case
+    of the rates experiment): the pixel at the corner of its 10 x 10 block has two
+    facets on its edges and a fourth cell touching its corner only. A fused
+    multiply-add once left the vertex values at rounding error instead of zero, and
+    the edges lost their facets."""
+    h = 2.0 / 60.0
+    c = np.array([-1 + 47.5 * h, -1 + 47.5 * h])
+    sites = np.array([[0.5, 0.5], [0.5, 0.7], [0.7, 0.5], [0.7, 0.7]])
+    d = ((sites - c) ** 2).sum(axis=1)
+    for sub in ([0, 1, 3], [0, 2, 3], [0, 1, 2], [0, 1, 2, 3]):
+        s = np.array(sub)
+        piece, flen = _split(h, h, d[s], sites[s, 0] - c[0], sites[s, 1] - c[1])
+        ref_piece, ref_flen = _reference_split(h, h, d[s], sites[s, 0] - c[0],
+                                               sites[s, 1] - c[1])
+        np.testing.assert_allclose(piece[:, 0], ref_piece[:, 0], atol=1e-15)
+        np.testing.assert_allclose(np.triu(flen, 1), ref_flen, atol=1e-15)
+        assert ref_flen.sum() > 0.4 * h  # the edges carry facets

@@ -890,6 +890,21 @@ def _moments_rows(poly, r, nv):
 
 
 @kernel(parallel=False)
+def _cut_value(cu, cv, rhs, u, v, hy, hx):
+    """``cu u + cv v - rhs``, zero when within rounding of zero.
+
+    A vertex on a cut must test exactly zero: that is how an edge on the cut (a facet on
+    the pixel's border, after ``_snap``) keeps its tag. Fused multiply-adds (fastmath
+    contraction) leave the product's rounding error instead, so values below 1e-13 of
+    the cut's range over the pixel count as zero.
+    """
+    s = cu * u + cv * v - rhs
+    if abs(s) <= 1e-13 * (abs(cu) * hy + abs(cv) * hx):
+        return 0.0
+    return s
+
+
+@kernel(parallel=False)
 def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
     """Exact pieces of one pixel among its ``nact`` active candidates (2D).
 
@@ -957,7 +972,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             smax = -np.inf
             smin = np.inf
             for k in range(nv):
-                s = cu * poly[r, k] + cv * poly[r + 1, k] - rhs
+                s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
                 sl[7, k] = s
                 smax = max(smax, s)
                 smin = min(smin, s)
@@ -994,7 +1009,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             smax = -np.inf
             smin = np.inf
             for k in range(nv):
-                s = cu * poly[r, k] + cv * poly[r + 1, k] - rhs
+                s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
                 sl[7, k] = s
                 smax = max(smax, s)
                 smin = min(smin, s)

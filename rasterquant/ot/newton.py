@@ -437,10 +437,11 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
             # weak links through zero density regularise the system
             jac = jac + links
         # inexact Newton: the direction to a relative residual well below the error
+        # and the tolerance
         # (a few CG steps preconditioned by the last factorisation when they reach it)
         delta, raster.last_solver = solve_newton_system(
             jac, rhs, method=linear_solver, ndim=raster.grid.ndim, want_solver=True,
-            precond=raster.last_solver, precond_rtol=min(1e-2, 0.1 * err))
+            precond=raster.last_solver, precond_rtol=min(1e-2, 0.1 * err, 0.1 * tol))
         if not np.isfinite(delta).all():
             status = STALLED  # the linear solve failed: keep the best iterate
             history["max_mass_error"].append(err)
