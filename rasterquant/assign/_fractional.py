@@ -23,6 +23,8 @@ from ._kernels import _prune
 MAXV = 64  # polygon vertices (2D) / vertices per face (3D)
 MAXF = 32  # faces of a clipped polyhedron (3D)
 MAXA = 24  # active candidates in one pixel
+#: 2D boxes (rows, columns) between tiles and sub-boxes, pruned from the tile's list
+MID_2D = (16, 16)
 
 
 @kernel(parallel=False)
@@ -441,6 +443,8 @@ def _fractional_tiles(
         if not redo[c]:
             continue
         keep = np.empty(kmax, np.int64)
+        keep_mid = np.empty(kmax, np.int64)
+        mptr = np.zeros(2, np.int64)
         lb = np.empty(kmax)
         dq = np.empty(kmax)
         act = np.empty(MAXA, np.int64)
@@ -475,6 +479,38 @@ def _fractional_tiles(
             ti1 = min((tx + 1) * tile[2], shape3[2])
             c0 = cand_ptr[t]
             nc = cand_ptr[t + 1] - c0
+            if is2d:
+                # two-level pruning: the tile's list to each mid box, then the mid
+                # box's survivors to each sub-box (a tile list is ~8x longer than a
+                # sub-box needs; pruning it per sub-box cost more than the sweep)
+                zc2 = sites[cand_idx[c0], 0] if nc > 0 else 0.0
+                for jm in range(ty * tile[1], tj1, MID_2D[0]):
+                    jm1 = min(jm + MID_2D[0], tj1)
+                    for im in range(tx * tile[2], ti1, MID_2D[1]):
+                        im1 = min(im + MID_2D[1], ti1)
+                        nm = _prune(t, cand_ptr, cand_idx, sites, site_w, owner,
+                                    zc2, zc2, origin3[1] + jm * hy,
+                                    origin3[1] + jm1 * hy, origin3[2] + im * hx,
+                                    origin3[2] + im1 * hx, lb, keep_mid)
+                        mptr[1] = nm
+                        for j0 in range(jm, jm1, sub[1]):
+                            j1 = min(j0 + sub[1], jm1)
+                            for i0 in range(im, im1, sub[2]):
+                                i1 = min(i0 + sub[2], im1)
+                                nk = _prune(0, mptr, keep_mid, sites, site_w, owner,
+                                            zc2, zc2, origin3[1] + j0 * hy,
+                                            origin3[1] + j1 * hy,
+                                            origin3[2] + i0 * hx,
+                                            origin3[2] + i1 * hx, lb, keep)
+                                cnt, st = _sweep_box_2d(
+                                    j0, j1, i0, i1, nk, keep, origin3[0] + 0.5 * hz,
+                                    origin3[1], origin3[2], hz, hy, hx, sites, site_w,
+                                    owner, density, umass, extent, want_moments,
+                                    want_jac, jac_floor, jac_cap, jac_rows, jac_cols,
+                                    jac_vals, jac_pix, out, c, labels, cnt, dq2, fs,
+                                    act2, iw, sl, piece, flen, poly)
+                                status[c] |= st
+                continue
             for k0 in range(tz * tile[0], tk1, sub[0]):
                 k1 = min(k0 + sub[0], tk1)
                 for j0 in range(ty * tile[1], tj1, sub[1]):
