@@ -403,14 +403,14 @@ def _facet_move_rates(rows, cols, vals, pix, points3, moves3, shape3, spacing3, 
     return dm
 
 
-@kernel(parallel=False)
+@kernel(parallel=True)
 def _laplacian_csr(rows, cols, vals, n):
     """CSR arrays of the Laplacian ``L = D - W`` of the pair weights ``(rows, cols, vals)``.
 
     Each triplet ``(i, j, w)`` (any order, duplicates summed) adds ``w`` to ``W_ij``
     and ``W_ji``; ``D`` holds the row sums of ``W``; triplets with ``i == j`` add
-    nothing. Every row lists its
-    diagonal and its distinct neighbours in increasing column order.
+    nothing. Every row lists its diagonal and its distinct neighbours in increasing
+    column order.
 
     Returns
     -------
@@ -438,43 +438,55 @@ def _laplacian_csr(rows, cols, vals, n):
         nb[fill[b]] = a
         wt[fill[b]] = vals[t]
         fill[b] += 1
-    # merge duplicates per row (slot of each neighbour), sort, add the diagonal
-    slot = np.full(n, -1, np.int64)
-    indptr = np.zeros(n + 1, np.int64)
-    indices = np.empty(start[n] + n, np.int64)
-    data = np.empty(start[n] + n)
-    pos = 0
-    for i in range(n):
-        row0 = pos
-        indices[pos] = i
-        data[pos] = 0.0
-        pos += 1
-        diag = 0.0
-        for q in range(start[i], start[i + 1]):
-            j = nb[q]
-            w = wt[q]
-            diag += w
-            s = slot[j]
-            if s < 0:
-                slot[j] = pos
-                indices[pos] = j
-                data[pos] = -w
-                pos += 1
-            else:
-                data[s] -= w
-        data[row0] = diag
-        # insertion sort of the row by column (rows are short)
-        for p in range(row0 + 1, pos):
-            c = indices[p]
-            v = data[p]
+    # each row on its own (in parallel): sort by column, merge duplicates
+    uniq = np.zeros(n + 1, np.int64)
+    for i in prange(n):
+        r0 = start[i]
+        r1 = start[i + 1]
+        for p in range(r0 + 1, r1):  # insertion sort (rows are short)
+            c = nb[p]
+            v = wt[p]
             q = p - 1
-            while q >= row0 and indices[q] > c:
-                indices[q + 1] = indices[q]
-                data[q + 1] = data[q]
+            while q >= r0 and nb[q] > c:
+                nb[q + 1] = nb[q]
+                wt[q + 1] = wt[q]
                 q -= 1
-            indices[q + 1] = c
-            data[q + 1] = v
-        for p in range(row0, pos):
-            slot[indices[p]] = -1
-        indptr[i + 1] = pos
-    return indptr, indices[:pos], data[:pos]
+            nb[q + 1] = c
+            wt[q + 1] = v
+        k = 1  # the diagonal
+        for p in range(r0, r1):
+            if p == r0 or nb[p] != nb[p - 1]:
+                k += 1
+        uniq[i + 1] = k
+    indptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        indptr[i + 1] = indptr[i] + uniq[i + 1]
+    indices = np.empty(indptr[n], np.int64)
+    data = np.empty(indptr[n])
+    for i in prange(n):
+        r0 = start[i]
+        r1 = start[i + 1]
+        pos = indptr[i]
+        diag = 0.0
+        placed = False
+        for p in range(r0, r1):
+            j = nb[p]
+            w = wt[p]
+            diag += w
+            if p > r0 and j == nb[p - 1]:
+                data[pos - 1] -= w
+                continue
+            if not placed and j > i:
+                indices[pos] = i
+                dpos = pos
+                pos += 1
+                placed = True
+            indices[pos] = j
+            data[pos] = -w
+            pos += 1
+        if not placed:
+            indices[pos] = i
+            dpos = pos
+            pos += 1
+        data[dpos] = diag
+    return indptr, indices, data
