@@ -43,7 +43,7 @@ DIRECT_SOLVE_MAX_N = {2: 30000, 3: 800}
 
 #: conjugate-gradient iterations preconditioned by the last factorisation that a Newton
 #: step tries before it factorises its own Jacobian (each costs two triangular solves)
-PCG_MAX_ITER = 8
+PCG_MAX_ITER = 20
 
 #: maximum rounds of the empty-cell repair of starting weights.
 MAX_REPAIR_ROUNDS = 200
