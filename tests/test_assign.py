@@ -422,14 +422,6 @@ def _voxel_jacobian_and_fd(density, pts, w, eps):
     return jac, fd
 
 
-_GAP_3D = pytest.mark.xfail(
-    strict=True,
-    reason="known gap of the voxel kernel: 3D facets meeting on voxel borders up to "
-    "rounding (h = 1/12) lose half their area in the Jacobian (masses are exact); "
-    "uniform densities take the exact geometric cells instead",
-)
-
-
 @pytest.mark.parametrize(
     ("shape", "k", "extent", "engine"),
     [
@@ -437,7 +429,7 @@ _GAP_3D = pytest.mark.xfail(
         ((40, 40), 4, [(-1.0, 1.0)] * 2, "voxels"),  # h = 0.05: borders up to rounding
         ((40, 40), 4, [(0.0, 1.0)] * 2, "voxels"),
         ((8, 8, 8), 2, None, "voxels"),  # 3D, unit voxels
-        pytest.param((12, 12, 12), 3, [(0.0, 1.0)] * 3, "voxels", marks=_GAP_3D),
+        ((12, 12, 12), 3, [(0.0, 1.0)] * 3, "voxels"),
         ((12, 12, 12), 3, [(0.0, 1.0)] * 3, "geometric"),
         ((40, 40), 4, [(-1.0, 1.0)] * 2, "geometric"),
     ],

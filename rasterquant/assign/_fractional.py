@@ -77,6 +77,15 @@ def _init_box(hz, hy, hx, fv, fn, ft):
 
 
 @kernel(parallel=False)
+def _plane_value(nz, ny, nx, b, z, y, x, tol):
+    """``n . u - b`` at ``u = (z, y, x)``, zero when within ``tol`` (see _cut_value)."""
+    s = nz * z + ny * y + nx * x - b
+    if abs(s) <= tol:
+        return 0.0
+    return s
+
+
+@kernel(parallel=False)
 def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
     """Clip a convex polyhedron by the half-space ``n . u <= b``; returns the face count.
 
@@ -84,11 +93,17 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
     cap face gets ``tag``. Output goes to ``(ov, on, ot)``; ``cap`` is scratch.
     """
     # planes that miss the polyhedron: keep it whole (return -1) or drop it (0)
+    # vertex values within rounding of zero count as zero (see _cut_value)
+    ext = 0.0
+    for f in range(nf):
+        for k in range(fn[f]):
+            ext = max(ext, abs(fv[f, k, 0]), abs(fv[f, k, 1]), abs(fv[f, k, 2]))
+    tol = 2e-13 * (abs(nz) + abs(ny) + abs(nx)) * ext
     smax = -np.inf
     smin = np.inf
     for f in range(nf):
         for k in range(fn[f]):
-            sv = nz * fv[f, k, 0] + ny * fv[f, k, 1] + nx * fv[f, k, 2] - b
+            sv = _plane_value(nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2], tol)
             smax = max(smax, sv)
             smin = min(smin, sv)
     if smax < 0.0:
@@ -102,8 +117,9 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
         no = 0
         for k in range(nv):
             k2 = k + 1 if k + 1 < nv else 0
-            sp = nz * fv[f, k, 0] + ny * fv[f, k, 1] + nx * fv[f, k, 2] - b
-            sq = nz * fv[f, k2, 0] + ny * fv[f, k2, 1] + nx * fv[f, k2, 2] - b
+            sp = _plane_value(nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2], tol)
+            sq = _plane_value(nz, ny, nx, b, fv[f, k2, 0], fv[f, k2, 1], fv[f, k2, 2],
+                              tol)
             if sp <= 0.0:
                 ov[nout, no, 0] = fv[f, k, 0]
                 ov[nout, no, 1] = fv[f, k, 1]
@@ -123,7 +139,8 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
             # a face lying on the clip plane is a facet piece on the voxel's border
             on_plane = True
             for k in range(nv):
-                if nz * fv[f, k, 0] + ny * fv[f, k, 1] + nx * fv[f, k, 2] != b:
+                if _plane_value(nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2],
+                                tol) != 0.0:
                     on_plane = False
                     break
             if on_plane:
