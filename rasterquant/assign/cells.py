@@ -239,13 +239,13 @@ class _Raster:
         """Exact cells of the uniform density: (out (N, 5), Jacobian or None)."""
         lo, hi, periodic = self._box
         out, rows, cols, vals = laguerre_cells(self.points, weights, lo, hi, periodic,
-                                               want_moments, bool(want_jac))
+                                               want_moments, want_jac)
         out *= self._rho
         jac = self._assemble(rows, cols, vals * self._rho) if want_jac else None
         return out, jac
 
     def _fractional(self, weights, labels3, want_moments, want_jac, floor=0.0):
-        """One fractional pass; returns (per-chunk sums, Jacobian or None)."""
+        """One fractional pass; returns (per-chunk sums, Jacobian callable or None)."""
         cl = self.candidates(weights)
         cap = self._jac_cap if want_jac else 1
         redo = np.ones(self.n_chunks, dtype=np.bool_)
@@ -264,7 +264,7 @@ class _Raster:
                 self.spacing3, self.origin3, cl.sites,
                 np.ascontiguousarray(weights[cl.owner]), cl.owner,
                 cl.cand_ptr, cl.cand_idx, self.values3, self.umass, self.pixel_extent,
-                self.n, self.n_chunks, labels3, want_moments, bool(want_jac), floor, cap,
+                self.n, self.n_chunks, labels3, want_moments, want_jac, floor, cap,
                 rows, cols, vals, pix, redo,
             )
             if out is None:
@@ -294,8 +294,6 @@ class _Raster:
             jac = _Deferred(lambda: self._assemble(r, cc, v))
             # the facet pieces, for the first-order effect of moving the sites
             self.facets = (np.array(weights, dtype=np.float64), r, cc, v, pieces, jac)
-            if want_jac != "deferred":
-                jac = jac()
         return out, jac
 
     def _assemble(self, rows, cols, vals):
@@ -312,19 +310,30 @@ class _Raster:
         Fractional quadrature computes all of them in a single sweep; centre quadrature
         runs the separate passes. Returns ``(labels, masses, moments, jacobian)``, with
         ``moments = (masses, barycenters, energies)`` or None, and the Jacobian (no
-        floor) or None. With ``want_jac="deferred"`` (fractional quadrature) the
-        Jacobian is a callable that assembles it on first call.
+        floor) or None.
+        """
+        labels, m, mom, jac = self.evaluate_deferred(weights, labels, want_moments,
+                                                     want_jac)
+        return labels, m, mom, None if jac is None else jac()
+
+    def evaluate_deferred(self, weights, labels=None, want_moments=False,
+                          want_jac=False):
+        """As :meth:`evaluate`, with the Jacobian as a callable (or None).
+
+        The callable assembles the Jacobian on its first call: a Newton trial step
+        that is rejected never pays for it.
         """
         if self.quadrature != "fractional":
             labels, m = self.labels_masses(weights, labels)
             mom = self.moments(labels) if want_moments else None
             jac = self.jacobian(labels, 0.0, weights) if want_jac else None
-            return labels, m, mom, jac
+            return labels, m, mom, None if jac is None else _Deferred(lambda: jac)
         if self.geometric:
             # no pixels: the labels are left to whoever needs them (None)
             out, jac = self._geometric(weights, want_moments, want_jac)
             mom = self._finish_moments(out, 0.0) if want_moments else None
-            return None, np.ascontiguousarray(out[:, 0]), mom, jac
+            return (None, np.ascontiguousarray(out[:, 0]), mom,
+                    None if jac is None else _Deferred(lambda: jac))
         if labels is None:
             labels = np.empty(tuple(self.shape3), dtype=np.int32)
         out, jac = self._fractional(weights, labels, want_moments, want_jac)
@@ -379,7 +388,7 @@ class _Raster:
             if self.geometric:
                 return self._geometric(weights, False, True)[1]
             _, jac = self._fractional(weights, labels3, False, True, floor)
-            return jac
+            return jac()
         return self._face_jacobian(labels3, floor, False)
 
     def floor_links(self, labels3):

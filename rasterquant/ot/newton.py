@@ -382,7 +382,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
     # an accepted full step then needs no separate Jacobian pass
     frac = raster.quadrature == "fractional"
     want_moments = want_moments and frac  # centre moments are a separate pass
-    labels3, m, mom, jac0 = raster.evaluate(psi, None, want_moments, frac)
+    labels3, m, mom, jac0 = raster.evaluate_deferred(psi, None, want_moments, frac)
     n_repairs = 0
     if (m <= 0).any() and np.any(psi != 0):
         # warm weights that leave cells empty (points moved): first give each empty
@@ -426,10 +426,7 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         if n_iter >= max_iter:
             status = MAX_ITER
             break
-        if jac0 is None:
-            jac = raster.jacobian(labels3, 0.0, psi)
-        else:
-            jac = jac0() if callable(jac0) else jac0
+        jac = raster.jacobian(labels3, 0.0, psi) if jac0 is None else jac0()
         proj = _component_projection(jac, alpha, m, tol)
         rhs = alpha - m if proj is None else proj(alpha - m)
         links = raster.floor_links(labels3)
@@ -472,8 +469,8 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         want_jac = frac
         while True:
             cand = psi + tau * delta
-            new_labels, mn, mom_n, jac_n = raster.evaluate(
-                cand, new_labels, want_moments, "deferred" if want_jac else False)
+            new_labels, mn, mom_n, jac_n = raster.evaluate_deferred(
+                cand, new_labels, want_moments, want_jac)
             rn = alpha - mn if proj is None else proj(alpha - mn)
             if mn.min() >= eps0 and np.linalg.norm(rn) <= (1 - tau / 2) * res:
                 break
