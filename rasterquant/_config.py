@@ -45,6 +45,12 @@ DIRECT_SOLVE_MAX_N = {2: 30000, 3: 800}
 #: step tries before it factorises its own Jacobian (each costs two triangular solves)
 PCG_MAX_ITER = 20
 
+#: relative residual of the CG solve of Lloyd's first-order weight predictor. A stale
+#: factorisation alone (no CG) doubles the stippling benchmark's time; 1e-3 costs
+#: more CG steps than it saves Newton steps (benchmarks/bench_stipple.py: 15.2 s at
+#: 1e-3, 14.2 s at 1e-2, 13.9 s at 3e-2, 15.5 s at 1e-1)
+PREDICTOR_CG_RTOL = 3e-2
+
 #: maximum rounds of the empty-cell repair of starting weights.
 MAX_REPAIR_ROUNDS = 200
 

@@ -74,8 +74,9 @@ def _follow_moves(raster, psi, moves):
     ``(2 (x - y_i).d_i - 2 (x - y_j).d_j) / (2 |y_i - y_j|)`` at each of its points
     ``x``, so ``dm_i = sum 2 w_t ((x_t - y_i).d_i - (x_t - y_j).d_j)`` over the facet
     pieces ``t`` of the last fractional Jacobian (``w_t`` its entry, ``x_t`` the centre
-    of the pixel that holds it). The weights then change by ``J^-1 (-dm)``, solved with
-    the last Newton system's factorisation. The next solve starts a few pixels' worth of
+    of the pixel that holds it). The weights then change by ``J^-1 (-dm)``, solved by
+    conjugate gradients preconditioned with the last Newton factorisation (to
+    ``_config.PREDICTOR_CG_RTOL``). The next solve starts a few pixels' worth of
     mass from its target instead of the whole first-order change, and often needs no
     Newton step at all. Without facets (centre quadrature, or no Newton step taken
     yet) each site keeps its power distance at its cell's barycenter, which keeps the
@@ -109,7 +110,8 @@ def _follow_moves(raster, psi, moves):
                 raster.periodic3, len(psi))
             # the Jacobian at these weights; the last factorisation (maybe of an
             # earlier Newton step) preconditions it
-            step = preconditioned_cg(jac(), -dm, solver, 1e-3, _config.PCG_MAX_ITER)
+            step = preconditioned_cg(jac(), -dm, solver, _config.PREDICTOR_CG_RTOL,
+                                     _config.PCG_MAX_ITER)
             if step is None:
                 step = solver(-dm)
             if linear:
