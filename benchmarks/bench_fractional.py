@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import rasterquant as rq  # noqa: E402
+import rasterquant as rq
 
 
 def photo_512x600(seed=0):
@@ -45,12 +45,16 @@ def main():
             ll = rq.lloyd(dens, pts, n_iter=20, ot_tol=1e-3, quadrature=q)
             t_lloyd = time.perf_counter() - t
             out[q] = {
-                "solve_seconds": t_solve, "solve_converged": r.converged,
-                "solve_max_error": r.max_error, "newton_iterations": r.n_iter,
+                "solve_seconds": t_solve,
+                "solve_converged": r.converged,
+                "solve_max_error": r.max_error,
+                "newton_iterations": r.n_iter,
                 "lloyd20_seconds": t_lloyd,
                 "lloyd_max_mass_error": float(np.nanmax(ll.history["max_mass_error"])),
-                "lloyd_energy_first_last": [ll.history["energy"][0],
-                                            ll.history["energy"][-1]],
+                "lloyd_energy_first_last": [
+                    ll.history["energy"][0],
+                    ll.history["energy"][-1],
+                ],
             }
             print(q, json.dumps(out[q]), flush=True)
     # thin cells: the 1,025 vertices of a level-5 von Koch curve on 1024^2, tol 1e-3
@@ -58,18 +62,27 @@ def main():
     koch = rq.sample_points(uni, 1025, method="koch", seed=0)
     t = time.perf_counter()
     r = rq.solve_ot(uni, koch, tol=1e-3)
-    out["koch_1025_on_1024^2"] = {"seconds": time.perf_counter() - t,
-                                  "converged": r.converged, "max_error": r.max_error}
+    out["koch_1025_on_1024^2"] = {
+        "seconds": time.perf_counter() - t,
+        "converged": r.converged,
+        "max_error": r.max_error,
+    }
     # quadratic convergence: N = 10,000 on 512^2, tol 1e-8
     uni = rq.Density.uniform((512, 512))
     pts = rq.sample_points(uni, 10000, seed=1)
     t = time.perf_counter()
     r = rq.solve_ot(uni, pts, tol=1e-8)
     out["uniform_512^2_N10000_tol1e-8"] = {
-        "seconds": time.perf_counter() - t, "converged": r.converged,
-        "max_error_history": r.history["max_mass_error"]}
-    print(json.dumps({k: out[k] for k in ("koch_1025_on_1024^2",
-                                          "uniform_512^2_N10000_tol1e-8")}), flush=True)
+        "seconds": time.perf_counter() - t,
+        "converged": r.converged,
+        "max_error_history": r.history["max_mass_error"],
+    }
+    print(
+        json.dumps(
+            {k: out[k] for k in ("koch_1025_on_1024^2", "uniform_512^2_N10000_tol1e-8")}
+        ),
+        flush=True,
+    )
     out["reference_seconds_here"] = {"pysdot_solve": 7.4, "pysdot_lloyd20": 42.0}
     path = os.path.join(os.path.dirname(__file__), "results", "fractional.json")
     with open(path, "w") as f:

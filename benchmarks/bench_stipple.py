@@ -43,8 +43,11 @@ def time_stipple(lum, n, iterations, method):
     sec = time.perf_counter() - t
     err = res.max_mass_error
     return {
-        "seconds": sec, "energy": res.energy, "iterations": res.n_iter,
-        "max_mass_error": None if err != err else err, "ot_tol": res.ot_tol,
+        "seconds": sec,
+        "energy": res.energy,
+        "iterations": res.n_iter,
+        "max_mass_error": None if err != err else err,
+        "ot_tol": res.ot_tol,
         "seconds_per_iteration": sec / max(res.n_iter, 1),
         "newton_iterations": res.history["newton_iterations"],
         "warnings": list(res.warnings),
@@ -61,16 +64,26 @@ def time_kmeans(lum, n, iterations, seed=0):
     w = rho.ravel()[idx]
     rng = np.random.default_rng(seed)
     init = x[rng.choice(len(x), n, replace=False, p=w / w.sum())]
-    km = KMeans(n_clusters=n, init=init, n_init=1, max_iter=iterations, tol=0.0,
-                algorithm="lloyd", random_state=seed)
+    km = KMeans(
+        n_clusters=n,
+        init=init,
+        n_init=1,
+        max_iter=iterations,
+        tol=0.0,
+        algorithm="lloyd",
+        random_state=seed,
+    )
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         km.fit(x, sample_weight=w)
     sec = time.perf_counter() - t
-    return {"seconds": sec, "iterations": int(km.n_iter_),
-            "inertia_per_mass": float(km.inertia_ / w.sum()),
-            "seconds_per_iteration": sec / max(int(km.n_iter_), 1)}
+    return {
+        "seconds": sec,
+        "iterations": int(km.n_iter_),
+        "inertia_per_mass": float(km.inertia_ / w.sum()),
+        "seconds_per_iteration": sec / max(int(km.n_iter_), 1),
+    }
 
 
 def main(argv=None):
@@ -101,15 +114,25 @@ def main(argv=None):
                 results[m] = {"error": "scikit-learn missing: rasterquant[bench]"}
         else:
             results[m] = time_stipple(lum, args.n, args.iterations, m)
-        print(m, {k: v for k, v in results[m].items()
-                  if k not in ("newton_iterations", "warnings")}, flush=True)
+        print(
+            m,
+            {
+                k: v
+                for k, v in results[m].items()
+                if k not in ("newton_iterations", "warnings")
+            },
+            flush=True,
+        )
     # methods not run this time keep their last result (KMeans takes minutes)
     previous = {}
     if os.path.exists(args.output):
         with open(args.output, encoding="utf-8") as fh:
             old = json.load(fh)
-        if old.get("case", {}).get("size") == args.size and old["case"].get(
-                "n") == args.n and old["case"].get("iterations") == args.iterations:
+        if (
+            old.get("case", {}).get("size") == args.size
+            and old["case"].get("n") == args.n
+            and old["case"].get("iterations") == args.iterations
+        ):
             previous = old.get("results", {})
     for m, r in previous.items():
         if m not in results:
@@ -118,25 +141,42 @@ def main(argv=None):
     if "seconds" in results.get("kmeans", {}):
         for m in ("uniform", "voronoi"):
             if m in results:
-                ratios[f"{m}_over_kmeans"] = (results[m]["seconds"]
-                                              / results["kmeans"]["seconds"])
+                ratios[f"{m}_over_kmeans"] = (
+                    results[m]["seconds"] / results["kmeans"]["seconds"]
+                )
     out = {
-        "case": {"size": args.size, "n": args.n, "iterations": args.iterations,
-                 "image": "data/portrait.png upscaled bicubic, dark = dense",
-                 "positive_pixels": int((lum < 1).sum())},
-        "machine": {"cpu_count": os.cpu_count(), "numba_threads":
-                    numba.get_num_threads(), "threading_layer": numba.threading_layer(),
-                    "load_average": os.getloadavg(), "python":
-                    platform.python_version(), "OMP_WAIT_POLICY":
-                    os.environ.get("OMP_WAIT_POLICY")},
+        "case": {
+            "size": args.size,
+            "n": args.n,
+            "iterations": args.iterations,
+            "image": "data/portrait.png upscaled bicubic, dark = dense",
+            "positive_pixels": int((lum < 1).sum()),
+        },
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "numba_threads": numba.get_num_threads(),
+            "threading_layer": numba.threading_layer(),
+            "load_average": os.getloadavg(),
+            "python": platform.python_version(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        },
         "rasterquant_version": __version__,
-        "results": results, "ratios": ratios, "target_seconds": 15.0,
+        "results": results,
+        "ratios": ratios,
+        "target_seconds": 15.0,
     }
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as fh:
         json.dump(out, fh, indent=2)
-    print(json.dumps({"results": {k: v.get("seconds") for k, v in results.items()},
-                      "ratios": ratios}, indent=2))
+    print(
+        json.dumps(
+            {
+                "results": {k: v.get("seconds") for k, v in results.items()},
+                "ratios": ratios,
+            },
+            indent=2,
+        )
+    )
     return out
 
 

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -26,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import rasterquant as rq  # noqa: E402
-from rasterquant.assign.cells import _Raster  # noqa: E402
+import rasterquant as rq
+from rasterquant.assign.cells import _Raster
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
@@ -58,10 +57,18 @@ def warmup():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for q in ("center", "fractional"):
-            rq.solve_ot(np.ones((24, 24)) + np.eye(24), [[3.0, 3.0], [12, 15], [20, 4]],
-                        tol=1e-3, quadrature=q)
-            rq.solve_ot(np.ones((8, 9, 10)), [[2.0, 2, 2], [6, 6, 6], [2, 7, 5]],
-                        tol=1e-3, quadrature=q)
+            rq.solve_ot(
+                np.ones((24, 24)) + np.eye(24),
+                [[3.0, 3.0], [12, 15], [20, 4]],
+                tol=1e-3,
+                quadrature=q,
+            )
+            rq.solve_ot(
+                np.ones((8, 9, 10)),
+                [[2.0, 2, 2], [6, 6, 6], [2, 7, 5]],
+                tol=1e-3,
+                quadrature=q,
+            )
             rq.lloyd(np.ones((16, 16)), [[3.0, 3.0], [12, 12]], n_iter=1, quadrature=q)
 
 
@@ -103,8 +110,9 @@ def case_sweep(size=1024, n=10000, quick=False):
     q = np.column_stack([centres, np.zeros(len(centres))])
     t = best_of(lambda: tree.query(q, k=1), repeat=3)
     out["ckdtree_ns_per_pixel"] = 1e9 * t / len(q)
-    out["speedup_vs_ckdtree"] = out["ckdtree_ns_per_pixel"] / out["center"][
-        "ns_per_pixel_with_candidate_lists"]
+    out["speedup_vs_ckdtree"] = (
+        out["ckdtree_ns_per_pixel"] / out["center"]["ns_per_pixel_with_candidate_lists"]
+    )
     return out
 
 
@@ -115,8 +123,12 @@ def _solve_case(dens, pts, masses, tol, quadrature):
         res = rq.solve_ot(dens, pts, masses, tol=tol, quadrature=quadrature)
         dt = time.perf_counter() - t
     return {
-        "seconds": dt, "converged": res.converged, "max_error": res.max_error,
-        "requested_tol": tol, "newton_iterations": res.n_iter, "status": res.status,
+        "seconds": dt,
+        "converged": res.converged,
+        "max_error": res.max_error,
+        "requested_tol": tol,
+        "newton_iterations": res.n_iter,
+        "status": res.status,
         "pixels_per_cell": res.pixels_per_cell,
         "warnings": [str(w.message)[:120] for w in caught],
     }
@@ -136,8 +148,9 @@ def case_solve2d(quick=False):
         dens = photo_density(1024)
         for n in (1000, 5000, 20000):
             pts = rq.sample_points(dens, n, seed=3)
-            out[f"1024^2 N={n} fractional"] = _solve_case(dens, pts, None, 1e-2,
-                                                          "fractional")
+            out[f"1024^2 N={n} fractional"] = _solve_case(
+                dens, pts, None, 1e-2, "fractional"
+            )
     return out
 
 
@@ -146,9 +159,12 @@ def case_issue2d(quick=False):
     size, n = (1024, 5000) if not quick else (256, 300)
     dens = photo_density(size)
     pts = rq.sample_points(dens, n, seed=2)
-    return {f"{size}^2 N={n} fractional run {k}": _solve_case(dens, pts, None, 1e-2,
-                                                            "fractional")
-            for k in range(3)}
+    return {
+        f"{size}^2 N={n} fractional run {k}": _solve_case(
+            dens, pts, None, 1e-2, "fractional"
+        )
+        for k in range(3)
+    }
 
 
 def case_passes(quick=False):
@@ -205,10 +221,14 @@ r.cells
 peak = tracemalloc.get_traced_memory()[1]
 print((peak - base) / {size}**3)
 """
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True)
-        out[q] = {"bytes_per_voxel_beyond_density": float(r.stdout.strip().split()[-1]),
-                  "voxels": size**3, "n": n}
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        out[q] = {
+            "bytes_per_voxel_beyond_density": float(r.stdout.strip().split()[-1]),
+            "voxels": size**3,
+            "n": n,
+        }
     return out
 
 
@@ -230,8 +250,10 @@ def case_linear(quick=False):
         rhs -= rhs.mean()
         row = {}
         for method in ("direct", "cg"):
-            t = best_of(lambda: solve_newton_system(jac, rhs, method=method),  # noqa: B023
-                        repeat=2)
+            t = best_of(
+                lambda: solve_newton_system(jac, rhs, method=method),  # noqa: B023
+                repeat=2,
+            )
             row[method] = t
         out[f"2D N={n}"] = row
     for n in (2000, 10000) if not quick else ():
@@ -245,8 +267,10 @@ def case_linear(quick=False):
         rhs = np.random.default_rng(0).standard_normal(n)
         rhs -= rhs.mean()
         out[f"3D N={n}"] = {
-            method: best_of(lambda: solve_newton_system(jac, rhs, method=method),  # noqa: B023
-                            repeat=2)
+            method: best_of(
+                lambda: solve_newton_system(jac, rhs, method=method),  # noqa: B023
+                repeat=2,
+            )
             for method in ("direct", "cg")
         }
     return out
@@ -273,8 +297,12 @@ def main(argv=None):
 
     warmup()
     results = {
-        "machine": {"cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
-                    "python": platform.python_version(), "numba": numba.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "numba_threads": numba.get_num_threads(),
+            "python": platform.python_version(),
+            "numba": numba.__version__,
+        },
         "quick": args.quick,
     }
     for name in args.cases or list(CASES):

@@ -229,8 +229,16 @@ def check_n_points(n, density, *, name="N") -> None:
         )
 
 
-def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False,
-               allow_none=False):
+def check_real(
+    value,
+    name,
+    *,
+    low=None,
+    high=None,
+    low_open=False,
+    high_open=False,
+    allow_none=False,
+):
     """Check a finite real number (NumPy scalars accepted) in an optional interval.
 
     ``low_open``/``high_open`` exclude the bound. Returns a Python float (or None when
@@ -337,8 +345,9 @@ def _fmt_bytes(n):
     return f"{n:.3g} PiB"  # pragma: no cover
 
 
-def estimate_memory(n_pixels, n_points, *, uniform=False, n_label_arrays=1,
-                    n_chunks=None, extra_bytes=0) -> int:
+def estimate_memory(
+    n_pixels, n_points, *, uniform=False, n_label_arrays=1, n_chunks=None, extra_bytes=0
+) -> int:
     """Bytes a labels/moments pass over ``n_pixels`` with ``n_points`` needs.
 
     ``n_label_arrays`` int32 label arrays (assign: 1; Newton and Lloyd keep 3: the
@@ -356,8 +365,16 @@ def estimate_memory(n_pixels, n_points, *, uniform=False, n_label_arrays=1,
     )
 
 
-def check_memory(n_pixels, n_points, *, uniform=False, n_label_arrays=1,
-                 n_chunks=None, extra_bytes=0, what="this problem") -> int:
+def check_memory(
+    n_pixels,
+    n_points,
+    *,
+    uniform=False,
+    n_label_arrays=1,
+    n_chunks=None,
+    extra_bytes=0,
+    what="this problem",
+) -> int:
     """Refuse a raster x N that would not fit in memory, before allocating anything.
 
     Compares :func:`estimate_memory` with ``MEMORY_FRACTION`` (``_config``) of
@@ -374,9 +391,14 @@ def check_memory(n_pixels, n_points, *, uniform=False, n_label_arrays=1,
         (a ValueError and a MemoryError) saying how much it would need and how much
         there is.
     """
-    need = estimate_memory(n_pixels, n_points, uniform=uniform,
-                           n_label_arrays=n_label_arrays, n_chunks=n_chunks,
-                           extra_bytes=extra_bytes)
+    need = estimate_memory(
+        n_pixels,
+        n_points,
+        uniform=uniform,
+        n_label_arrays=n_label_arrays,
+        n_chunks=n_chunks,
+        extra_bytes=extra_bytes,
+    )
     avail = available_memory()
     if avail is None:
         return need

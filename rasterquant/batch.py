@@ -37,9 +37,14 @@ def parameter_hash(task, options, outputs) -> str:
     from . import __version__
 
     blob = json.dumps(
-        {"task": task, "options": options, "outputs": list(outputs),
-         "version": __version__},
-        sort_keys=True, default=str,
+        {
+            "task": task,
+            "options": options,
+            "outputs": list(outputs),
+            "version": __version__,
+        },
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -51,8 +56,10 @@ def _one_line(exc) -> str:
 
 
 def _paths(out_dir, stem, outputs):
-    return ([os.path.join(out_dir, stem + s) for s in outputs],
-            os.path.join(out_dir, stem + ".json"))
+    return (
+        [os.path.join(out_dir, stem + s) for s in outputs],
+        os.path.join(out_dir, stem + ".json"),
+    )
 
 
 def _is_done(out_dir, stem, outputs, phash) -> bool:
@@ -96,8 +103,7 @@ def _run_task(path, task, options):
         res = stipple(path, n, **opts)
 
         def write(target):
-            write_stipple(target, res, render_scale=render_scale,
-                          background=background)
+            write_stipple(target, res, render_scale=render_scale, background=background)
 
         return write, stipple_diagnostics(res)
 
@@ -109,30 +115,42 @@ def _run_task(path, task, options):
     n = opts.get("n")
     if n is None:
         raise ValueError("options must give n, the number of points")
-    density = read_density(path, invert=opts.get("invert", True),
-                           gamma=opts.get("gamma", 1.0), floor=opts.get("floor", 0.0))
+    density = read_density(
+        path,
+        invert=opts.get("invert", True),
+        gamma=opts.get("gamma", 1.0),
+        floor=opts.get("floor", 0.0),
+    )
     if n > density.n_positive():
         raise ValueError(
             f"n = {n} points but the density has only {density.n_positive()} "
             "positive pixels"
         )
-    init = sample_points(density, n, method=opts.get("init", "stratified"),
-                         seed=opts.get("seed", 0))
+    init = sample_points(
+        density, n, method=opts.get("init", "stratified"), seed=opts.get("seed", 0)
+    )
     tol = opts.get("tol") or 0.02
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = lloyd(density, init, method=opts.get("method", "uniform"),
-                    n_iter=opts.get("iterations", 20), step=opts.get("step", 1.0),
-                    ot_tol=tol, quadrature=opts.get("quadrature")
-                    or DEFAULT_QUADRATURE)
+        res = lloyd(
+            density,
+            init,
+            method=opts.get("method", "uniform"),
+            n_iter=opts.get("iterations", 20),
+            step=opts.get("step", 1.0),
+            ot_tol=tol,
+            quadrature=opts.get("quadrature") or DEFAULT_QUADRATURE,
+        )
     err = res.history["max_mass_error"][-1]
 
     def write(target):
         write_points(target, res.points, weight=res.weights, mass=res.masses)
 
     return write, {
-        "energy": res.energy, "iterations": res.n_iter,
-        "max_mass_error": None if err != err else err, "requested_tol": tol,
+        "energy": res.energy,
+        "iterations": res.n_iter,
+        "max_mass_error": None if err != err else err,
+        "requested_tol": tol,
         "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
     }
 
@@ -148,9 +166,15 @@ def process_file(path, out_dir, task, options, outputs, phash, threads=None) -> 
     t0 = time.perf_counter()
     stem = os.path.splitext(os.path.basename(path))[0]
     files, sidecar = _paths(out_dir, stem, outputs)
-    entry = {"input": os.path.abspath(path), "status": "failed", "outputs": [],
-             "sidecar": sidecar, "error": None, "seconds": 0.0,
-             "parameter_hash": phash}
+    entry = {
+        "input": os.path.abspath(path),
+        "status": "failed",
+        "outputs": [],
+        "sidecar": sidecar,
+        "error": None,
+        "seconds": 0.0,
+        "parameter_hash": phash,
+    }
     try:
         _set_threads(threads)
         with contextlib.suppress(FileNotFoundError):
@@ -160,13 +184,21 @@ def process_file(path, out_dir, task, options, outputs, phash, threads=None) -> 
             write(f)
         import numba
 
-        atomic_write_json(sidecar, {
-            "command": f"batch {task}", "rasterquant_version": __version__,
-            "input": os.path.abspath(path), "parameters": options,
-            "parameter_hash": phash, "outputs": files, "diagnostics": diagnostics,
-            "numba_threads": int(numba.get_num_threads()),
-            "seconds": round(time.perf_counter() - t0, 4), "complete": True,
-        })
+        atomic_write_json(
+            sidecar,
+            {
+                "command": f"batch {task}",
+                "rasterquant_version": __version__,
+                "input": os.path.abspath(path),
+                "parameters": options,
+                "parameter_hash": phash,
+                "outputs": files,
+                "diagnostics": diagnostics,
+                "numba_threads": int(numba.get_num_threads()),
+                "seconds": round(time.perf_counter() - t0, 4),
+                "complete": True,
+            },
+        )
         entry.update(status="ok", outputs=files)
     except Exception as exc:  # one bad input is recorded, the batch goes on
         entry["error"] = _one_line(exc)
@@ -293,8 +325,10 @@ def run_batch(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     names = sorted(
-        f for f in os.listdir(in_dir)
-        if fnmatch.fnmatch(f, pattern) and not f.startswith(".")
+        f
+        for f in os.listdir(in_dir)
+        if fnmatch.fnmatch(f, pattern)
+        and not f.startswith(".")
         and os.path.isfile(os.path.join(in_dir, f))
     )
     if not names:
@@ -311,24 +345,42 @@ def run_batch(
         stem = os.path.splitext(name)[0]
         if stem + ".json" == _MANIFEST or stem in seen:
             other = "the manifest" if stem in ("manifest",) else repr(seen[stem])
-            entries[name] = {"input": os.path.abspath(path), "status": "failed",
-                             "outputs": [], "sidecar": None, "seconds": 0.0,
-                             "error": f"output names of {name!r} collide with {other}",
-                             "parameter_hash": phash}
+            entries[name] = {
+                "input": os.path.abspath(path),
+                "status": "failed",
+                "outputs": [],
+                "sidecar": None,
+                "seconds": 0.0,
+                "error": f"output names of {name!r} collide with {other}",
+                "parameter_hash": phash,
+            }
             continue
         seen[stem] = name
         if not force and _is_done(out_dir, stem, outputs, phash):
             files, sidecar = _paths(out_dir, stem, outputs)
-            entries[name] = {"input": os.path.abspath(path), "status": "skipped",
-                             "outputs": files, "sidecar": sidecar, "error": None,
-                             "seconds": 0.0, "parameter_hash": phash}
+            entries[name] = {
+                "input": os.path.abspath(path),
+                "status": "skipped",
+                "outputs": files,
+                "sidecar": sidecar,
+                "error": None,
+                "seconds": 0.0,
+                "parameter_hash": phash,
+            }
         else:
             todo.append(name)
 
     manifest = {
-        "rasterquant_version": __version__, "task": task, "options": options,
-        "outputs": list(outputs), "parameter_hash": phash, "in_dir": in_dir,
-        "pattern": pattern, "entries": entries, "counts": {}, "complete": False,
+        "rasterquant_version": __version__,
+        "task": task,
+        "options": options,
+        "outputs": list(outputs),
+        "parameter_hash": phash,
+        "in_dir": in_dir,
+        "pattern": pattern,
+        "entries": entries,
+        "counts": {},
+        "complete": False,
     }
 
     def counts():
@@ -364,8 +416,9 @@ def run_batch(
     args = (out_dir, task, options, outputs, phash)
     try:
         if scheduler is not None:
-            _run_dask(scheduler, in_dir, todo, args, threads if jobs > 1 else None,
-                      record)
+            _run_dask(
+                scheduler, in_dir, todo, args, threads if jobs > 1 else None, record
+            )
         elif jobs == 1 or len(todo) <= 1:
             for name in todo:
                 record(name, process_file(os.path.join(in_dir, name), *args, threads))
@@ -384,10 +437,16 @@ def _run_pool(in_dir, todo, args, jobs, threads, record):
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # fork + numba threading layers can deadlock
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
-                             initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(process_file, os.path.join(in_dir, name), *args,
-                               threads): name for name in todo}
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(todo)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(threads,),
+    ) as pool:
+        futures = {
+            pool.submit(process_file, os.path.join(in_dir, name), *args, threads): name
+            for name in todo
+        }
         for fut in as_completed(futures):
             name = futures[fut]
             try:
@@ -400,9 +459,15 @@ def _run_pool(in_dir, todo, args, jobs, threads, record):
 
 
 def _crash_entry(in_dir, name, args, error):
-    return {"input": os.path.abspath(os.path.join(in_dir, name)), "status": "failed",
-            "outputs": [], "sidecar": None, "error": error, "seconds": 0.0,
-            "parameter_hash": args[-1]}
+    return {
+        "input": os.path.abspath(os.path.join(in_dir, name)),
+        "status": "failed",
+        "outputs": [],
+        "sidecar": None,
+        "error": error,
+        "seconds": 0.0,
+        "parameter_hash": args[-1],
+    }
 
 
 def _run_dask(scheduler, in_dir, todo, args, threads, record):
@@ -420,8 +485,7 @@ def _run_dask(scheduler, in_dir, todo, args, threads, record):
         for name in todo:
             path = os.path.abspath(os.path.join(in_dir, name))
             key = f"rasterquant-{name}-{os.urandom(4).hex()}"
-            fut = client.submit(process_file, path, *args, threads, pure=False,
-                                key=key)
+            fut = client.submit(process_file, path, *args, threads, pure=False, key=key)
             futures[fut] = name
         for fut in as_completed(list(futures)):
             name = futures[fut]

@@ -70,8 +70,9 @@ def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
 
     ``margin`` is capped per periodic axis at half a period (plus rounding slack).
     """
-    caps = np.array([min(margin, 0.5 * lengths3[a] * (1 + 1e-9) + 1e-9)
-                     for a in range(3)])
+    caps = np.array(
+        [min(margin, 0.5 * lengths3[a] * (1 + 1e-9) + 1e-9) for a in range(3)]
+    )
     n = points3.shape[0]
     pos, w, own = [points3], [weights], [np.arange(n, dtype=np.int64)]
     axes = [a for a in range(3) if periodic3[a]]
@@ -142,15 +143,18 @@ def build_candidates(
         sub = _config.SUB_2D if grid.ndim == 2 else _config.SUB_3D
     tile = tuple(min(t, s) for t, s in zip(tile, shape3, strict=True))
     sub = tuple(min(t, s) for t, s in zip(sub, tile, strict=True))
-    pts3 = points if grid.ndim == 3 else np.column_stack(
-        [np.full(len(points), 0.5), points]
+    pts3 = (
+        points
+        if grid.ndim == 3
+        else np.column_stack([np.full(len(points), 0.5), points])
     )
     pts3 = np.ascontiguousarray(pts3, dtype=np.float64)
     lengths3 = tuple(float(s * h) for s, h in zip(shape3, spacing3, strict=True))
     pad = (0.0, 0.0, 0.0)
     if whole_pixels:
-        pad = tuple(0.0 if (a == 0 and grid.ndim == 2) else spacing3[a] / 2
-                    for a in range(3))
+        pad = tuple(
+            0.0 if (a == 0 and grid.ndim == 2) else spacing3[a] / 2 for a in range(3)
+        )
     centres, half = _tile_geometry(shape3, spacing3, origin3, tile, pad)
     radii = np.sqrt((half**2).sum(axis=1))
     axes = [1, 2] if grid.ndim == 2 else [0, 1, 2]
@@ -161,11 +165,15 @@ def build_candidates(
     margin = 0.0
     if any(periodic3):
         cell = cell_area ** (1.0 / grid.ndim)
-        margin = 2.0 * cell + 2.0 * float(radii.max()) + math.sqrt(
-            max(wmax - float(weights.min()), 0.0)
+        margin = (
+            2.0 * cell
+            + 2.0 * float(radii.max())
+            + math.sqrt(max(wmax - float(weights.min()), 0.0))
         )
     while True:
-        sites, site_w, owner = _ghosts(pts3, weights, lengths3, origin3, periodic3, margin)
+        sites, site_w, owner = _ghosts(
+            pts3, weights, lengths3, origin3, periodic3, margin
+        )
         lift = np.sqrt(np.maximum(wmax - site_w, 0.0))
         ltree = cKDTree(np.column_stack([sites[:, axes], lift]))
         q = np.column_stack([centres[:, axes], np.zeros(len(centres))])
@@ -174,7 +182,11 @@ def build_candidates(
         far = np.abs(centres - sites[best]) + half
         upper = (far[:, axes] ** 2).sum(axis=1) - site_w[best]
         cand_ptr, cand_idx, rmax = _grouped_query(
-            sites[:, axes], site_w, centres[:, axes], radii, upper + 2.0 * slack,
+            sites[:, axes],
+            site_w,
+            centres[:, axes],
+            radii,
+            upper + 2.0 * slack,
             cell_area,
         )
         capped = all(margin >= 0.5 * lengths3[a] for a in range(3) if periodic3[a])
@@ -188,8 +200,9 @@ def build_candidates(
     # so the lists stay exact while 2 slack >= 2 E + 2 D^2 + 2 D (F_t + S_t) with
     # S_t = sqrt(U_t + 2 slack + max psi): that is E + D^2 + D H <= slack.
     reach_best = np.sqrt((far[:, axes] ** 2).sum(axis=1))
-    move_gain = float(np.max(reach_best + np.sqrt(np.maximum(
-        upper + 2.0 * slack + wmax, 0.0))))
+    move_gain = float(
+        np.max(reach_best + np.sqrt(np.maximum(upper + 2.0 * slack + wmax, 0.0)))
+    )
     return CandidateLists(
         sites=sites,
         site_weights=site_w,

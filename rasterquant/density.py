@@ -138,7 +138,9 @@ class Density:
         if grid is None:
             grid = Grid(arr.shape, spacing=spacing, origin=origin, periodic=periodic)
         elif not isinstance(grid, Grid):
-            raise TypeError(f"grid must be a rasterquant.Grid, got {type(grid).__name__}")
+            raise TypeError(
+                f"grid must be a rasterquant.Grid, got {type(grid).__name__}"
+            )
         elif tuple(grid.shape) != arr.shape:
             raise ValueError(
                 f"grid has shape {grid.shape} but density has shape {arr.shape}"
@@ -287,17 +289,16 @@ def _grid_from_extent(shape, extent, periodic):
         return grid
     ext = np.asarray(extent, dtype=float)
     if ext.shape != (grid.ndim, 2) or not np.isfinite(ext).all():
-        raise ValueError(
-            f"extent must be {grid.ndim} pairs (lo, hi), got {extent!r}"
-        )
+        raise ValueError(f"extent must be {grid.ndim} pairs (lo, hi), got {extent!r}")
     if (ext[:, 1] <= ext[:, 0]).any():
         raise ValueError(f"extent must have hi > lo on every axis, got {extent!r}")
     spacing = (ext[:, 1] - ext[:, 0]) / np.array(grid.shape)
     return Grid(grid.shape, spacing=spacing, origin=ext[:, 0], periodic=periodic)
 
 
-def read_density(path, *, invert=True, gamma=1.0, floor=0.0, spacing=1.0,
-                 origin=0.0, periodic=False) -> Density:
+def read_density(
+    path, *, invert=True, gamma=1.0, floor=0.0, spacing=1.0, origin=0.0, periodic=False
+) -> Density:
     """Read a density from an image (png/jpg/tif...) or an array file (.npy).
 
     A ``.npy`` holds pixel values directly (2D or 3D, no inversion). A multi-page TIFF
@@ -318,7 +319,9 @@ def read_density(path, *, invert=True, gamma=1.0, floor=0.0, spacing=1.0,
         from .io.images import read_volume
 
         arr = read_volume(path, allow_2d=True)
-        return Density.from_array(arr, spacing=spacing, origin=origin, periodic=periodic)
+        return Density.from_array(
+            arr, spacing=spacing, origin=origin, periodic=periodic
+        )
     if suffix in (".tif", ".tiff"):
         from .io.images import tiff_page_count
 
@@ -328,8 +331,13 @@ def read_density(path, *, invert=True, gamma=1.0, floor=0.0, spacing=1.0,
             )
     if suffix in _IMAGE_SUFFIXES:
         return Density.from_image(
-            path, invert=invert, gamma=gamma, floor=floor, spacing=spacing,
-            origin=origin, periodic=periodic,
+            path,
+            invert=invert,
+            gamma=gamma,
+            floor=floor,
+            spacing=spacing,
+            origin=origin,
+            periodic=periodic,
         )
     raise ValueError(
         f"density file {path!r} has unsupported format {suffix or '(no suffix)'!r}; "

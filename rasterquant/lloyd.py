@@ -97,21 +97,38 @@ def _follow_moves(raster, psi, moves):
     barycentric = psi - (moves**2).sum(axis=1)
     if reach > _config.BLEND_MOVE_PIXELS * pixel:
         return None
-    if (facets is not None and solver is not None
-            and reach <= _config.BLEND_MOVE_PIXELS * pixel):
+    if (
+        facets is not None
+        and solver is not None
+        and reach <= _config.BLEND_MOVE_PIXELS * pixel
+    ):
         w_f, rows, cols, vals, pix, jac = facets
         gauge = np.abs(w_f - w_f.mean() - psi).max()
         if gauge <= 1e-9 * (1.0 + np.abs(psi).max()):
-            d3 = moves if raster.grid.ndim == 3 else np.column_stack(
-                [np.zeros(len(moves)), moves])
+            d3 = (
+                moves
+                if raster.grid.ndim == 3
+                else np.column_stack([np.zeros(len(moves)), moves])
+            )
             dm = _facet_move_rates(
-                rows, cols, vals, pix, raster.points3, np.ascontiguousarray(d3),
-                raster.shape3, raster.spacing3, raster.origin3, raster.lengths3,
-                raster.periodic3, len(psi))
+                rows,
+                cols,
+                vals,
+                pix,
+                raster.points3,
+                np.ascontiguousarray(d3),
+                raster.shape3,
+                raster.spacing3,
+                raster.origin3,
+                raster.lengths3,
+                raster.periodic3,
+                len(psi),
+            )
             # the Jacobian at these weights; the last factorisation (maybe of an
             # earlier Newton step) preconditions it
-            step = preconditioned_cg(jac(), -dm, solver, _config.PREDICTOR_CG_RTOL,
-                                     _config.PCG_MAX_ITER)
+            step = preconditioned_cg(
+                jac(), -dm, solver, _config.PREDICTOR_CG_RTOL, _config.PCG_MAX_ITER
+            )
             if step is None:
                 step = solver(-dm)
             if linear:
@@ -186,8 +203,13 @@ def lloyd(
     density = check_density(density)
     pts = check_points(points, density.grid)
     n = len(pts)
-    check_memory(density.grid.n_pixels, n, uniform=density.is_uniform,
-                 n_label_arrays=3, what="lloyd")
+    check_memory(
+        density.grid.n_pixels,
+        n,
+        uniform=density.is_uniform,
+        n_label_arrays=3,
+        what="lloyd",
+    )
     check_n_points(n, density)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
@@ -212,8 +234,17 @@ def lloyd(
     callback = check_callback(callback)
     raster = _Raster(density, pts, quadrature)
     psi = np.zeros(n)
-    hist = {k: [] for k in ("energy", "max_mass_error", "displacement",
-                            "newton_iterations", "repairs", "time")}
+    hist = {
+        k: []
+        for k in (
+            "energy",
+            "max_mass_error",
+            "displacement",
+            "newton_iterations",
+            "repairs",
+            "time",
+        )
+    }
     t0 = time.perf_counter()
     bar = None
     if progress:
@@ -235,8 +266,15 @@ def lloyd(
             else:
                 # the first solve (and any after a long move) starts from coarser
                 # rasters (multiscale); later ones are warm-started
-                out = _solve(raster, alpha, psi, ot_tol, _config.DEFAULT_MAX_ITER,
-                             multiscale=cold, want_moments=True)
+                out = _solve(
+                    raster,
+                    alpha,
+                    psi,
+                    ot_tol,
+                    _config.DEFAULT_MAX_ITER,
+                    multiscale=cold,
+                    want_moments=True,
+                )
                 psi = out["weights"]
                 labels3 = out["labels3"]
                 if out["moments"] is not None:
@@ -266,8 +304,9 @@ def lloyd(
             new = pts + step * move
             # short moves (late Lloyd steps): candidate lists with room for a few
             reach = step * float(np.sqrt((move**2).sum(axis=1).max()))
-            short = reach <= _config.LINEAR_MOVE_PIXELS * float(np.max(
-                density.grid.spacing))
+            short = reach <= _config.LINEAR_MOVE_PIXELS * float(
+                np.max(density.grid.spacing)
+            )
             raster.expect_moves(reach if short else 0.0)
             if method == "uniform":
                 psi = _follow_moves(raster, psi, step * move)
@@ -282,17 +321,29 @@ def lloyd(
                 bar.set_postfix(energy=f"{energy:.4g}", mass_err=f"{err:.2g}")
                 bar.update(1)
             if callback is not None:
-                callback({"iteration": it, "energy": energy, "points": pts,
-                          "weights": psi, "max_mass_error": err, "displacement": dmax})
+                callback(
+                    {
+                        "iteration": it,
+                        "energy": energy,
+                        "points": pts,
+                        "weights": psi,
+                        "max_mass_error": err,
+                        "displacement": dmax,
+                    }
+                )
     finally:
         if bar is not None:
             bar.close()
     if worst is not None:
         err, out = worst
         if worst_status == RESOLUTION:
-            msg = resolution_message(ot_tol, err, out["granularity"],
-                                     density.n_positive() * float(alpha.min()),
-                                     density.grid.ndim)
+            msg = resolution_message(
+                ot_tol,
+                err,
+                out["granularity"],
+                density.n_positive() * float(alpha.min()),
+                density.grid.ndim,
+            )
             warnings.warn(f"lloyd: {msg}", ResolutionWarning, stacklevel=2)
         else:
             warnings.warn(

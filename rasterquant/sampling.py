@@ -176,8 +176,11 @@ def sample_points(
             )
         pts = _sample_density(density, n, rng)
     elif method == "stratified":
-        pts = _sample_stratified(density if density is not None
-                                 else Density(grid, None, _uniform=True), n, rng)
+        pts = _sample_stratified(
+            density if density is not None else Density(grid, None, _uniform=True),
+            n,
+            rng,
+        )
     elif method == "grid":
         k = _integer_root(n, d, method)
         pts = _cell_centres(lo, length, k)
@@ -547,9 +550,7 @@ def _dart_throwing(bounds, n, radius, rng):
         for p in rng.random((batch, d)) * bounds:
             key = np.floor(p / radius).astype(np.int64)
             near = (
-                q
-                for off in offsets
-                for q in cells.get(tuple((key + off).tolist()), ())
+                q for off in offsets for q in cells.get(tuple((key + off).tolist()), ())
             )
             if any(float(((p - q) ** 2).sum()) < r2 for q in near):
                 continue

@@ -153,8 +153,10 @@ def _target_shape(shape, scale, resolution):
     if scale is not None and resolution is not None:
         raise ValueError("give either scale or resolution, not both")
     if scale is not None:
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
-            np.isfinite(scale) and scale > 0
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, numbers.Real)
+            or not (np.isfinite(scale) and scale > 0)
         ):
             raise ValueError(f"scale must be a number > 0, got {scale!r}")
         return max(round(h * scale), 1), max(round(w * scale), 1)
@@ -367,8 +369,14 @@ def stipple(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = lloyd(
-            density, start, method=method, n_iter=iterations, ot_tol=ot_tol,
-            callback=callback, progress=progress, quadrature=quadrature,
+            density,
+            start,
+            method=method,
+            n_iter=iterations,
+            ot_tol=ot_tol,
+            callback=callback,
+            progress=progress,
+            quadrature=quadrature,
         )
     messages = tuple(dict.fromkeys(str(w.message) for w in caught))
     weights = res.weights if method == "uniform" else None
@@ -397,7 +405,8 @@ def stipple(
                 num = np.bincount(labels, weights=w * ch, minlength=n)
                 plain = np.bincount(labels, weights=ch, minlength=n)
                 colors[:, c] = np.where(
-                    wsum > 0, num / np.where(wsum > 0, wsum, 1.0),
+                    wsum > 0,
+                    num / np.where(wsum > 0, wsum, 1.0),
                     plain / np.maximum(area, 1.0),
                 )
             colors = np.clip(colors, 0.0, 1.0)
@@ -482,12 +491,23 @@ def write_stipple(path, result, *, render_scale=1.0, background="white") -> None
             f"expected one of {', '.join(OUTPUT_SUFFIXES)}"
         )
     if suffix == ".svg":
-        write_svg(path, result.points, result.radii, result.shape,
-                  colors=result.colors, background=background)
+        write_svg(
+            path,
+            result.points,
+            result.radii,
+            result.shape,
+            colors=result.colors,
+            background=background,
+        )
     elif suffix in (".png", ".pdf"):
-        img = render_png(result.points, result.radii, result.shape,
-                         scale=render_scale, colors=result.colors,
-                         background=background)
+        img = render_png(
+            result.points,
+            result.radii,
+            result.shape,
+            scale=render_scale,
+            colors=result.colors,
+            background=background,
+        )
         if suffix == ".png":
             write_png(path, img)
         else:
@@ -495,8 +515,9 @@ def write_stipple(path, result, *, render_scale=1.0, background="white") -> None
     else:
         columns = {"radius": result.radii}
         if result.colors is not None:
-            columns.update(r=result.colors[:, 0], g=result.colors[:, 1],
-                           b=result.colors[:, 2])
+            columns.update(
+                r=result.colors[:, 0], g=result.colors[:, 1], b=result.colors[:, 2]
+            )
         write_points(path, result.points, **columns)
 
 

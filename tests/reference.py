@@ -159,8 +159,10 @@ def jacobian_dense(grid, values, labels, points, zero_floor=None):
         if not grid.periodic[axis]:
             m = grid.shape[axis]
             centres = centres[
-                tuple(slice(0, m - 1) if a == axis else slice(None)
-                      for a in range(grid.ndim))
+                tuple(
+                    slice(0, m - 1) if a == axis else slice(None)
+                    for a in range(grid.ndim)
+                )
             ]
         xf = centres.reshape(-1, grid.ndim)[cut.ravel()].copy()
         xf[:, axis] += grid.spacing[axis] / 2.0
@@ -314,7 +316,9 @@ def fractional_moments(grid, values, points, weights):
                 mass[i] += m * vol / vol_pixel
                 # first moment about the original site: shift the image back
                 first[i] += m / vol_pixel * (mom - vol * (sites[s] - pts[i]))
-    bary = np.where(mass[:, None] > 0, first / np.where(mass > 0, mass, 1)[:, None], pts)
+    bary = np.where(
+        mass[:, None] > 0, first / np.where(mass > 0, mass, 1)[:, None], pts
+    )
     if grid.any_periodic:
         bary = grid.wrap(bary)
     return mass, bary
@@ -332,8 +336,14 @@ def facet_move_rates(grid, rows, cols, vals, pix, points, moves):
     dm = np.zeros(len(pts))
     for i, j, w, p in zip(rows, cols, vals, pix, strict=True):
         x = centres[p]
-        g = 2.0 * w * (_min_image(grid, x - pts[i]) @ moves[i]
-                       - _min_image(grid, x - pts[j]) @ moves[j])
+        g = (
+            2.0
+            * w
+            * (
+                _min_image(grid, x - pts[i]) @ moves[i]
+                - _min_image(grid, x - pts[j]) @ moves[j]
+            )
+        )
         dm[i] += g
         dm[j] -= g
     return dm

@@ -3,8 +3,8 @@
 import numba
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import reference
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,8 +12,17 @@ import rasterquant as rq
 from rasterquant.assign.cells import _Raster
 
 
-def _problem(rng, shape, n, *, spacing=1.0, origin=0.0, periodic=False,
-             zero_frac=0.0, weight_scale=1.0):
+def _problem(
+    rng,
+    shape,
+    n,
+    *,
+    spacing=1.0,
+    origin=0.0,
+    periodic=False,
+    zero_frac=0.0,
+    weight_scale=1.0,
+):
     """A random density, distinct points inside the box and weights of both signs."""
     grid = rq.Grid(shape, spacing=spacing, origin=origin, periodic=periodic)
     values = rng.random(shape)
@@ -108,8 +117,9 @@ def _grids():
     @st.composite
     def problem(draw):
         d = draw(dims)
-        shape = tuple(draw(st.lists(st.integers(1, 24 if d == 2 else 9), min_size=d,
-                                    max_size=d)))
+        shape = tuple(
+            draw(st.lists(st.integers(1, 24 if d == 2 else 9), min_size=d, max_size=d))
+        )
         spacing = tuple(draw(st.lists(st.floats(0.2, 3.0), min_size=d, max_size=d)))
         origin = tuple(draw(st.lists(st.floats(-20, 20), min_size=d, max_size=d)))
         periodic = tuple(draw(st.lists(st.booleans(), min_size=d, max_size=d)))
@@ -198,8 +208,11 @@ def _jacobian_case(rng, shape, n, **kw):
         ((30, 41), 15, {"periodic": True}),
         ((30, 41), 15, {"periodic": (True, False), "zero_frac": 0.4}),
         ((9, 11, 13), 12, {}),
-        ((9, 11, 13), 12,
-         {"periodic": (False, True, True), "spacing": (2.0, 1.0, 0.5)}),
+        (
+            (9, 11, 13),
+            12,
+            {"periodic": (False, True, True), "spacing": (2.0, 1.0, 0.5)},
+        ),
     ],
 )
 def test_jacobian_matches_reference_and_is_laplacian(rng, shape, n, kw):
@@ -216,14 +229,16 @@ def test_jacobian_matches_reference_and_is_laplacian(rng, shape, n, kw):
     # private path with an explicit floor of 0 gives the same matrix
     r = _Raster(density, cells.points, "center")
     labels3, _ = r.labels_masses(w)
-    np.testing.assert_allclose(r.jacobian(labels3, 0.0).toarray(), jac, rtol=1e-14,
-                               atol=0)
+    np.testing.assert_allclose(
+        r.jacobian(labels3, 0.0).toarray(), jac, rtol=1e-14, atol=0
+    )
 
 
 def test_jacobian_given_labels(rng):
     density, cells, w, jac = _jacobian_case(rng, (20, 25), 8)
-    jac2 = rq.mass_jacobian(density, cells.points, w, labels=cells.labels,
-                            quadrature="center").toarray()
+    jac2 = rq.mass_jacobian(
+        density, cells.points, w, labels=cells.labels, quadrature="center"
+    ).toarray()
     np.testing.assert_array_equal(jac, jac2)
 
 
@@ -243,14 +258,16 @@ def test_jacobian_agrees_with_finite_differences_fine_raster(rng, periodic, quad
         wp, wm = w.copy(), w.copy()
         wp[j] += eps
         wm[j] -= eps
-        fd[:, j] = (rq.assign_cells(density, pts, wp, quadrature=quadrature).masses
-                    - rq.assign_cells(density, pts, wm, quadrature=quadrature).masses
-                    ) / (2 * eps)
+        fd[:, j] = (
+            rq.assign_cells(density, pts, wp, quadrature=quadrature).masses
+            - rq.assign_cells(density, pts, wm, quadrature=quadrature).masses
+        ) / (2 * eps)
     big = np.abs(fd) > 0.05 * np.abs(fd).max()
     assert big.sum() >= 8
     np.testing.assert_allclose(jac[big], fd[big], rtol=0.05)
-    np.testing.assert_allclose(jac[~big], fd[~big], rtol=0,
-                               atol=0.05 * np.abs(fd).max())
+    np.testing.assert_allclose(
+        jac[~big], fd[~big], rtol=0, atol=0.05 * np.abs(fd).max()
+    )
 
 
 def test_jacobian_agrees_with_reference_fd_small(rng):
@@ -279,8 +296,9 @@ def _with_threads(k, fn):
 @pytest.mark.parametrize("quadrature", ["center", "fractional"])
 @pytest.mark.parametrize("shape", [(96, 80), (20, 24, 18)])
 def test_results_identical_for_1_and_2_threads(rng, shape, quadrature):
-    density, pts, w = _problem(rng, shape, 60, zero_frac=0.3,
-                               periodic=(False,) * (len(shape) - 1) + (True,))
+    density, pts, w = _problem(
+        rng, shape, 60, zero_frac=0.3, periodic=(False,) * (len(shape) - 1) + (True,)
+    )
 
     def run():
         c = rq.assign_cells(density, pts, w, quadrature=quadrature)
@@ -305,8 +323,9 @@ def test_results_identical_for_1_and_2_threads(rng, shape, quadrature):
 )
 def test_regular_tiling_gives_equal_masses(shape, per_axis):
     density = rq.Density.uniform(shape)
-    axes = [(np.arange(k) + 0.5) * (s / k)
-            for s, k in zip(shape, per_axis, strict=True)]
+    axes = [
+        (np.arange(k) + 0.5) * (s / k) for s, k in zip(shape, per_axis, strict=True)
+    ]
     pts = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
     n = len(pts)
     cells = rq.assign_cells(density, pts)
@@ -330,8 +349,9 @@ def test_two_points_boundary_shift(delta):
     cols = np.arange(wdt) + 0.5
     expected = np.where(cols <= boundary, 0, 1)
     np.testing.assert_array_equal(cells.labels, np.broadcast_to(expected, (h, wdt)))
-    np.testing.assert_allclose(cells.masses[0], np.ceil(boundary - 0.5) / wdt,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        cells.masses[0], np.ceil(boundary - 0.5) / wdt, rtol=1e-12
+    )
     # the Jacobian of this straight facet is exact: -len / (2 |p1 - p2|) * rho
     jac = rq.mass_jacobian(density, p, w, quadrature="center").toarray()
     rho = 1.0 / (h * wdt)
@@ -352,12 +372,15 @@ def test_two_points_boundary_shift_fractional(delta):
     # labels stay the centre owners
     expected = np.where(cols <= boundary, 0, 1)
     np.testing.assert_array_equal(cells.labels, np.broadcast_to(expected, (h, wdt)))
-    np.testing.assert_allclose(cells.masses, [boundary / wdt, 1 - boundary / wdt],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        cells.masses, [boundary / wdt, 1 - boundary / wdt], rtol=1e-12
+    )
     # barycenters of the two rectangles [0, b] and [b, 64] (rows centred on 8)
     np.testing.assert_allclose(
-        cells.barycenters, [[8.0, boundary / 2], [8.0, (boundary + wdt) / 2]],
-        rtol=0, atol=1e-10,
+        cells.barycenters,
+        [[8.0, boundary / 2], [8.0, (boundary + wdt) / 2]],
+        rtol=0,
+        atol=1e-10,
     )
     jac = rq.mass_jacobian(density, p, w, quadrature="fractional").toarray()
     rho = 1.0 / (h * wdt)
@@ -375,9 +398,10 @@ def _fd_jacobian(density, pts, w, eps, quadrature="fractional"):
         wp, wm = w.copy(), w.copy()
         wp[j] += eps
         wm[j] -= eps
-        fd[:, j] = (rq.assign_cells(density, pts, wp, quadrature=quadrature).masses
-                    - rq.assign_cells(density, pts, wm, quadrature=quadrature).masses
-                    ) / (2 * eps)
+        fd[:, j] = (
+            rq.assign_cells(density, pts, wp, quadrature=quadrature).masses
+            - rq.assign_cells(density, pts, wm, quadrature=quadrature).masses
+        ) / (2 * eps)
     return fd
 
 
@@ -389,8 +413,11 @@ def _fd_jacobian(density, pts, w, eps, quadrature="fractional"):
         ((30, 41), 15, {"periodic": True}),
         ((30, 41), 15, {"periodic": (True, False), "zero_frac": 0.4}),
         ((9, 11, 13), 12, {}),
-        ((9, 11, 13), 12,
-         {"periodic": (False, True, True), "spacing": (2.0, 1.0, 0.5)}),
+        (
+            (9, 11, 13),
+            12,
+            {"periodic": (False, True, True), "spacing": (2.0, 1.0, 0.5)},
+        ),
     ],
 )
 def test_fractional_jacobian_equals_finite_differences(rng, shape, n, kw):
@@ -438,8 +465,9 @@ def test_fractional_jacobian_facets_on_pixel_borders(shape, k, extent, engine):
     """Pixel-aligned grid cloud: every facet lies on pixel borders (still smooth)."""
     density = rq.Density.uniform(shape, extent) if extent else rq.Density.uniform(shape)
     g = density.grid
-    axes = [g.origin[a] + (np.arange(k) + 0.5) * (g.lengths[a] / k)
-            for a in range(g.ndim)]
+    axes = [
+        g.origin[a] + (np.arange(k) + 0.5) * (g.lengths[a] / k) for a in range(g.ndim)
+    ]
     pts = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
     w = np.zeros(len(pts))
     eps = 1e-7 * (g.volume / len(pts)) ** (2 / g.ndim)
@@ -474,9 +502,12 @@ def test_fractional_masses_continuous_in_weights(rng, shape):
         # a centre-quadrature jump would be a whole boundary pixel (~1/pixels)
         assert np.abs(m - base).max() <= 2 * jac_norm * np.abs(step).sum() + 1e-14
     # and along a path the masses sweep through intermediate values
-    path = [rq.assign_cells(density, pts, w + t * cell2 * direction,
-                            quadrature="fractional").masses
-            for t in np.linspace(0.0, 0.05, 11)]
+    path = [
+        rq.assign_cells(
+            density, pts, w + t * cell2 * direction, quadrature="fractional"
+        ).masses
+        for t in np.linspace(0.0, 0.05, 11)
+    ]
     steps = np.abs(np.diff(path, axis=0)).max()
     assert steps <= 2 * jac_norm * 0.005 * cell2 * np.abs(direction).sum()
 
@@ -499,22 +530,32 @@ def test_fractional_moments_invariant_under_refinement(rng, shape, n, kw):
     fine_values = density.values
     for a in range(g.ndim):
         fine_values = np.repeat(fine_values, 2, axis=a)
-    fine_grid = rq.Grid(tuple(2 * s for s in g.shape),
-                        spacing=tuple(h / 2 for h in g.spacing), origin=g.origin,
-                        periodic=g.periodic)
+    fine_grid = rq.Grid(
+        tuple(2 * s for s in g.shape),
+        spacing=tuple(h / 2 for h in g.spacing),
+        origin=g.origin,
+        periodic=g.periodic,
+    )
     fine = rq.Density.from_array(fine_values, fine_grid)
     a = rq.assign_cells(density, pts, w, quadrature="fractional")
     b = rq.assign_cells(fine, pts, w, quadrature="fractional")
     np.testing.assert_allclose(a.masses, b.masses, rtol=1e-9, atol=1e-14)
-    np.testing.assert_allclose(g.min_image(a.barycenters - b.barycenters), 0.0,
-                               rtol=0, atol=1e-9 * float(np.max(g.lengths)))
-    np.testing.assert_allclose(a.energies, b.energies, rtol=1e-9,
-                               atol=1e-14 * a.energy)
+    np.testing.assert_allclose(
+        g.min_image(a.barycenters - b.barycenters),
+        0.0,
+        rtol=0,
+        atol=1e-9 * float(np.max(g.lengths)),
+    )
+    np.testing.assert_allclose(a.energies, b.energies, rtol=1e-9, atol=1e-14 * a.energy)
     # the centre quadrature of a much finer raster converges to the same masses
     c = rq.assign_cells(fine, pts, w, quadrature="center")
-    assert np.abs(c.masses - a.masses).sum() < np.abs(
-        rq.assign_cells(density, pts, w, quadrature="center").masses - a.masses
-    ).sum() + 1e-12
+    assert (
+        np.abs(c.masses - a.masses).sum()
+        < np.abs(
+            rq.assign_cells(density, pts, w, quadrature="center").masses - a.masses
+        ).sum()
+        + 1e-12
+    )
 
 
 @pytest.mark.parametrize("periodic", [False, True])
@@ -533,8 +574,9 @@ def test_fractional_grid_cloud_equal_masses_any_offset(res, k, offset, periodic)
         pts = density.grid.wrap(pts + offset / k)
     cells = rq.assign_cells(density, pts, quadrature="fractional")
     np.testing.assert_allclose(cells.masses, 1.0 / k**2, rtol=1e-9)
-    np.testing.assert_allclose(density.grid.min_image(cells.barycenters - pts), 0.0,
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        density.grid.min_image(cells.barycenters - pts), 0.0, rtol=0, atol=1e-9
+    )
     # F_N = s^2 / 6 for squares of side s = 1 / k
     np.testing.assert_allclose(cells.energy, 1.0 / (6 * k**2), rtol=1e-9)
 
@@ -557,14 +599,20 @@ def test_periodic_huge_weight_spread_3d():
 
 @pytest.mark.parametrize(
     ("shape", "n", "periodic"),
-    [((9, 11), 6, False), ((8, 10), 5, True), ((5, 6, 4), 5, False),
-     ((5, 4, 6), 4, (True, False, True))],
+    [
+        ((9, 11), 6, False),
+        ((8, 10), 5, True),
+        ((5, 6, 4), 5, False),
+        ((5, 4, 6), 4, (True, False, True)),
+    ],
 )
 def test_fractional_moments_match_polytope_reference(rng, shape, n, periodic):
     """Fractional masses and barycenters equal exact half-space intersections."""
     density = rq.Density.from_array(
-        rng.random(shape) + 0.1, spacing=rng.uniform(0.7, 1.4, len(shape)),
-        origin=rng.normal(size=len(shape)), periodic=periodic,
+        rng.random(shape) + 0.1,
+        spacing=rng.uniform(0.7, 1.4, len(shape)),
+        origin=rng.normal(size=len(shape)),
+        periodic=periodic,
     )
     g = density.grid
     lo = np.array([e[0] for e in g.extent])
@@ -577,8 +625,9 @@ def test_fractional_moments_match_polytope_reference(rng, shape, n, periodic):
     np.testing.assert_allclose(g.min_image(cells.barycenters - ref_b), 0.0, atol=1e-7)
 
 
-@pytest.mark.parametrize("shape, kw", [((40, 52), {}), ((12, 14, 10), {}),
-                                       ((40, 52), {"periodic": True})])
+@pytest.mark.parametrize(
+    "shape, kw", [((40, 52), {}), ((12, 14, 10), {}), ((40, 52), {"periodic": True})]
+)
 @pytest.mark.parametrize("quadrature", ["fractional", "center"])
 def test_one_pass_evaluate_matches_separate_passes(rng, shape, kw, quadrature):
     values = rng.random(shape)
@@ -602,8 +651,9 @@ def test_one_pass_evaluate_matches_separate_passes(rng, shape, kw, quadrature):
     np.testing.assert_allclose(m3, m2, rtol=1e-13, atol=1e-16)
 
 
-@pytest.mark.parametrize("shape, periodic", [((48, 60), False), ((48, 60), True),
-                                             ((14, 12, 16), True)])
+@pytest.mark.parametrize(
+    "shape, periodic", [((48, 60), False), ((48, 60), True), ((14, 12, 16), True)]
+)
 @pytest.mark.parametrize("quadrature", ["center", "fractional"])
 def test_candidate_lists_follow_small_moves(rng, shape, periodic, quadrature):
     """Lists built with room for moves stay exact after the sites move; beyond their
@@ -619,8 +669,11 @@ def test_candidate_lists_follow_small_moves(rng, shape, periodic, quadrature):
     lists = r._cand
     for scale, reused in [(0.05, True), (5.0, False)]:
         moved = pts + rng.normal(scale=scale, size=pts.shape)
-        moved = dens.grid.wrap(moved) if periodic else np.clip(
-            moved, 0.0, np.array(shape) - 1e-9)
+        moved = (
+            dens.grid.wrap(moved)
+            if periodic
+            else np.clip(moved, 0.0, np.array(shape) - 1e-9)
+        )
         r.set_points(moved)
         assert (r.covers(w) is True) == reused
         labels, masses = r.labels_masses(w)
@@ -631,8 +684,14 @@ def test_candidate_lists_follow_small_moves(rng, shape, periodic, quadrature):
         np.testing.assert_allclose(masses, fresh, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("shape, kw", [((30, 36), {}), ((30, 36), {"periodic": True}),
-                                       ((10, 12, 9), {"periodic": (True, False, True)})])
+@pytest.mark.parametrize(
+    "shape, kw",
+    [
+        ((30, 36), {}),
+        ((30, 36), {"periodic": True}),
+        ((10, 12, 9), {"periodic": (True, False, True)}),
+    ],
+)
 def test_floor_links_match_reference(rng, shape, kw):
     values = rng.random(shape)
     values[values < 0.5] = 0.0  # large zero-density areas
@@ -641,14 +700,17 @@ def test_floor_links_match_reference(rng, shape, kw):
     r = _Raster(dens, pts, "fractional")
     labels, _ = r.labels_masses(np.zeros(20))
     links = r.floor_links(labels).toarray()
-    ref = reference.jacobian_dense(dens.grid, dens.values, labels.reshape(shape), pts,
-                                   zero_floor=r.jacobian_floor)
+    ref = reference.jacobian_dense(
+        dens.grid, dens.values, labels.reshape(shape), pts, zero_floor=r.jacobian_floor
+    )
     assert np.abs(ref).max() > 0
     np.testing.assert_allclose(links, ref, rtol=1e-10, atol=1e-14 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("shape, kw", [((30, 36), {}), ((30, 36), {"periodic": True}),
-                                       ((10, 12, 9), {"periodic": True})])
+@pytest.mark.parametrize(
+    "shape, kw",
+    [((30, 36), {}), ((30, 36), {"periodic": True}), ((10, 12, 9), {"periodic": True})],
+)
 def test_facet_move_rates_match_reference(rng, shape, kw):
     from rasterquant.assign._kernels import _facet_move_rates
 
@@ -661,8 +723,20 @@ def test_facet_move_rates_match_reference(rng, shape, kw):
     _, rows, cols, vals, pix, _ = r.facets
     moves = rng.normal(size=pts.shape)
     d3 = moves if len(shape) == 3 else np.column_stack([np.zeros(n), moves])
-    dm = _facet_move_rates(rows, cols, vals, pix, r.points3, d3, r.shape3, r.spacing3,
-                           r.origin3, r.lengths3, r.periodic3, n)
+    dm = _facet_move_rates(
+        rows,
+        cols,
+        vals,
+        pix,
+        r.points3,
+        d3,
+        r.shape3,
+        r.spacing3,
+        r.origin3,
+        r.lengths3,
+        r.periodic3,
+        n,
+    )
     ref = reference.facet_move_rates(dens.grid, rows, cols, vals, pix, pts, moves)
     np.testing.assert_allclose(dm, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
     np.testing.assert_allclose(dm.sum(), 0.0, atol=1e-12 * np.abs(ref).max())
@@ -686,7 +760,7 @@ def test_laplacian_csr_matches_dense(rng):
     got = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     np.testing.assert_allclose(got.toarray(), dense, atol=1e-12)
     for i in range(n):  # diagonal present, columns sorted and distinct
-        row = indices[indptr[i]:indptr[i + 1]]
+        row = indices[indptr[i] : indptr[i + 1]]
         assert i in row and np.all(np.diff(row) > 0)
 
 

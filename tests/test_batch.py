@@ -22,7 +22,7 @@ def _write_png(path, seed, shape=(40, 48)):
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     img = 0.3 + 0.6 * np.sin(x / (5 + seed)) ** 2 * np.cos(y / 7) ** 2
     img = np.clip(img + 0.05 * rng.random(shape), 0, 1)
     Image.fromarray((img * 255).astype(np.uint8)).save(path)
@@ -68,19 +68,24 @@ def test_batch_and_resume(folder, tmp_path):
         side = json.loads((out / f"img{i}.json").read_text())
         assert side["complete"] is True
         assert side["parameter_hash"] == man["parameter_hash"]
-        circles = ET.parse(out / f"img{i}.svg").getroot().findall(
-            ".//{http://www.w3.org/2000/svg}circle")
+        circles = (
+            ET.parse(out / f"img{i}.svg")
+            .getroot()
+            .findall(".//{http://www.w3.org/2000/svg}circle")
+        )
         assert len(circles) == 40
     disk = _manifest(out)
     assert disk["entries"]["img0.png"]["status"] == "ok"
     assert disk["entries"]["img0.png"]["seconds"] > 0
-    mtimes = {f.name: f.stat().st_mtime_ns for f in out.iterdir()
-              if f.name != "manifest.json"}
+    mtimes = {
+        f.name: f.stat().st_mtime_ns for f in out.iterdir() if f.name != "manifest.json"
+    }
     # rerun: everything skipped, nothing rewritten
     man = run_batch(folder, out, options=OPTS)
     assert man["counts"]["skipped"] == 3
-    assert {f.name: f.stat().st_mtime_ns for f in out.iterdir()
-            if f.name != "manifest.json"} == mtimes
+    assert {
+        f.name: f.stat().st_mtime_ns for f in out.iterdir() if f.name != "manifest.json"
+    } == mtimes
     # a missing output or an incomplete sidecar redoes just that input
     (out / "img1.png").unlink()
     side = json.loads((out / "img2.json").read_text())
@@ -103,8 +108,22 @@ def test_batch_bad_inputs(folder, tmp_path):
 
     Image.fromarray(np.full((20, 20), 255, np.uint8)).save(folder / "white.png")
     out = tmp_path / "out"
-    code = main(["batch", str(folder), str(out), "-n", "40", "--iterations", "2",
-                 "--method", "voronoi", "-f", "svg", "--quiet"])
+    code = main(
+        [
+            "batch",
+            str(folder),
+            str(out),
+            "-n",
+            "40",
+            "--iterations",
+            "2",
+            "--method",
+            "voronoi",
+            "-f",
+            "svg",
+            "--quiet",
+        ]
+    )
     assert code == 1
     man = _manifest(out)
     assert man["counts"]["ok"] == 3 and man["counts"]["failed"] == 3
@@ -122,8 +141,23 @@ def test_batch_bad_inputs(folder, tmp_path):
 
 def test_batch_quantize_cli(folder, tmp_path):
     out = tmp_path / "out"
-    assert main(["batch", str(folder), str(out), "--task", "quantize", "-n", "30",
-                 "--iterations", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(folder),
+                str(out),
+                "--task",
+                "quantize",
+                "-n",
+                "30",
+                "--iterations",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     from rasterquant.io.points import read_points
 
     pts, cols = read_points(out / "img0.csv")
@@ -155,11 +189,21 @@ def test_batch_dask_local_cluster(folder, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     (folder / "corrupt.png").write_bytes(b"garbage")
     out = tmp_path / "out"
-    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
-                                  host="127.0.0.1", protocol="tcp://",
-                                  dashboard_address=None) as cluster:
-        man = run_batch(folder, out, options=OPTS, outputs=[".svg"],
-                        scheduler=cluster.scheduler_address)
+    with distributed.LocalCluster(
+        n_workers=1,
+        processes=False,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        protocol="tcp://",
+        dashboard_address=None,
+    ) as cluster:
+        man = run_batch(
+            folder,
+            out,
+            options=OPTS,
+            outputs=[".svg"],
+            scheduler=cluster.scheduler_address,
+        )
     assert man["counts"]["ok"] == 3 and man["counts"]["failed"] == 1
     assert man["entries"]["corrupt.png"]["error"]
     for i in range(3):
@@ -173,13 +217,34 @@ def test_batch_sigkill_then_resume(tmp_path):
     for i in range(6):
         _write_png(src / f"p{i}.png", i, shape=(64, 64))
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "rasterquant", "batch", str(src), str(out),
-            "-n", "150", "--iterations", "25", "--method", "voronoi",
-            "-f", "svg", "-f", "png", "-f", "npy", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep
-           + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    argv = [
+        sys.executable,
+        "-m",
+        "rasterquant",
+        "batch",
+        str(src),
+        str(out),
+        "-n",
+        "150",
+        "--iterations",
+        "25",
+        "--method",
+        "voronoi",
+        "-f",
+        "svg",
+        "-f",
+        "png",
+        "-f",
+        "npy",
+        "--quiet",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:

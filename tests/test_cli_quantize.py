@@ -25,8 +25,23 @@ def cwd(tmp_path, monkeypatch):
 @pytest.mark.parametrize("suffix", [".csv", ".npy"])
 def test_quantize_writes_points_and_sidecar(cwd, suffix, capsys):
     out = f"out{suffix}"
-    code = main(["quantize", PORTRAIT, "-n", "200", "-o", out, "--iterations", "3",
-                 "--seed", "1", "--tol", "0.05", "--quiet"])
+    code = main(
+        [
+            "quantize",
+            PORTRAIT,
+            "-n",
+            "200",
+            "-o",
+            out,
+            "--iterations",
+            "3",
+            "--seed",
+            "1",
+            "--tol",
+            "0.05",
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert (cwd / out).is_file()
     assert (cwd / "out.json").is_file()
@@ -46,8 +61,21 @@ def test_quantize_writes_points_and_sidecar(cwd, suffix, capsys):
 
 
 def test_quantize_voronoi_npy_roundtrip_matches_sidecar(cwd):
-    code = main(["quantize", PORTRAIT, "-n", "50", "-o", "a.npy", "--method", "voronoi",
-                 "--iterations", "2", "--quiet"])
+    code = main(
+        [
+            "quantize",
+            PORTRAIT,
+            "-n",
+            "50",
+            "-o",
+            "a.npy",
+            "--method",
+            "voronoi",
+            "--iterations",
+            "2",
+            "--quiet",
+        ]
+    )
     assert code == 0
     meta = json.loads((cwd / "a.json").read_text())
     assert meta["diagnostics"]["max_mass_error"] is None  # voronoi: no target masses
@@ -58,14 +86,37 @@ def test_quantize_voronoi_npy_roundtrip_matches_sidecar(cwd):
 def test_quantize_refuses_to_overwrite(cwd, capsys):
     target = cwd / "out.csv"
     target.write_text("keep me\n")
-    code = main(["quantize", PORTRAIT, "-n", "20", "-o", "out.csv", "--iterations", "1",
-                 "--quiet"])
+    code = main(
+        [
+            "quantize",
+            PORTRAIT,
+            "-n",
+            "20",
+            "-o",
+            "out.csv",
+            "--iterations",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 1
     assert target.read_text() == "keep me\n"
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    code = main(["quantize", PORTRAIT, "-n", "20", "-o", "out.csv", "--iterations", "1",
-                 "--quiet", "--force"])
+    code = main(
+        [
+            "quantize",
+            PORTRAIT,
+            "-n",
+            "20",
+            "-o",
+            "out.csv",
+            "--iterations",
+            "1",
+            "--quiet",
+            "--force",
+        ]
+    )
     assert code == 0
     assert target.read_text() != "keep me\n"
 
@@ -108,7 +159,12 @@ def test_python_m_rasterquant_info():
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-m", "rasterquant", "info"],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "numba threading layer" in proc.stdout

@@ -64,12 +64,12 @@ def _cases():
         "solve_ot": lambda: (
             lambda r: (r.weights, r.masses, r.cells.labels, np.array(r.n_iter))
         )(rq.solve_ot(density, points, tol=1e-2)),
-        "lloyd_uniform": lambda: (
-            lambda r: (r.points, r.weights, r.masses)
-        )(rq.lloyd(density, points, n_iter=3, ot_tol=0.05)),
-        "lloyd_voronoi_periodic": lambda: (
-            lambda r: (r.points, r.masses)
-        )(rq.lloyd(periodic, ppoints, method="voronoi", n_iter=4)),
+        "lloyd_uniform": lambda: (lambda r: (r.points, r.weights, r.masses))(
+            rq.lloyd(density, points, n_iter=3, ot_tol=0.05)
+        ),
+        "lloyd_voronoi_periodic": lambda: (lambda r: (r.points, r.masses))(
+            rq.lloyd(periodic, ppoints, method="voronoi", n_iter=4)
+        ),
         "sample_points": lambda: (
             rq.sample_points(density, 50, method="density", seed=11),
             rq.sample_points(density, 50, method="uniform", seed=11),
@@ -127,8 +127,12 @@ def test_same_result_in_fresh_processes_with_1_and_2_threads():
     for threads in ("1", "2"):
         env = dict(os.environ, NUMBA_NUM_THREADS=threads)
         out = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(ROOT)], env=env, capture_output=True,
-            text=True, timeout=600, check=True,
+            [sys.executable, "-c", _CHILD, str(ROOT)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
         )
         digests.append(json.loads(out.stdout.strip().splitlines()[-1])["digest"])
     fn = _cases()["lloyd_uniform"]

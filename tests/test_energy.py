@@ -57,13 +57,15 @@ def test_grid_cloud_energy_any_offset_fractional(k, res, offset, periodic):
     if periodic:
         pts = density.grid.wrap(pts + offset / k)
     exact = 1.0 / (6 * k**2)
-    np.testing.assert_allclose(voronoi_energy(density, pts, quadrature="fractional"),
-                               exact, rtol=1e-9)
+    np.testing.assert_allclose(
+        voronoi_energy(density, pts, quadrature="fractional"), exact, rtol=1e-9
+    )
     cells = rq.assign_cells(density, pts, quadrature="fractional")
     np.testing.assert_allclose(cells.masses, 1.0 / k**2, rtol=1e-9)
     np.testing.assert_allclose(
         quantization_energy(density, pts, tol=1e-9, quadrature="fractional"),
-        exact, rtol=1e-9,
+        exact,
+        rtol=1e-9,
     )
     assert critical_residual(density, pts, tol=1e-9, quadrature="fractional") <= 1e-9
 
@@ -131,7 +133,8 @@ def test_tightness_grid_energy_from_zero_weights(n, res):
     pts = sample_points(rho, n * n, method="tightness-grid")
     np.testing.assert_allclose(
         quantization_energy(rho, pts, tol=1e-3, quadrature="center"),
-        2 / (12 * (n - 1)), rtol=1e-12,
+        2 / (12 * (n - 1)),
+        rtol=1e-12,
     )
     assert critical_residual(rho, pts, tol=1e-3, quadrature="center") <= 1e-12
 
@@ -144,7 +147,8 @@ def test_tightness_grid_energy_from_zero_weights_fractional(n, res):
     pts = sample_points(rho, n * n, method="tightness-grid")
     np.testing.assert_allclose(
         quantization_energy(rho, pts, tol=1e-9, quadrature="fractional"),
-        2 / (12 * (n - 1)), rtol=1e-8,
+        2 / (12 * (n - 1)),
+        rtol=1e-8,
     )
     assert critical_residual(rho, pts, tol=1e-9, quadrature="fractional") <= 1e-6
 

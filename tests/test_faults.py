@@ -50,8 +50,9 @@ def test_solve_ot_stall_ends_with_warning(monkeypatch, problem, direction):
 
     def bad(jac, rhs, method="auto", **kwargs):
         d, solver = real(jac, rhs, method=method, **kwargs)
-        return {"reversed": -d, "zero": 0.0 * d,
-                "huge": 1e300 * np.sign(d)}[direction], solver
+        return {"reversed": -d, "zero": 0.0 * d, "huge": 1e300 * np.sign(d)}[
+            direction
+        ], solver
 
     monkeypatch.setattr(newton, "solve_newton_system", bad)
     t0 = time.perf_counter()
@@ -117,9 +118,11 @@ def test_solve_ot_fractional_reaches_1e_9(problem):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_solve_ot_non_finite_direction_is_a_stall(monkeypatch, problem, bad):
-    monkeypatch.setattr(newton, "solve_newton_system",
-                        lambda jac, rhs, method="auto", **kw: (np.full_like(rhs, bad),
-                                                               None))
+    monkeypatch.setattr(
+        newton,
+        "solve_newton_system",
+        lambda jac, rhs, method="auto", **kw: (np.full_like(rhs, bad), None),
+    )
     res, warned = _solve(*problem, tol=1e-3)
     assert res.status == "stalled"
     assert warned == [rq.ConvergenceWarning]  # no RuntimeWarning on the way
@@ -160,8 +163,21 @@ def test_enospc_removes_temp_file_and_names_the_path(tmp_path, capsys, monkeypat
     monkeypatch.setattr(atomic.os, "fsync", no_space)
     src = _make_input(tmp_path)
     out = tmp_path / "points.csv"
-    code = main(["quantize", src, "-n", "4", "-o", str(out), "--iterations", "1",
-                 "--method", "voronoi", "--quiet"])
+    code = main(
+        [
+            "quantize",
+            src,
+            "-n",
+            "4",
+            "-o",
+            str(out),
+            "--iterations",
+            "1",
+            "--method",
+            "voronoi",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "No space left on device" in err
@@ -185,8 +201,9 @@ def test_enospc_api_reports_the_target(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_failed_sidecar_removes_the_points_written_by_this_run(tmp_path, capsys,
-                                                               monkeypatch):
+def test_failed_sidecar_removes_the_points_written_by_this_run(
+    tmp_path, capsys, monkeypatch
+):
     import rasterquant.io.atomic as atomic
 
     real = atomic.atomic_write_json
@@ -196,9 +213,23 @@ def test_failed_sidecar_removes_the_points_written_by_this_run(tmp_path, capsys,
 
     monkeypatch.setattr(atomic, "atomic_write_json", fail)  # the sidecar, last
     src = _make_input(tmp_path)
-    code = main(["quantize", src, "-n", "4", "-o", str(tmp_path / "p.csv"), "-o",
-                 str(tmp_path / "p.npy"), "--iterations", "1", "--method", "voronoi",
-                 "--quiet"])
+    code = main(
+        [
+            "quantize",
+            src,
+            "-n",
+            "4",
+            "-o",
+            str(tmp_path / "p.csv"),
+            "-o",
+            str(tmp_path / "p.npy"),
+            "--iterations",
+            "1",
+            "--method",
+            "voronoi",
+            "--quiet",
+        ]
+    )
     assert code == 1
     assert "p.json" in capsys.readouterr().err
     assert _leftovers(tmp_path) == []
@@ -221,9 +252,23 @@ def test_keyboard_interrupt_between_outputs(tmp_path, capsys, monkeypatch):
     src = _make_input(tmp_path)
     keep = tmp_path / "keep.csv"  # existed before and is not an output
     keep.write_text("x\n")
-    code = main(["quantize", src, "-n", "4", "-o", str(tmp_path / "a.csv"), "-o",
-                 str(tmp_path / "b.npy"), "--iterations", "1", "--method",
-                 "voronoi", "--quiet"])
+    code = main(
+        [
+            "quantize",
+            src,
+            "-n",
+            "4",
+            "-o",
+            str(tmp_path / "a.csv"),
+            "-o",
+            str(tmp_path / "b.npy"),
+            "--iterations",
+            "1",
+            "--method",
+            "voronoi",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 130
     assert "interrupted" in err and "Traceback" not in err
@@ -233,8 +278,16 @@ def test_keyboard_interrupt_between_outputs(tmp_path, capsys, monkeypatch):
 
 def test_main_restores_signal_handlers(tmp_path, capsys):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    main(["quantize", str(tmp_path / "missing.npy"), "-n", "2", "-o",
-          str(tmp_path / "p.csv")])
+    main(
+        [
+            "quantize",
+            str(tmp_path / "missing.npy"),
+            "-n",
+            "2",
+            "-o",
+            str(tmp_path / "p.csv"),
+        ]
+    )
     capsys.readouterr()
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
@@ -248,17 +301,32 @@ def _start_cli(tmp_path, launcher):
         "module": [sys.executable, "-m", "rasterquant"],
         "bin": [sys.executable, str(ROOT / "bin" / "rasterquant")],
     }[launcher]
-    argv = [*cmd, "quantize", str(src), "-n", "1500", "-o",
-            str(out_dir / "points.csv"), "--iterations", "500", "--progress"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep
-               + os.environ.get("PYTHONPATH", ""))
+    argv = [
+        *cmd,
+        "quantize",
+        str(src),
+        "-n",
+        "1500",
+        "-o",
+        str(out_dir / "points.csv"),
+        "--iterations",
+        "500",
+        "--progress",
+    ]
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     err_path = tmp_path / "stderr.txt"
     err = open(err_path, "wb")
     # a shell may start us with SIGINT ignored (background job): give the child
     # the default disposition, as an interactive terminal would
     proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
-        env=env, cwd=tmp_path,
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     return proc, err, err_path, out_dir
@@ -266,8 +334,11 @@ def _start_cli(tmp_path, launcher):
 
 @pytest.mark.parametrize(
     ("launcher", "sig", "code"),
-    [("module", signal.SIGINT, 130), ("bin", signal.SIGINT, 130),
-     ("module", signal.SIGTERM, 143)],
+    [
+        ("module", signal.SIGINT, 130),
+        ("bin", signal.SIGINT, 130),
+        ("module", signal.SIGTERM, 143),
+    ],
     ids=["python-m-SIGINT", "bin-SIGINT", "python-m-SIGTERM"],
 )
 def test_signal_during_cli_run_exits_cleanly(tmp_path, launcher, sig, code):

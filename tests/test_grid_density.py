@@ -27,8 +27,12 @@ def test_grid_extent_and_defaults():
 
 
 def test_grid_anisotropic_origin_3d():
-    g = rq.Grid((2, 3, 4), spacing=(1.0, 0.5, 2.0), origin=(-1.0, 10.0, 3.0),
-                periodic=(True, False, True))
+    g = rq.Grid(
+        (2, 3, 4),
+        spacing=(1.0, 0.5, 2.0),
+        origin=(-1.0, 10.0, 3.0),
+        periodic=(True, False, True),
+    )
     assert g.extent == ((-1.0, 1.0), (10.0, 11.5), (3.0, 11.0))
     np.testing.assert_array_equal(g.lengths, [2.0, 1.5, 8.0])
     np.testing.assert_allclose(g.axis_centres(1), [10.25, 10.75, 11.25], rtol=0, atol=0)
@@ -63,8 +67,10 @@ def test_grid_min_image():
     g = rq.Grid((10, 4), periodic=(True, False))
     d = np.array([[6.0, 3.0], [-6.0, -3.0], [4.0, 3.5], [14.0, 0.0]])
     np.testing.assert_allclose(
-        g.min_image(d), [[-4.0, 3.0], [4.0, -3.0], [4.0, 3.5], [4.0, 0.0]],
-        rtol=0, atol=1e-12,
+        g.min_image(d),
+        [[-4.0, 3.0], [4.0, -3.0], [4.0, 3.5], [4.0, 0.0]],
+        rtol=0,
+        atol=1e-12,
     )
     # broadcasting over leading axes
     assert g.min_image(np.zeros((3, 5, 2))).shape == (3, 5, 2)
@@ -72,8 +78,12 @@ def test_grid_min_image():
 
 def test_grid_as_3d():
     g = rq.Grid((3, 5), spacing=(2.0, 0.5), origin=(1.0, -1.0), periodic=(False, True))
-    assert g.as_3d() == ((1, 3, 5), (1.0, 2.0, 0.5), (0.0, 1.0, -1.0),
-                         (False, False, True))
+    assert g.as_3d() == (
+        (1, 3, 5),
+        (1.0, 2.0, 0.5),
+        (0.0, 1.0, -1.0),
+        (False, False, True),
+    )
 
 
 @pytest.mark.parametrize(
@@ -160,8 +170,7 @@ def test_gaussian_and_radius():
     assert np.unravel_index(np.argmax(v), v.shape) == (10, 10)
     np.testing.assert_allclose(v, v.T, rtol=1e-14)
     np.testing.assert_allclose(v, v[::-1], rtol=1e-14)
-    dr = rq.Density.gaussian((21, 21), extent=[(-1, 1), (-1, 1)], sigma=0.3,
-                             radius=0.5)
+    dr = rq.Density.gaussian((21, 21), extent=[(-1, 1), (-1, 1)], sigma=0.3, radius=0.5)
     c = dr.grid.pixel_centres()
     r2 = (c**2).sum(axis=1).reshape(21, 21)
     assert (dr.values[r2 > 0.25] == 0).all()
@@ -171,8 +180,9 @@ def test_gaussian_and_radius():
 
 
 def test_from_function_evaluates_at_centres():
-    d = rq.Density.from_function(lambda y, x: 1.0 + x + 2 * y, (3, 5),
-                                 extent=[(0, 3), (0, 5)])
+    d = rq.Density.from_function(
+        lambda y, x: 1.0 + x + 2 * y, (3, 5), extent=[(0, 3), (0, 5)]
+    )
     y, x = np.meshgrid(np.arange(3) + 0.5, np.arange(5) + 0.5, indexing="ij")
     ref = 1.0 + x + 2 * y
     np.testing.assert_allclose(d.values, ref / ref.sum(), rtol=1e-14)

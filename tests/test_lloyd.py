@@ -26,8 +26,9 @@ def test_voronoi_energy_monotone(rng, step):
     np.testing.assert_array_equal(res.weights, np.zeros(40))
     np.testing.assert_allclose(res.masses.sum(), 1.0, rtol=1e-12)
     # the final energy is G_N of the final points
-    np.testing.assert_allclose(rq.voronoi_energy(density, res.points), res.energy,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        rq.voronoi_energy(density, res.points), res.energy, rtol=1e-12
+    )
     assert np.isnan(res.history["max_mass_error"]).all()
 
 
@@ -62,8 +63,9 @@ def test_relaxed_step_moves_part_way(rng):
     pts = rng.random((20, 2)) * 128
     full = rq.lloyd(density, pts, method="voronoi", n_iter=1, step=1.0)
     half = rq.lloyd(density, pts, method="voronoi", n_iter=1, step=0.25)
-    np.testing.assert_allclose(half.points, pts + 0.25 * (full.points - pts),
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        half.points, pts + 0.25 * (full.points - pts), rtol=0, atol=1e-9
+    )
     cells = rq.assign_cells(density, pts)
     np.testing.assert_allclose(full.points, cells.barycenters, rtol=0, atol=1e-9)
 
@@ -103,8 +105,9 @@ def test_progress_bar_to_stderr(rng, capsys):
 
 @pytest.mark.parametrize("method", ["voronoi", "uniform"])
 def test_periodic_keeps_points_inside(rng, method):
-    density = rq.Density.uniform((80, 60), extent=[(-1.0, 1.0), (2.0, 3.5)],
-                                 periodic=True)
+    density = rq.Density.uniform(
+        (80, 60), extent=[(-1.0, 1.0), (2.0, 3.5)], periodic=True
+    )
     lo = np.array([-1.0, 2.0])
     size = np.array([2.0, 1.5])
     pts = lo + rng.random((15, 2)) * size

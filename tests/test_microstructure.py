@@ -298,8 +298,13 @@ def test_unresolvable_tol_is_reported():
     assert ms.max_voxel_volume_error > 0.005
     assert any("voxel" in str(w.message) for w in rec)
     # the exact volumes are those of the power cells at the returned weights
-    res = rq.solve_ot(rq.Density.uniform((20, 20), periodic=True), ms.seeds,
-                      ms.target_volumes / 400.0, weights=ms.weights, max_iter=0)
+    res = rq.solve_ot(
+        rq.Density.uniform((20, 20), periodic=True),
+        ms.seeds,
+        ms.target_volumes / 400.0,
+        weights=ms.weights,
+        max_iter=0,
+    )
     np.testing.assert_allclose(ms.volumes, res.masses * 400.0, rtol=1e-9)
     # centre quadrature measures voxel counts, and cannot meet 0.5 %
     with pytest.warns((ResolutionWarning, ConvergenceWarning)):

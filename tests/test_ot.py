@@ -28,8 +28,12 @@ def _check_converged(res, tol, n):
     err = _max_error(res)
     assert err <= tol
     np.testing.assert_allclose(res.max_error, err, rtol=1e-9)
-    np.testing.assert_allclose(res.weights.mean(), 0.0, rtol=0,
-                               atol=1e-12 * max(1.0, np.abs(res.weights).max()))
+    np.testing.assert_allclose(
+        res.weights.mean(),
+        0.0,
+        rtol=0,
+        atol=1e-12 * max(1.0, np.abs(res.weights).max()),
+    )
     assert res.weights.shape == (n,)
     np.testing.assert_allclose(res.masses.sum(), 1.0, rtol=1e-12)
     np.testing.assert_allclose(res.masses, res.cells.masses, rtol=1e-12)
@@ -46,8 +50,9 @@ def _resolvable(density, alpha_min, tol):
 
 
 def _smooth_2d(shape=(256, 256)):
-    y, x = np.meshgrid(np.linspace(0, 1, shape[0]), np.linspace(0, 1, shape[1]),
-                       indexing="ij")
+    y, x = np.meshgrid(
+        np.linspace(0, 1, shape[0]), np.linspace(0, 1, shape[1]), indexing="ij"
+    )
     v = np.exp(-((y - 0.3) ** 2 + (x - 0.6) ** 2) / 0.1) + 1.0
     return rq.Density.from_array(v)
 
@@ -68,8 +73,11 @@ def test_fractional_meets_1e_6_2d(rng, n, target, kind):
 @pytest.mark.parametrize("target", ["uniform", "lognormal"])
 @pytest.mark.parametrize("kind", ["uniform", "blobs"])
 def test_fractional_meets_1e_6_3d(rng, target, kind):
-    density = (rq.Density.uniform((40, 40, 40)) if kind == "uniform"
-               else rq.read_density(DATA / "blobs3d.npy"))
+    density = (
+        rq.Density.uniform((40, 40, 40))
+        if kind == "uniform"
+        else rq.read_density(DATA / "blobs3d.npy")
+    )
     n = 8 if (kind, target) == ("blobs", "lognormal") else 20
     pts = rng.random((n, 3)) * np.array(density.shape)
     alpha = None if target == "uniform" else _lognormal(rng, n)
@@ -107,8 +115,11 @@ def test_converges_2d(rng, n, target, kind):
 @pytest.mark.parametrize("target", ["uniform", "lognormal"])
 @pytest.mark.parametrize("kind", ["uniform", "blobs"])
 def test_converges_3d(rng, target, kind):
-    density = (rq.Density.uniform((40, 40, 40)) if kind == "uniform"
-               else rq.read_density(DATA / "blobs3d.npy"))
+    density = (
+        rq.Density.uniform((40, 40, 40))
+        if kind == "uniform"
+        else rq.read_density(DATA / "blobs3d.npy")
+    )
     # blobs3d peaks at ~13x its mean: fewer cells keep the lognormal case resolvable
     n = 8 if (kind, target) == ("blobs", "lognormal") else 20
     pts = rng.random((n, 3)) * np.array(density.shape)
@@ -119,8 +130,9 @@ def test_converges_3d(rng, target, kind):
 
 
 def test_converges_periodic_anisotropic(rng):
-    density = rq.Density.uniform((200, 150), extent=[(0, 2.0), (-1.0, 2.0)],
-                                 periodic=True)
+    density = rq.Density.uniform(
+        (200, 150), extent=[(0, 2.0), (-1.0, 2.0)], periodic=True
+    )
     pts = np.column_stack([rng.random(25) * 2.0, -1.0 + rng.random(25) * 3.0])
     res = rq.solve_ot(density, pts, _lognormal(rng, 25), tol=1e-2)
     _check_converged(res, 1e-2, 25)
@@ -208,8 +220,14 @@ def test_fractional_reaches_tol_finer_than_pixels(rng, tol):
 def test_fractional_converges_quadratically(rng, kind):
     density = rq.Density.uniform((256, 256)) if kind == "uniform" else _smooth_2d()
     pts = rng.random((50, 2)) * 256
-    res = rq.solve_ot(density, pts, _lognormal(rng, 50), tol=1e-10,
-                      quadrature="fractional", multiscale=False)
+    res = rq.solve_ot(
+        density,
+        pts,
+        _lognormal(rng, 50),
+        tol=1e-10,
+        quadrature="fractional",
+        multiscale=False,
+    )
     _check_converged(res, 1e-10, 50)
     err = np.array(res.history["max_mass_error"])
     steps = np.array(res.history["step"])
@@ -326,13 +344,19 @@ def test_component_projection_of_separated_cell_groups():
     np.testing.assert_allclose([r[:3].sum(), r[3:].sum()], 0.0, atol=1e-15)
     # the projection removes the group totals and nothing else
     np.testing.assert_allclose(proj(r), r, atol=1e-15)
-    np.testing.assert_allclose((alpha - m) - r, alpha * np.repeat(
-        [(alpha - m)[:3].sum() / 0.5, (alpha - m)[3:].sum() / 0.5], 3), atol=1e-15)
+    np.testing.assert_allclose(
+        (alpha - m) - r,
+        alpha
+        * np.repeat([(alpha - m)[:3].sum() / 0.5, (alpha - m)[3:].sum() / 0.5], 3),
+        atol=1e-15,
+    )
     # totals off by more than tol / 2: no projection, the groups must be shifted
     assert _component_projection(jac0, alpha, m, tol=0.001) is None
     # one group: nothing to do
-    assert _component_projection(sp.csr_matrix(block), alpha[:3] * 2, m[:3] * 2,
-                                 tol=0.01) is None
+    assert (
+        _component_projection(sp.csr_matrix(block), alpha[:3] * 2, m[:3] * 2, tol=0.01)
+        is None
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -343,8 +367,9 @@ def test_separated_dark_regions_converge(seed):
     v[:, :40] = 1.002
     v[:, 56:] = 1.0
     rng = np.random.default_rng(seed)
-    pts = np.concatenate([rng.random((60, 2)) * [96, 40],
-                          rng.random((60, 2)) * [96, 40] + [0, 56]])
+    pts = np.concatenate(
+        [rng.random((60, 2)) * [96, 40], rng.random((60, 2)) * [96, 40] + [0, 56]]
+    )
     res = rq.solve_ot(v, pts, tol=1e-2, multiscale=False)
     _check_converged(res, 1e-2, 120)
 
@@ -383,12 +408,14 @@ def test_preconditioned_cg_reuses_a_nearby_factorisation(rng, monkeypatch):
     assert preconditioned_cg(new, rhs, solver, 1e-12, 1) is None
     # through solve_newton_system: the old solver is kept when CG reaches rtol in
     # PCG_MAX_ITER iterations, else the new system is factorised
-    delta, s2 = solve_newton_system(new, rhs, method="direct", want_solver=True,
-                                    precond=solver, precond_rtol=1e-2)
+    delta, s2 = solve_newton_system(
+        new, rhs, method="direct", want_solver=True, precond=solver, precond_rtol=1e-2
+    )
     assert s2 is solver
     assert np.linalg.norm(new @ delta - rhs) <= 1e-2 * np.linalg.norm(rhs)
     monkeypatch.setattr(_config, "PCG_MAX_ITER", 2)
-    delta, s3 = solve_newton_system(new, rhs, method="direct", want_solver=True,
-                                    precond=solver, precond_rtol=1e-14)
+    delta, s3 = solve_newton_system(
+        new, rhs, method="direct", want_solver=True, precond=solver, precond_rtol=1e-14
+    )
     assert s3 is not solver
     np.testing.assert_allclose(delta, exact, atol=1e-9 * np.abs(exact).max())

@@ -221,13 +221,14 @@ def test_separated_beta():
 def test_separated_covers_the_whole_box(seed):
     # PoissonDisk.random(n) alone gave a clump: quadrant counts [47, 18, 239, 96]
     n = 400
-    pts = sample_points(Grid((32, 32), spacing=1.0 / 32), n, method="separated",
-                        seed=seed)
+    pts = sample_points(
+        Grid((32, 32), spacing=1.0 / 32), n, method="separated", seed=seed
+    )
     quadrant = 2 * (pts[:, 0] >= 0.5) + (pts[:, 1] >= 0.5)
     counts = np.bincount(quadrant, minlength=4)
     assert counts.min() >= 0.15 * n, counts
     dist, _ = cKDTree(pts).query(pts, k=2)
-    assert dist[:, 1].min() >= 0.5 * n ** -0.5
+    assert dist[:, 1].min() >= 0.5 * n**-0.5
 
 
 def test_separated_sparse_uses_darts_and_covers_the_box():
@@ -437,8 +438,11 @@ def test_grid_needs_perfect_power(method):
 
 def test_bad_seed():
     grid = Grid((4, 4))
-    with pytest.raises(TypeError, match=r"seed must be an int >= 0, a numpy\.random"
-                       r"\.Generator or None, got str"):
+    with pytest.raises(
+        TypeError,
+        match=r"seed must be an int >= 0, a numpy\.random"
+        r"\.Generator or None, got str",
+    ):
         sample_points(grid, 3, method="uniform", seed="x")
     with pytest.raises(TypeError, match=r"seed must be .* got float"):
         sample_points(grid, 3, method="uniform", seed=1.5)
@@ -507,10 +511,18 @@ def test_stratified_balances_every_region():
         pts = sample_points(density, n, method="stratified", seed=seed)
         ij = np.floor(pts).astype(int)
         assert (values[ij[:, 0], ij[:, 1]] > 0).all()
-        for sl in [(slice(2, 20), slice(3, 25)), (slice(30, 60), slice(5, 12)),
-                   (slice(40, 62), slice(30, 62)), (slice(5, 25), slice(40, 50))]:
-            inside = ((pts[:, 0] >= sl[0].start) & (pts[:, 0] < sl[0].stop)
-                      & (pts[:, 1] >= sl[1].start) & (pts[:, 1] < sl[1].stop))
+        for sl in [
+            (slice(2, 20), slice(3, 25)),
+            (slice(30, 60), slice(5, 12)),
+            (slice(40, 62), slice(30, 62)),
+            (slice(5, 25), slice(40, 50)),
+        ]:
+            inside = (
+                (pts[:, 0] >= sl[0].start)
+                & (pts[:, 0] < sl[0].stop)
+                & (pts[:, 1] >= sl[1].start)
+                & (pts[:, 1] < sl[1].stop)
+            )
             expect = n * values[sl].sum() / values.sum()
             # a region is a few runs of the curve: each run is off by at most one
             assert abs(inside.sum() - expect) <= 4, (seed, inside.sum(), expect)

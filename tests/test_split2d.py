@@ -12,8 +12,12 @@ MAXA, MAXV = fr.MAXA, fr.MAXV
 
 def _square(hy, hx):
     """The pixel as (u, v, tag) vertices, edges untagged (-1)."""
-    return [(-hy / 2, -hx / 2, -1), (-hy / 2, hx / 2, -1), (hy / 2, hx / 2, -1),
-            (hy / 2, -hx / 2, -1)]
+    return [
+        (-hy / 2, -hx / 2, -1),
+        (-hy / 2, hx / 2, -1),
+        (hy / 2, hx / 2, -1),
+        (hy / 2, -hx / 2, -1),
+    ]
 
 
 def _clip(poly, cu, cv, b, tag):
@@ -63,8 +67,15 @@ def _reference_split(hy, hx, dcen, sy, sx):
         for b in range(nact):
             if b == a or not poly:
                 continue
-            _, cu, cv, rhs = fr._snap(0.0, 2.0 * (sy[b] - sy[a]), 2.0 * (sx[b] - sx[a]),
-                                      dcen[b] - dcen[a], 1.0, hy, hx)
+            _, cu, cv, rhs = fr._snap(
+                0.0,
+                2.0 * (sy[b] - sy[a]),
+                2.0 * (sx[b] - sx[a]),
+                dcen[b] - dcen[a],
+                1.0,
+                hy,
+                hx,
+            )
             poly = _clip(poly, cu, cv, rhs, b)
         if len(poly) < 3:
             continue
@@ -87,8 +98,17 @@ def _split(hy, hx, dcen, sy, sx, want_facets=True):
     sl[2, :nact] = sx
     piece = np.full((MAXA, 5), np.nan)
     flen = np.full((MAXA, MAXA), np.nan)
-    fr._split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets,
-                       np.empty((6 * MAXA, MAXV)), np.empty(4 * MAXA, np.int64))
+    fr._split_pixel_2d(
+        hy,
+        hx,
+        nact,
+        sl,
+        piece,
+        flen,
+        want_facets,
+        np.empty((6 * MAXA, MAXV)),
+        np.empty(4 * MAXA, np.int64),
+    )
     return piece[:nact], flen[:nact, :nact]
 
 
@@ -123,11 +143,11 @@ def test_split_matches_clipping_each_piece(rng, kind, h):
         piece, flen = _split(hy, hx, d, sy, sx)
         ref_piece, ref_flen = _reference_split(hy, hx, d, sy, sx)
         scale = np.array([full, 1.0, full * hy, full * hx, full * (hy**2 + hx**2)])
-        np.testing.assert_allclose(piece / scale, ref_piece / scale, rtol=0,
-                                   atol=1e-12)
+        np.testing.assert_allclose(piece / scale, ref_piece / scale, rtol=0, atol=1e-12)
         np.testing.assert_allclose(piece[:, 0].sum(), full, rtol=1e-12)
-        np.testing.assert_allclose(np.triu(flen, 1), ref_flen, rtol=0,
-                                   atol=1e-12 * (hy + hx))
+        np.testing.assert_allclose(
+            np.triu(flen, 1), ref_flen, rtol=0, atol=1e-12 * (hy + hx)
+        )
         # without facets, the same pieces
         np.testing.assert_array_equal(_split(hy, hx, d, sy, sx, False)[0], piece)
 
@@ -139,11 +159,16 @@ def test_split_areas_match_polytope_reference(rng):
         nact = int(rng.integers(3, 7))
         d, sy, sx = _sites(rng, "random", nact, hy, hx)
         piece, _ = _split(hy, hx, d, sy, sx)
-        box = np.array([[1, 0, -hy / 2], [0, 1, -hx / 2], [-1, 0, -hy / 2],
-                        [0, -1, -hx / 2]], dtype=float)
+        box = np.array(
+            [[1, 0, -hy / 2], [0, 1, -hx / 2], [-1, 0, -hy / 2], [0, -1, -hx / 2]],
+            dtype=float,
+        )
         for a in range(nact):
-            rows = [[2 * (sy[b] - sy[a]), 2 * (sx[b] - sx[a]), -(d[b] - d[a])]
-                    for b in range(nact) if b != a]
+            rows = [
+                [2 * (sy[b] - sy[a]), 2 * (sx[b] - sx[a]), -(d[b] - d[a])]
+                for b in range(nact)
+                if b != a
+            ]
             vol, first = reference._polytope_moments(np.vstack([box, rows]), 2)
             np.testing.assert_allclose(piece[a, 0], vol, atol=1e-9)
             np.testing.assert_allclose(piece[a, 2:4], first, atol=1e-9)
@@ -153,17 +178,20 @@ def _reference_cut(hy, hx, cu, cv, b):
     poly = _clip(_square(hy, hx), cu, cv, b, 1)
     if len(poly) < 3:
         return 0.0, 0.0, 0.0, 0.0, 0.0
-    length = sum(np.hypot(poly[(k + 1) % len(poly)][0] - pu,
-                          poly[(k + 1) % len(poly)][1] - pv)
-                 for k, (pu, pv, t) in enumerate(poly) if t == 1)
+    length = sum(
+        np.hypot(poly[(k + 1) % len(poly)][0] - pu, poly[(k + 1) % len(poly)][1] - pv)
+        for k, (pu, pv, t) in enumerate(poly)
+        if t == 1
+    )
     return (*_moments(poly), length)
 
 
 def test_cut_square_matches_clipper(rng):
     hy, hx = 0.75, 1.25
     full = hy * hx
-    corners = np.array([(-hy / 2, -hx / 2), (-hy / 2, hx / 2), (hy / 2, hx / 2),
-                        (hy / 2, -hx / 2)])
+    corners = np.array(
+        [(-hy / 2, -hx / 2), (-hy / 2, hx / 2), (hy / 2, hx / 2), (hy / 2, -hx / 2)]
+    )
     cases = []
     for _ in range(400):
         cu, cv = rng.normal(size=2)
@@ -201,8 +229,9 @@ def test_facets_on_pixel_edges_where_four_cells_meet_at_a_corner():
     for sub in ([0, 1, 3], [0, 2, 3], [0, 1, 2], [0, 1, 2, 3]):
         s = np.array(sub)
         piece, flen = _split(h, h, d[s], sites[s, 0] - c[0], sites[s, 1] - c[1])
-        ref_piece, ref_flen = _reference_split(h, h, d[s], sites[s, 0] - c[0],
-                                               sites[s, 1] - c[1])
+        ref_piece, ref_flen = _reference_split(
+            h, h, d[s], sites[s, 0] - c[0], sites[s, 1] - c[1]
+        )
         np.testing.assert_allclose(piece[:, 0], ref_piece[:, 0], atol=1e-15)
         np.testing.assert_allclose(np.triu(flen, 1), ref_flen, atol=1e-15)
         assert ref_flen.sum() > 0.4 * h  # the edges carry facets

@@ -129,8 +129,9 @@ def test_fractional_default_meets_ot_tol(image):
 
 def test_outputs_round_trip(tmp_path, image):
     res = stipple(image, 50, iterations=2, dot_size_range=(0.3, 1.2), color=True)
-    svg, png, csv, npy, pdf = (tmp_path / f"s.{s}" for s in
-                               ("svg", "png", "csv", "npy", "pdf"))
+    svg, png, csv, npy, pdf = (
+        tmp_path / f"s.{s}" for s in ("svg", "png", "csv", "npy", "pdf")
+    )
     for p in (svg, png, csv, npy, pdf):
         write_stipple(p, res, render_scale=2.0)
     root = ET.parse(svg).getroot()
@@ -148,8 +149,9 @@ def test_outputs_round_trip(tmp_path, image):
     pts, cols = read_points(csv)
     np.testing.assert_allclose(pts, res.points, rtol=1e-15)
     np.testing.assert_allclose(cols["radius"], res.radii, rtol=1e-15)
-    np.testing.assert_allclose(np.column_stack([cols["r"], cols["g"], cols["b"]]),
-                               res.colors, rtol=1e-15)
+    np.testing.assert_allclose(
+        np.column_stack([cols["r"], cols["g"], cols["b"]]), res.colors, rtol=1e-15
+    )
     table = np.load(npy)
     np.testing.assert_array_equal(table[:, :2], res.points)
     np.testing.assert_array_equal(table[:, 2], res.radii)
@@ -162,12 +164,24 @@ def test_outputs_round_trip(tmp_path, image):
 def test_cli_stipple(tmp_path, png, caplog):
     out_svg, out_png = tmp_path / "o.svg", tmp_path / "o.png"
     argv = [
-        "stipple", str(png), "-n", "70", "--iterations", "3", "-o", str(out_svg),
-        "-o", str(out_png), "--render-scale", "1.5", "--quiet",
+        "stipple",
+        str(png),
+        "-n",
+        "70",
+        "--iterations",
+        "3",
+        "-o",
+        str(out_svg),
+        "-o",
+        str(out_png),
+        "--render-scale",
+        "1.5",
+        "--quiet",
     ]
     assert main(argv) == 0
-    circles = ET.parse(out_svg).getroot().findall(
-        ".//{http://www.w3.org/2000/svg}circle")
+    circles = (
+        ET.parse(out_svg).getroot().findall(".//{http://www.w3.org/2000/svg}circle")
+    )
     assert len(circles) == 70
     from PIL import Image
 
@@ -185,10 +199,27 @@ def test_cli_stipple(tmp_path, png, caplog):
 def test_cli_stipple_errors(tmp_path, png):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png at all")
-    assert main(["stipple", str(bad), "-n", "5", "-o", str(tmp_path / "a.svg"),
-                 "--quiet"]) == 1
-    assert main(["stipple", str(png), "-n", "5", "-o", str(tmp_path / "a.gif"),
-                 "--quiet"]) == 1
-    assert main(["stipple", str(png), "-n", "5", "--dot-size-range", "1",
-                 "-o", str(tmp_path / "a.svg")]) == 2
+    assert (
+        main(["stipple", str(bad), "-n", "5", "-o", str(tmp_path / "a.svg"), "--quiet"])
+        == 1
+    )
+    assert (
+        main(["stipple", str(png), "-n", "5", "-o", str(tmp_path / "a.gif"), "--quiet"])
+        == 1
+    )
+    assert (
+        main(
+            [
+                "stipple",
+                str(png),
+                "-n",
+                "5",
+                "--dot-size-range",
+                "1",
+                "-o",
+                str(tmp_path / "a.svg"),
+            ]
+        )
+        == 2
+    )
     assert not list(tmp_path.glob("a.*"))

@@ -118,8 +118,9 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
         for k in range(nv):
             k2 = k + 1 if k + 1 < nv else 0
             sp = _plane_value(nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2], tol)
-            sq = _plane_value(nz, ny, nx, b, fv[f, k2, 0], fv[f, k2, 1], fv[f, k2, 2],
-                              tol)
+            sq = _plane_value(
+                nz, ny, nx, b, fv[f, k2, 0], fv[f, k2, 1], fv[f, k2, 2], tol
+            )
             if sp <= 0.0:
                 ov[nout, no, 0] = fv[f, k, 0]
                 ov[nout, no, 1] = fv[f, k, 1]
@@ -139,8 +140,12 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
             # a face lying on the clip plane is a facet piece on the voxel's border
             on_plane = True
             for k in range(nv):
-                if _plane_value(nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2],
-                                tol) != 0.0:
+                if (
+                    _plane_value(
+                        nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2], tol
+                    )
+                    != 0.0
+                ):
                     on_plane = False
                     break
             if on_plane:
@@ -179,7 +184,9 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
             dz = cap[k, 0] - cz
             dy = cap[k, 1] - cy
             dx = cap[k, 2] - cx
-            a = np.arctan2(dz * e2z + dy * e2y + dx * e2x, dz * e1z + dy * e1y + dx * e1x)
+            a = np.arctan2(
+                dz * e2z + dy * e2y + dx * e2x, dz * e1z + dy * e1y + dx * e1x
+            )
             p = k
             while p > 0 and ov[nout, p - 1, 2] > a:
                 ov[nout, p, 0] = ov[nout, p - 1, 0]
@@ -206,17 +213,41 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
 @kernel(parallel=False)
 def _tetra_moments(az, ay, ax, bz, by, bx, cz, cy, cx):
     """Signed volume, integral of u (3 comps) and of |u|^2 over the tetrahedron
-    (0, a, b, c)."""
+    (0, a, b, c).
+    """
     det = az * (by * cx - bx * cy) - ay * (bz * cx - bx * cz) + ax * (bz * cy - by * cz)
     v = det / 6.0
-    q = v / 10.0 * (
-        az * az + ay * ay + ax * ax + bz * bz + by * by + bx * bx
-        + cz * cz + cy * cy + cx * cx
-        + az * bz + ay * by + ax * bx + az * cz + ay * cy + ax * cx
-        + bz * cz + by * cy + bx * cx
+    q = (
+        v
+        / 10.0
+        * (
+            az * az
+            + ay * ay
+            + ax * ax
+            + bz * bz
+            + by * by
+            + bx * bx
+            + cz * cz
+            + cy * cy
+            + cx * cx
+            + az * bz
+            + ay * by
+            + ax * bx
+            + az * cz
+            + ay * cy
+            + ax * cx
+            + bz * cz
+            + by * cy
+            + bx * cx
+        )
     )
-    return v, v * (az + bz + cz) / 4.0, v * (ay + by + cy) / 4.0, \
-        v * (ax + bx + cx) / 4.0, q
+    return (
+        v,
+        v * (az + bz + cz) / 4.0,
+        v * (ay + by + cy) / 4.0,
+        v * (ax + bx + cx) / 4.0,
+        q,
+    )
 
 
 @kernel(parallel=False)
@@ -231,9 +262,15 @@ def _polyhedron_moments(fv, fn, nf):
         nv = fn[f]
         for k in range(1, nv - 1):
             v, t0, t1, t2, tq = _tetra_moments(
-                fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2],
-                fv[f, k, 0], fv[f, k, 1], fv[f, k, 2],
-                fv[f, k + 1, 0], fv[f, k + 1, 1], fv[f, k + 1, 2],
+                fv[f, 0, 0],
+                fv[f, 0, 1],
+                fv[f, 0, 2],
+                fv[f, k, 0],
+                fv[f, k, 1],
+                fv[f, k, 2],
+                fv[f, k + 1, 0],
+                fv[f, k + 1, 1],
+                fv[f, k + 1, 2],
             )
             vol += v
             m0 += t0
@@ -288,15 +325,23 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
         for b2 in range(nact):
             if b2 == a or nf == 0:
                 continue
-            cz, cy, cx, rhs = _snap(2.0 * (sz[b2] - sz[a]), 2.0 * (sy[b2] - sy[a]),
-                                    2.0 * (sx[b2] - sx[a]), dcen[b2] - dcen[a],
-                                    hz, hy, hx)
+            cz, cy, cx, rhs = _snap(
+                2.0 * (sz[b2] - sz[a]),
+                2.0 * (sy[b2] - sy[a]),
+                2.0 * (sx[b2] - sx[a]),
+                dcen[b2] - dcen[a],
+                hz,
+                hy,
+                hx,
+            )
             if not flip:
-                r = _clip_polyhedron(fv0, fn0, ft0, nf, cz, cy, cx, rhs, b2,
-                                     fv1, fn1, ft1, cap)
+                r = _clip_polyhedron(
+                    fv0, fn0, ft0, nf, cz, cy, cx, rhs, b2, fv1, fn1, ft1, cap
+                )
             else:
-                r = _clip_polyhedron(fv1, fn1, ft1, nf, cz, cy, cx, rhs, b2,
-                                     fv0, fn0, ft0, cap)
+                r = _clip_polyhedron(
+                    fv1, fn1, ft1, nf, cz, cy, cx, rhs, b2, fv0, fn0, ft0, cap
+                )
             if r >= 0:
                 nf = r
                 flip = not flip
@@ -408,9 +453,32 @@ def _border_facet(is2d, hz, hy, hx, cz, cy, cx, b):
 
 @kernel(parallel=True)
 def _fractional_tiles(
-    shape3, tile, n_tiles, sub, spacing3, origin3, sites, site_w, owner, cand_ptr,
-    cand_idx, density, umass, extent, n_points, n_chunks, labels, want_moments,
-    want_jac, jac_floor, jac_cap, jac_rows, jac_cols, jac_vals, jac_pix, redo,
+    shape3,
+    tile,
+    n_tiles,
+    sub,
+    spacing3,
+    origin3,
+    sites,
+    site_w,
+    owner,
+    cand_ptr,
+    cand_idx,
+    density,
+    umass,
+    extent,
+    n_points,
+    n_chunks,
+    labels,
+    want_moments,
+    want_jac,
+    jac_floor,
+    jac_cap,
+    jac_rows,
+    jac_cols,
+    jac_vals,
+    jac_pix,
+    redo,
 ):
     """Fractional-quadrature pass: centre labels, exact masses, moments and Jacobian.
 
@@ -505,27 +573,83 @@ def _fractional_tiles(
                     jm1 = min(jm + MID_2D[0], tj1)
                     for im in range(tx * tile[2], ti1, MID_2D[1]):
                         im1 = min(im + MID_2D[1], ti1)
-                        nm = _prune(t, cand_ptr, cand_idx, sites, site_w, owner,
-                                    zc2, zc2, origin3[1] + jm * hy,
-                                    origin3[1] + jm1 * hy, origin3[2] + im * hx,
-                                    origin3[2] + im1 * hx, lb, keep_mid)
+                        nm = _prune(
+                            t,
+                            cand_ptr,
+                            cand_idx,
+                            sites,
+                            site_w,
+                            owner,
+                            zc2,
+                            zc2,
+                            origin3[1] + jm * hy,
+                            origin3[1] + jm1 * hy,
+                            origin3[2] + im * hx,
+                            origin3[2] + im1 * hx,
+                            lb,
+                            keep_mid,
+                        )
                         mptr[1] = nm
                         for j0 in range(jm, jm1, sub[1]):
                             j1 = min(j0 + sub[1], jm1)
                             for i0 in range(im, im1, sub[2]):
                                 i1 = min(i0 + sub[2], im1)
-                                nk = _prune(0, mptr, keep_mid, sites, site_w, owner,
-                                            zc2, zc2, origin3[1] + j0 * hy,
-                                            origin3[1] + j1 * hy,
-                                            origin3[2] + i0 * hx,
-                                            origin3[2] + i1 * hx, lb, keep)
+                                nk = _prune(
+                                    0,
+                                    mptr,
+                                    keep_mid,
+                                    sites,
+                                    site_w,
+                                    owner,
+                                    zc2,
+                                    zc2,
+                                    origin3[1] + j0 * hy,
+                                    origin3[1] + j1 * hy,
+                                    origin3[2] + i0 * hx,
+                                    origin3[2] + i1 * hx,
+                                    lb,
+                                    keep,
+                                )
                                 cnt, st = _sweep_box_2d(
-                                    j0, j1, i0, i1, nk, keep, origin3[0] + 0.5 * hz,
-                                    origin3[1], origin3[2], hz, hy, hx, sites, site_w,
-                                    owner, density, umass, extent, want_moments,
-                                    want_jac, jac_floor, jac_cap, jac_rows, jac_cols,
-                                    jac_vals, jac_pix, out, c, labels, cnt, dq2, fs,
-                                    act2, iw, sl, piece, flen, poly)
+                                    j0,
+                                    j1,
+                                    i0,
+                                    i1,
+                                    nk,
+                                    keep,
+                                    origin3[0] + 0.5 * hz,
+                                    origin3[1],
+                                    origin3[2],
+                                    hz,
+                                    hy,
+                                    hx,
+                                    sites,
+                                    site_w,
+                                    owner,
+                                    density,
+                                    umass,
+                                    extent,
+                                    want_moments,
+                                    want_jac,
+                                    jac_floor,
+                                    jac_cap,
+                                    jac_rows,
+                                    jac_cols,
+                                    jac_vals,
+                                    jac_pix,
+                                    out,
+                                    c,
+                                    labels,
+                                    cnt,
+                                    dq2,
+                                    fs,
+                                    act2,
+                                    iw,
+                                    sl,
+                                    piece,
+                                    flen,
+                                    poly,
+                                )
                                 status[c] |= st
                 continue
             for k0 in range(tz * tile[0], tk1, sub[0]):
@@ -544,16 +668,63 @@ def _fractional_tiles(
                         if is2d:
                             zlo = sites[cand_idx[c0], 0] if nc > 0 else 0.0
                             zhi = zlo
-                        nk = _prune(t, cand_ptr, cand_idx, sites, site_w, owner,
-                                    zlo, zhi, ylo, yhi, xlo, xhi, lb, keep)
+                        nk = _prune(
+                            t,
+                            cand_ptr,
+                            cand_idx,
+                            sites,
+                            site_w,
+                            owner,
+                            zlo,
+                            zhi,
+                            ylo,
+                            yhi,
+                            xlo,
+                            xhi,
+                            lb,
+                            keep,
+                        )
                         if is2d:
                             cnt, st = _sweep_box_2d(
-                                j0, j1, i0, i1, nk, keep, origin3[0] + 0.5 * hz,
-                                origin3[1], origin3[2], hz, hy, hx, sites, site_w,
-                                owner, density, umass, extent, want_moments, want_jac,
-                                jac_floor, jac_cap, jac_rows, jac_cols, jac_vals,
-                                jac_pix, out, c, labels, cnt, dq2, fs, act2, iw, sl,
-                                piece, flen, poly)
+                                j0,
+                                j1,
+                                i0,
+                                i1,
+                                nk,
+                                keep,
+                                origin3[0] + 0.5 * hz,
+                                origin3[1],
+                                origin3[2],
+                                hz,
+                                hy,
+                                hx,
+                                sites,
+                                site_w,
+                                owner,
+                                density,
+                                umass,
+                                extent,
+                                want_moments,
+                                want_jac,
+                                jac_floor,
+                                jac_cap,
+                                jac_rows,
+                                jac_cols,
+                                jac_vals,
+                                jac_pix,
+                                out,
+                                c,
+                                labels,
+                                cnt,
+                                dq2,
+                                fs,
+                                act2,
+                                iw,
+                                sl,
+                                piece,
+                                flen,
+                                poly,
+                            )
                             status[c] |= st
                             continue
                         for k in range(k0, k1):
@@ -624,33 +795,66 @@ def _fractional_tiles(
                                     if nact == 2:
                                         # one plane: cut once, the other piece is the rest
                                         cz, cy, cx, rhs = _snap(
-                                            2.0 * (rz[1] - rz[0]), 2.0 * (ry[1] - ry[0]),
-                                            2.0 * (rx[1] - rx[0]), dcen[1] - dcen[0],
-                                            hz, hy, hx)
+                                            2.0 * (rz[1] - rz[0]),
+                                            2.0 * (ry[1] - ry[0]),
+                                            2.0 * (rx[1] - rx[0]),
+                                            dcen[1] - dcen[0],
+                                            hz,
+                                            hy,
+                                            hx,
+                                        )
                                         ar, m0, mu, mv, m2, ln = _cut_box_3d(
-                                            hz, hy, hx, cz, cy, cx, rhs, fv0, fn0,
-                                            bufs[0], bufs[1], bufs[2])
+                                            hz,
+                                            hy,
+                                            hx,
+                                            cz,
+                                            cy,
+                                            cx,
+                                            rhs,
+                                            fv0,
+                                            fn0,
+                                            bufs[0],
+                                            bufs[1],
+                                            bufs[2],
+                                        )
                                         full = vol
                                         piece[0, 0] = ar
                                         piece[0, 1] = m0
                                         piece[0, 2] = mu
                                         piece[0, 3] = mv
                                         piece[0, 4] = m2
-                                        piece[1, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0 - m2
+                                        piece[1, 4] = (
+                                            full * (hz * hz + hy * hy + hx * hx) / 12.0
+                                            - m2
+                                        )
                                         pv = full
-                                        if (piece[0, 0] <= 1e-12 * full
-                                                or piece[0, 0] >= full * (1 - 1e-12)):
+                                        if piece[0, 0] <= 1e-12 * full or piece[
+                                            0, 0
+                                        ] >= full * (1 - 1e-12):
                                             # the cut misses the pixel's interior
-                                            ln = _border_facet(is2d, hz, hy, hx, cz, cy,
-                                                               cx, rhs)
+                                            ln = _border_facet(
+                                                is2d, hz, hy, hx, cz, cy, cx, rhs
+                                            )
                                         piece[1, 0] = full - piece[0, 0]
                                         piece[1, 1] = -piece[0, 1]
                                         piece[1, 2] = -piece[0, 2]
                                         piece[1, 3] = -piece[0, 3]
                                         flen[0, 1] = ln
                                     else:
-                                        _split_pixel_3d(hz, hy, hx, nact, dcen, rz, ry,
-                                                        rx, piece, flen, fa, fa)
+                                        _split_pixel_3d(
+                                            hz,
+                                            hy,
+                                            hx,
+                                            nact,
+                                            dcen,
+                                            rz,
+                                            ry,
+                                            rx,
+                                            piece,
+                                            flen,
+                                            fa,
+                                            fa,
+                                        )
                                         pv = vol
                                     rho = m / pv
                                     rhoj = mj / pv
@@ -665,13 +869,23 @@ def _fractional_tiles(
                                             oz = -rz[a]
                                             oy = -ry[a]
                                             ox = -rx[a]
-                                            out[c, o, 1] += rho * (ar * oz + piece[a, 1])
-                                            out[c, o, 2] += rho * (ar * oy + piece[a, 2])
-                                            out[c, o, 3] += rho * (ar * ox + piece[a, 3])
+                                            out[c, o, 1] += rho * (
+                                                ar * oz + piece[a, 1]
+                                            )
+                                            out[c, o, 2] += rho * (
+                                                ar * oy + piece[a, 2]
+                                            )
+                                            out[c, o, 3] += rho * (
+                                                ar * ox + piece[a, 3]
+                                            )
                                             out[c, o, 4] += rho * (
                                                 ar * (oz * oz + oy * oy + ox * ox)
-                                                + 2.0 * (oz * piece[a, 1] + oy * piece[a, 2]
-                                                         + ox * piece[a, 3])
+                                                + 2.0
+                                                * (
+                                                    oz * piece[a, 1]
+                                                    + oy * piece[a, 2]
+                                                    + ox * piece[a, 3]
+                                                )
                                                 + piece[a, 4]
                                             )
                                     if not want_jac:
@@ -693,14 +907,18 @@ def _fractional_tiles(
                                                 dz = sites[sa, 0] - sites[sb2, 0]
                                                 dy = sites[sa, 1] - sites[sb2, 1]
                                                 dx = sites[sa, 2] - sites[sb2, 2]
-                                                dist = np.sqrt(dz * dz + dy * dy + dx * dx)
+                                                dist = np.sqrt(
+                                                    dz * dz + dy * dy + dx * dx
+                                                )
                                                 if cnt < jac_cap:
                                                     jac_rows[c, cnt] = min(oa, ob)
                                                     jac_cols[c, cnt] = max(oa, ob)
-                                                    jac_vals[c, cnt] = rhoj * fl / (2.0 * dist)
+                                                    jac_vals[c, cnt] = (
+                                                        rhoj * fl / (2.0 * dist)
+                                                    )
                                                     jac_pix[c, cnt] = (
-                                                        (k * shape3[1] + j) * shape3[2]
-                                                        + i)
+                                                        k * shape3[1] + j
+                                                    ) * shape3[2] + i
                                                 cnt += 1
         counts[c] = cnt
     return out, counts, status
@@ -1018,9 +1236,15 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             if nv == 0:
                 continue
             # pd_a <= pd_n  <=>  2 u.(y_n - y_a) <= d_n - d_a   (u = x - c)
-            _, cu, cv, rhs = _snap(0.0, 2.0 * (sl[1, n] - sl[1, a]),
-                                   2.0 * (sl[2, n] - sl[2, a]), sl[0, n] - sl[0, a],
-                                   1.0, hy, hx)
+            _, cu, cv, rhs = _snap(
+                0.0,
+                2.0 * (sl[1, n] - sl[1, a]),
+                2.0 * (sl[2, n] - sl[2, a]),
+                sl[0, n] - sl[0, a],
+                1.0,
+                hy,
+                hx,
+            )
             r = 6 * a + 3 * iw[2 * MAXA + a]
             smax = -np.inf
             smin = np.inf
@@ -1071,8 +1295,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             if smin > 0.0:
                 nv = 0
                 break
-            nv = _clip_rows(poly, r, nv, sl, 7, iw[3 * MAXA + ic],
-                            6 * n + 3 * (1 - p))
+            nv = _clip_rows(poly, r, nv, sl, 7, iw[3 * MAXA + ic], 6 * n + 3 * (1 - p))
             p = 1 - p
         iw[MAXA + n] = nv
         iw[2 * MAXA + n] = p
@@ -1108,10 +1331,46 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
 
 
 @kernel(parallel=False)
-def _sweep_box_2d(j0, j1, i0, i1, nk, keep, zc, oy, ox, hz, hy, hx, sites, site_w,
-                  owner, density, umass, extent, want_moments, want_jac, jac_floor,
-                  jac_cap, jrows, jcols, jvals, jpix, out, c, labels, cnt, dq, fs, act,
-                  iw, sl, piece, flen, poly):
+def _sweep_box_2d(
+    j0,
+    j1,
+    i0,
+    i1,
+    nk,
+    keep,
+    zc,
+    oy,
+    ox,
+    hz,
+    hy,
+    hx,
+    sites,
+    site_w,
+    owner,
+    density,
+    umass,
+    extent,
+    want_moments,
+    want_jac,
+    jac_floor,
+    jac_cap,
+    jrows,
+    jcols,
+    jvals,
+    jpix,
+    out,
+    c,
+    labels,
+    cnt,
+    dq,
+    fs,
+    act,
+    iw,
+    sl,
+    piece,
+    flen,
+    poly,
+):
     """Fractional pass over the pixels ``[j0, j1) x [i0, i1)`` of a 2D raster.
 
     ``keep[:nk]`` are the box's candidates; ``zc`` the centre's z, ``oy``, ``ox`` the
@@ -1191,8 +1450,11 @@ def _sweep_box_2d(j0, j1, i0, i1, nk, keep, zc, oy, ox, hz, hy, hx, sites, site_
                 # margins of the competitors against this best (reused along the row)
                 mq = best
                 for q in range(nk):
-                    mg = (hz * abs(kz[q] - kz[best]) + hy * abs(ky[q] - ky[best])
-                          + hx * abs(kx[q] - kx[best]))
+                    mg = (
+                        hz * abs(kz[q] - kz[best])
+                        + hy * abs(ky[q] - ky[best])
+                        + hx * abs(kx[q] - kx[best])
+                    )
                     marg[q] = mg * slack + 1e-300
             # active competitors: pd_q - pd_best <= 0 somewhere
             nact = 1
@@ -1224,9 +1486,15 @@ def _sweep_box_2d(j0, j1, i0, i1, nk, keep, zc, oy, ox, hz, hy, hx, sites, site_
             full = hy * hx
             if nact == 2:
                 # one line: cut once, the other piece is the rest
-                _, cu, cv, rhs = _snap(0.0, 2.0 * (sl[1, 1] - sl[1, 0]),
-                                       2.0 * (sl[2, 1] - sl[2, 0]), sl[0, 1] - sl[0, 0],
-                                       hz, hy, hx)
+                _, cu, cv, rhs = _snap(
+                    0.0,
+                    2.0 * (sl[1, 1] - sl[1, 0]),
+                    2.0 * (sl[2, 1] - sl[2, 0]),
+                    sl[0, 1] - sl[0, 0],
+                    hz,
+                    hy,
+                    hx,
+                )
                 ar, mu, mv, m2, ln = _cut_square_2d(hy, hx, cu, cv, rhs)
                 if ar <= 1e-12 * full or ar >= full * (1 - 1e-12):
                     # the cut misses the pixel's interior
@@ -1264,8 +1532,8 @@ def _sweep_box_2d(j0, j1, i0, i1, nk, keep, zc, oy, ox, hz, hy, hx, sites, site_
                     out[c, o, 3] += rho * (ar * px_ + piece[a, 3])
                     out[c, o, 4] += rho * (
                         ar * (oz * oz + py_ * py_ + px_ * px_)
-                        + 2.0 * (oz * piece[a, 1] + py_ * piece[a, 2]
-                                 + px_ * piece[a, 3])
+                        + 2.0
+                        * (oz * piece[a, 1] + py_ * piece[a, 2] + px_ * piece[a, 3])
                         + piece[a, 4]
                     )
             if not want_jac:

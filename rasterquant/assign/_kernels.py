@@ -14,8 +14,9 @@ from .._jit import kernel
 
 
 @kernel(parallel=False)
-def _prune(t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi, xlo, xhi,
-           lb, keep):
+def _prune(
+    t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi, xlo, xhi, lb, keep
+):
     """Candidates of tile ``t`` that can own a point of the box; returns their count.
 
     Exact bounds of each candidate's power distance over the box
@@ -56,9 +57,33 @@ def _prune(t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi, xlo,
 
 
 @kernel(parallel=False)
-def _sweep_box(k0, k1, j0, j1, i0, i1, t, spacing3, origin3, sites, site_w, owner,
-               cand_ptr, cand_idx, density, umass, labels, out_c, keep, lb, base, cx, cown,
-               best, bestl):
+def _sweep_box(
+    k0,
+    k1,
+    j0,
+    j1,
+    i0,
+    i1,
+    t,
+    spacing3,
+    origin3,
+    sites,
+    site_w,
+    owner,
+    cand_ptr,
+    cand_idx,
+    density,
+    umass,
+    labels,
+    out_c,
+    keep,
+    lb,
+    base,
+    cx,
+    cown,
+    best,
+    bestl,
+):
     """Label the pixels of one box from the candidates of tile ``t``; add masses.
 
     ``out_c`` (N,) receives the masses; the other trailing arrays are scratch buffers.
@@ -69,8 +94,22 @@ def _sweep_box(k0, k1, j0, j1, i0, i1, t, spacing3, origin3, sites, site_w, owne
     yhi = origin3[1] + (j1 - 0.5) * spacing3[1]
     xlo = origin3[2] + (i0 + 0.5) * spacing3[2]
     xhi = origin3[2] + (i1 - 0.5) * spacing3[2]
-    nk = _prune(t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi,
-                xlo, xhi, lb, keep)
+    nk = _prune(
+        t,
+        cand_ptr,
+        cand_idx,
+        sites,
+        site_w,
+        owner,
+        zlo,
+        zhi,
+        ylo,
+        yhi,
+        xlo,
+        xhi,
+        lb,
+        keep,
+    )
     if nk == 1:
         lab = owner[keep[0]]
         acc = 0.0
@@ -120,8 +159,22 @@ def _sweep_box(k0, k1, j0, j1, i0, i1, t, spacing3, origin3, sites, site_w, owne
 
 @kernel(parallel=True)
 def _assign_tiles(
-    shape3, tile, n_tiles, sub, spacing3, origin3, sites, site_w, owner, cand_ptr, cand_idx,
-    density, umass, n_points, n_chunks, labels,
+    shape3,
+    tile,
+    n_tiles,
+    sub,
+    spacing3,
+    origin3,
+    sites,
+    site_w,
+    owner,
+    cand_ptr,
+    cand_idx,
+    density,
+    umass,
+    n_points,
+    n_chunks,
+    labels,
 ):
     """Label every pixel with its power cell; per-chunk masses.
 
@@ -166,17 +219,39 @@ def _assign_tiles(
                 for j0 in range(ty * tile[1], tj1, sub[1]):
                     for i0 in range(tx * tile[2], ti1, sub[2]):
                         _sweep_box(
-                            k0, min(k0 + sub[0], tk1), j0, min(j0 + sub[1], tj1),
-                            i0, min(i0 + sub[2], ti1), t, spacing3, origin3, sites,
-                            site_w, owner, cand_ptr, cand_idx, density, umass, labels,
-                            out_c, keep, lb, base, cx, cown, best, bestl,
+                            k0,
+                            min(k0 + sub[0], tk1),
+                            j0,
+                            min(j0 + sub[1], tj1),
+                            i0,
+                            min(i0 + sub[2], ti1),
+                            t,
+                            spacing3,
+                            origin3,
+                            sites,
+                            site_w,
+                            owner,
+                            cand_ptr,
+                            cand_idx,
+                            density,
+                            umass,
+                            labels,
+                            out_c,
+                            keep,
+                            lb,
+                            base,
+                            cx,
+                            cown,
+                            best,
+                            bestl,
                         )
     return out
 
 
 @kernel(parallel=True)
-def _cell_moments(labels, density, umass, points3, spacing3, origin3, lengths3,
-                  periodic3, n_chunks):
+def _cell_moments(
+    labels, density, umass, points3, spacing3, origin3, lengths3, periodic3, n_chunks
+):
     """Per-chunk mass, first moment about the site, and second moment about the site.
 
     Displacements ``x - y_label`` use the minimum image on periodic axes.
@@ -220,9 +295,24 @@ def _cell_moments(labels, density, umass, points3, spacing3, origin3, lengths3,
 
 
 @kernel(parallel=True)
-def _face_sums(labels, density, umass, floor, points3, spacing3, origin3, lengths3,
-               periodic3, n_chunks, count_only, offsets, rows_out, cols_out, vals_out,
-               zero_only=False):
+def _face_sums(
+    labels,
+    density,
+    umass,
+    floor,
+    points3,
+    spacing3,
+    origin3,
+    lengths3,
+    periodic3,
+    n_chunks,
+    count_only,
+    offsets,
+    rows_out,
+    cols_out,
+    vals_out,
+    zero_only=False,
+):
     """Jacobian facet sums over pixel faces with the staircase correction.
 
     For face-adjacent pixels p, q along axis a with labels i < j, the contribution is
@@ -366,8 +456,20 @@ def _boundary_pixel_mass(labels, density, umass, n_points, n_chunks):
 
 
 @kernel(parallel=False)
-def _facet_move_rates(rows, cols, vals, pix, points3, moves3, shape3, spacing3, origin3,
-                      lengths3, periodic3, n_points):
+def _facet_move_rates(
+    rows,
+    cols,
+    vals,
+    pix,
+    points3,
+    moves3,
+    shape3,
+    spacing3,
+    origin3,
+    lengths3,
+    periodic3,
+    n_points,
+):
     """First-order mass changes ``dm`` (N,) when the sites move by ``moves3``.
 
     Each facet piece ``t`` between cells ``i = rows[t]`` and ``j = cols[t]`` with

@@ -57,7 +57,8 @@ class Cells:
 
 class _Deferred:
     """A value computed on first call, then kept (a Jacobian a rejected step never
-    needs is never assembled)."""
+    needs is never assembled).
+    """
 
     def __init__(self, make):
         self._make = make
@@ -104,12 +105,16 @@ class _Raster:
         self.pixel_extent = float(np.sum(np.array(grid.spacing) ** 2) / 12.0)
         #: exact power cells of a uniform 3D density come from geometry, not voxels
         #: (in 2D pixels are cheap, and coarse rasters give the start, see solve_ot)
-        self.geometric = (quadrature == "fractional" and self.umass >= 0
-                          and grid.ndim == 3)
+        self.geometric = (
+            quadrature == "fractional" and self.umass >= 0 and grid.ndim == 3
+        )
         if self.geometric:
             lo = np.array(grid.origin, dtype=np.float64)
-            self._box = (lo, lo + np.array(grid.lengths, dtype=np.float64),
-                         np.array(grid.periodic, dtype=bool))
+            self._box = (
+                lo,
+                lo + np.array(grid.lengths, dtype=np.float64),
+                np.array(grid.periodic, dtype=bool),
+            )
             self._rho = self.umass / float(np.prod(grid.spacing))
         #: slack of candidate lists built on demand (the solver sets it from its steps)
         self.slack_hint = 0.0
@@ -128,8 +133,9 @@ class _Raster:
         d = grid.ndim
         ppc = grid.n_pixels / max(self.n, 1)
         est = (10.0 if d == 2 else 24.0) * self.n * ppc ** ((d - 1) / d)
-        self._jac_cap = max(1024, min(int(est / self.n_chunks),
-                                      2 * grid.n_pixels // self.n_chunks + 16))
+        self._jac_cap = max(
+            1024, min(int(est / self.n_chunks), 2 * grid.n_pixels // self.n_chunks + 16)
+        )
 
     def set_points(self, points):
         """Move the sites; candidate lists are kept while their move bound holds."""
@@ -148,10 +154,15 @@ class _Raster:
         """Build candidate lists valid for all weights within ``slack`` of these."""
         whole = self.quadrature == "fractional"
         slack = float(slack) + self.move_slack
-        cl = build_candidates(self.grid, self.points, weights, whole_pixels=whole,
-                              slack=slack)
-        self._cand = (np.array(weights, dtype=np.float64), slack, cl,
-                      self.points3.copy())
+        cl = build_candidates(
+            self.grid, self.points, weights, whole_pixels=whole, slack=slack
+        )
+        self._cand = (
+            np.array(weights, dtype=np.float64),
+            slack,
+            cl,
+            self.points3.copy(),
+        )
         self._moved = cl
 
     def expect_moves(self, distance):
@@ -180,8 +191,9 @@ class _Raster:
             return None
         dz = self.points3 - ref_points
         if self.periodic3.any():
-            dz = np.where(self.periodic3, dz - self.lengths3 * np.round(
-                dz / self.lengths3), dz)
+            dz = np.where(
+                self.periodic3, dz - self.lengths3 * np.round(dz / self.lengths3), dz
+            )
         return dz
 
     def candidates(self, weights):
@@ -196,8 +208,13 @@ class _Raster:
             # the lists hold for the moved sites: move their copies along
             _, _, cl, ref_points = self._cand
             dz = self._site_moves(ref_points)
-            self._moved = cl if dz is None else dataclasses.replace(
-                cl, sites=np.ascontiguousarray(cl.sites + dz[cl.owner]))
+            self._moved = (
+                cl
+                if dz is None
+                else dataclasses.replace(
+                    cl, sites=np.ascontiguousarray(cl.sites + dz[cl.owner])
+                )
+            )
         return self._moved
 
     def labels_masses(self, weights, labels=None):
@@ -238,8 +255,9 @@ class _Raster:
     def _geometric(self, weights, want_moments, want_jac):
         """Exact cells of the uniform density: (out (N, 5), Jacobian or None)."""
         lo, hi, periodic = self._box
-        out, rows, cols, vals = laguerre_cells(self.points, weights, lo, hi, periodic,
-                                               want_moments, want_jac)
+        out, rows, cols, vals = laguerre_cells(
+            self.points, weights, lo, hi, periodic, want_moments, want_jac
+        )
         out *= self._rho
         jac = self._assemble(rows, cols, vals * self._rho) if want_jac else None
         return out, jac
@@ -261,11 +279,28 @@ class _Raster:
                 np.array(cl.tile, dtype=np.int64),
                 np.array(cl.n_tiles, dtype=np.int64),
                 np.array(cl.sub, dtype=np.int64),
-                self.spacing3, self.origin3, cl.sites,
-                np.ascontiguousarray(weights[cl.owner]), cl.owner,
-                cl.cand_ptr, cl.cand_idx, self.values3, self.umass, self.pixel_extent,
-                self.n, self.n_chunks, labels3, want_moments, want_jac, floor, cap,
-                rows, cols, vals, pix, redo,
+                self.spacing3,
+                self.origin3,
+                cl.sites,
+                np.ascontiguousarray(weights[cl.owner]),
+                cl.owner,
+                cl.cand_ptr,
+                cl.cand_idx,
+                self.values3,
+                self.umass,
+                self.pixel_extent,
+                self.n,
+                self.n_chunks,
+                labels3,
+                want_moments,
+                want_jac,
+                floor,
+                cap,
+                rows,
+                cols,
+                vals,
+                pix,
+                redo,
             )
             if out is None:
                 out = out_r
@@ -312,12 +347,14 @@ class _Raster:
         ``moments = (masses, barycenters, energies)`` or None, and the Jacobian (no
         floor) or None.
         """
-        labels, m, mom, jac = self.evaluate_deferred(weights, labels, want_moments,
-                                                     want_jac)
+        labels, m, mom, jac = self.evaluate_deferred(
+            weights, labels, want_moments, want_jac
+        )
         return labels, m, mom, None if jac is None else jac()
 
-    def evaluate_deferred(self, weights, labels=None, want_moments=False,
-                          want_jac=False):
+    def evaluate_deferred(
+        self, weights, labels=None, want_moments=False, want_jac=False
+    ):
         """As :meth:`evaluate`, with the Jacobian as a callable (or None).
 
         The callable assembles the Jacobian on its first call: a Newton trial step
@@ -332,8 +369,12 @@ class _Raster:
             # no pixels: the labels are left to whoever needs them (None)
             out, jac = self._geometric(weights, want_moments, want_jac)
             mom = self._finish_moments(out, 0.0) if want_moments else None
-            return (None, np.ascontiguousarray(out[:, 0]), mom,
-                    None if jac is None else _Deferred(lambda: jac))
+            return (
+                None,
+                np.ascontiguousarray(out[:, 0]),
+                mom,
+                None if jac is None else _Deferred(lambda: jac),
+            )
         if labels is None:
             labels = np.empty(tuple(self.shape3), dtype=np.int32)
         out, jac = self._fractional(weights, labels, want_moments, want_jac)
@@ -357,8 +398,15 @@ class _Raster:
             extent = 0.0
         else:
             out = _kernels._cell_moments(
-                labels3, self.values3, self.umass, self.points3, self.spacing3,
-                self.origin3, self.lengths3, self.periodic3, self.n_chunks,
+                labels3,
+                self.values3,
+                self.umass,
+                self.points3,
+                self.spacing3,
+                self.origin3,
+                self.lengths3,
+                self.periodic3,
+                self.n_chunks,
             ).sum(axis=0)
             extent = self.pixel_extent
         return self._finish_moments(out, extent)
@@ -406,9 +454,22 @@ class _Raster:
         dummy_i = np.zeros(1, np.int64)
         dummy_v = np.zeros(1)
         counts = _kernels._face_sums(
-            labels3, self.values3, self.umass, floor, self.points3, self.spacing3,
-            self.origin3, self.lengths3, self.periodic3, self.n_chunks, True,
-            np.zeros(self.n_chunks, np.int64), dummy_i, dummy_i, dummy_v, zero_only,
+            labels3,
+            self.values3,
+            self.umass,
+            floor,
+            self.points3,
+            self.spacing3,
+            self.origin3,
+            self.lengths3,
+            self.periodic3,
+            self.n_chunks,
+            True,
+            np.zeros(self.n_chunks, np.int64),
+            dummy_i,
+            dummy_i,
+            dummy_v,
+            zero_only,
         )
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         total = int(counts.sum())
@@ -416,9 +477,22 @@ class _Raster:
         cols = np.empty(max(total, 1), np.int64)
         vals = np.empty(max(total, 1))
         _kernels._face_sums(
-            labels3, self.values3, self.umass, floor, self.points3, self.spacing3,
-            self.origin3, self.lengths3, self.periodic3, self.n_chunks, False, offsets,
-            rows, cols, vals, zero_only,
+            labels3,
+            self.values3,
+            self.umass,
+            floor,
+            self.points3,
+            self.spacing3,
+            self.origin3,
+            self.lengths3,
+            self.periodic3,
+            self.n_chunks,
+            False,
+            offsets,
+            rows,
+            cols,
+            vals,
+            zero_only,
         )
         return self._assemble(rows[:total], cols[:total], vals[:total])
 
@@ -492,13 +566,22 @@ def assign_cells(
     density = check_density(density)
     pts = check_points(points, density.grid)
     w = check_weights(weights, len(pts))
-    check_memory(density.grid.n_pixels, len(pts), uniform=density.is_uniform,
-                 n_label_arrays=1, what="assign_cells")
+    check_memory(
+        density.grid.n_pixels,
+        len(pts),
+        uniform=density.is_uniform,
+        n_label_arrays=1,
+        what="assign_cells",
+    )
     return _Raster(density, pts, quadrature).cells(w)
 
 
 def mass_jacobian(
-    density, points, weights=None, *, labels=None,
+    density,
+    points,
+    weights=None,
+    *,
+    labels=None,
     quadrature=_config.DEFAULT_QUADRATURE,
 ):
     """Sparse Jacobian ``dm_i/dpsi_j`` of the cell masses (CSR, symmetric, zero row sums).

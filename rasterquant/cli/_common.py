@@ -74,23 +74,33 @@ def tol_float(text):
 
 def add_common(parser):
     """Options every sub-command has."""
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="numba threads (default: all cores)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar and no summary")
-    parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks and debug logging")
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite existing outputs")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="numba threads (default: all cores)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no summary"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite existing outputs"
+    )
 
 
 def add_quadrature(parser):
     """Add the ``--quadrature`` option of the commands that solve OT problems."""
     parser.add_argument(
-        "--quadrature", choices=["fractional", "center"], default=None,
+        "--quadrature",
+        choices=["fractional", "center"],
+        default=None,
         help="pixel quadrature of the cells: 'fractional' splits boundary pixels "
-             "exactly (masses continuous in the weights, any tolerance); 'center' "
-             "gives each pixel to the cell of its centre (default: fractional)")
+        "exactly (masses continuous in the weights, any tolerance); 'center' "
+        "gives each pixel to the cell of its centre (default: fractional)",
+    )
 
 
 def quadrature_kwargs(args) -> dict:

@@ -24,18 +24,42 @@ def add_parser(sub):
     p.add_argument("out_dir", help="output folder (shared path for --scheduler)")
     p.add_argument("--pattern", default="*.png", help="file name glob (default *.png)")
     p.add_argument("--task", choices=["stipple", "quantize"], default="stipple")
-    p.add_argument("-f", "--format", dest="formats", action="append", default=None,
-                   help="output suffix per input, repeatable: svg png pdf csv npy "
-                   "(default: svg and png for stipple, csv for quantize)")
-    p.add_argument("--jobs", "-j", type=positive_int, default=1,
-                   help="local worker processes (default 1)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask scheduler address, e.g. tcp://host:8786")
-    p.add_argument("--step", type=positive_float, default=1.0,
-                   help="relaxed Lloyd step in (0, 1] (quantize)")
+    p.add_argument(
+        "-f",
+        "--format",
+        dest="formats",
+        action="append",
+        default=None,
+        help="output suffix per input, repeatable: svg png pdf csv npy "
+        "(default: svg and png for stipple, csv for quantize)",
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=positive_int,
+        default=1,
+        help="local worker processes (default 1)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Dask scheduler address, e.g. tcp://host:8786",
+    )
+    p.add_argument(
+        "--step",
+        type=positive_float,
+        default=1.0,
+        help="relaxed Lloyd step in (0, 1] (quantize)",
+    )
     add_stipple_options(p)
-    p.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="force the progress bar")
+    p.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="force the progress bar",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     add_common(p)
     p.set_defaults(func=run, iterations=None)
@@ -50,8 +74,20 @@ def run(args):
         raise ValueError("-n/--n-points is required: the number of points per image")
     opts = stipple_options(args)
     if args.task == "quantize":
-        opts = {k: opts[k] for k in ("n", "method", "iterations", "init", "seed",
-                                     "invert", "gamma", "floor", "quadrature")}
+        opts = {
+            k: opts[k]
+            for k in (
+                "n",
+                "method",
+                "iterations",
+                "init",
+                "seed",
+                "invert",
+                "gamma",
+                "floor",
+                "quadrature",
+            )
+        }
         opts["iterations"] = 20 if args.iterations is None else args.iterations
         opts["tol"] = args.tol if args.tol is not None else 0.02
         if args.step > 1:
@@ -61,15 +97,28 @@ def run(args):
         opts["iterations"] = 50
     try:
         manifest = run_batch(
-            args.in_dir, args.out_dir, pattern=args.pattern, task=args.task,
-            options=opts, outputs=args.formats, jobs=args.jobs,
-            scheduler=args.scheduler, threads=args.threads, force=args.force,
+            args.in_dir,
+            args.out_dir,
+            pattern=args.pattern,
+            task=args.task,
+            options=opts,
+            outputs=args.formats,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            threads=args.threads,
+            force=args.force,
             progress=show_progress(args),
         )
     except ImportError as exc:
         raise ValueError(str(exc)) from None
     c = manifest["counts"]
     if not args.quiet:
-        logger.info("batch %s: %d ok, %d failed, %d skipped -> %s/manifest.json",
-                    args.task, c["ok"], c["failed"], c["skipped"], args.out_dir)
+        logger.info(
+            "batch %s: %d ok, %d failed, %d skipped -> %s/manifest.json",
+            args.task,
+            c["ok"],
+            c["failed"],
+            c["skipped"],
+            args.out_dir,
+        )
     return 1 if c["failed"] else 0

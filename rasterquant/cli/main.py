@@ -23,8 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rasterquant",
         description="Approximate a raster density (image or volume) by points, fast.",
     )
-    parser.add_argument("--version", action="version",
-                        version=f"rasterquant {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"rasterquant {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMANDS:
@@ -124,8 +125,10 @@ def _install_signal_handlers():
         return {}
     previous = {}
     _LAST_SIGNAL.clear()
-    for signum, handler in ((signal.SIGINT, _raise_interrupt),
-                            (signal.SIGTERM, _raise_terminated)):
+    for signum, handler in (
+        (signal.SIGINT, _raise_interrupt),
+        (signal.SIGTERM, _raise_terminated),
+    ):
         try:
             current = signal.getsignal(signum)
             if current in (signal.SIG_DFL, None, signal.default_int_handler):
@@ -212,15 +215,20 @@ def _main(argv, saved):
             return _SIGNAL_EXIT[name]
         if debug:
             raise
-        logger.error("internal error: SystemError: %s (rerun with --debug for the "
-                     "traceback and report it)", _one_line(exc))
+        logger.error(
+            "internal error: SystemError: %s (rerun with --debug for the "
+            "traceback and report it)",
+            _one_line(exc),
+        )
         return 1
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         if debug:
             raise
         logger.error(
             "internal error: %s: %s (rerun with --debug for the traceback and report "
-            "it)", type(exc).__name__, _one_line(exc)
+            "it)",
+            type(exc).__name__,
+            _one_line(exc),
         )
         return 1
     finally:

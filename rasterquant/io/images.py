@@ -78,8 +78,20 @@ def _frame_array(im):
         im = im.convert("RGB")
     elif mode in ("RGBa", "La"):
         im = im.convert("RGBA")
-    elif mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N",
-                      "F", "RGB", "RGBA", "RGBX"):
+    elif mode not in (
+        "1",
+        "L",
+        "LA",
+        "I",
+        "I;16",
+        "I;16B",
+        "I;16L",
+        "I;16N",
+        "F",
+        "RGB",
+        "RGBA",
+        "RGBX",
+    ):
         im = im.convert("RGBA")
     arr = np.asarray(im)
     if im.mode == "RGBX":
@@ -276,9 +288,7 @@ def read_volume(path, *, allow_2d=False):
             "non-negative values"
         )
     if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
-        raise ValueError(
-            f"array file {path!r} has dtype {arr.dtype}; expected numbers"
-        )
+        raise ValueError(f"array file {path!r} has dtype {arr.dtype}; expected numbers")
     dims = (2, 3) if allow_2d else (3,)
     if arr.ndim not in dims:
         raise ValueError(

@@ -627,9 +627,15 @@ def generate_microstructure(
                 polished = None
                 if resolvable or not res.converged:
                     polished, caught_p = _solve(
-                        density, pts, fractions, res.weights, tol,
+                        density,
+                        pts,
+                        fractions,
+                        res.weights,
+                        tol,
                         max_iter if not res.converged else min(max_iter, 10),
-                        linear_solver, "center", newton_cb,
+                        linear_solver,
+                        "center",
+                        newton_cb,
                     )
                 if polished is not None and (polished.converged or not res.converged):
                     res, caught = polished, caught_p

@@ -47,8 +47,17 @@ def preconditioned_cg(jac, rhs, precond, rtol, maxiter):
     return None
 
 
-def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2,
-                        want_solver=False, precond=None, precond_rtol=1e-3):
+def solve_newton_system(
+    jac,
+    rhs,
+    *,
+    method="auto",
+    rtol=1e-6,
+    ndim=2,
+    want_solver=False,
+    precond=None,
+    precond_rtol=1e-3,
+):
     """Solve ``J delta = rhs`` for a mean-zero ``delta``.
 
     ``J`` is symmetric positive semi-definite with the constants in its kernel
@@ -92,8 +101,12 @@ def solve_newton_system(jac, rhs, *, method="auto", rtol=1e-6, ndim=2,
     a = jac[1:, 1:].tocsc() + eps * sp.identity(n - 1, format="csc")
     if method == "direct":
         # symmetric positive definite: minimum-degree ordering of A + A^T, no pivoting
-        lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                       options={"SymmetricMode": True})
+        lu = spla.splu(
+            a,
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
         inner = lu.solve
     elif method == "cg":
         d = a.diagonal()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,8 +16,8 @@ from .. import _config
 from .._validation import (
     check_callback,
     check_density,
-    check_memory,
     check_masses,
+    check_memory,
     check_n_points,
     check_points,
     check_positive_int,
@@ -34,7 +33,12 @@ __all__ = ["OTResult", "solve_ot"]
 logger = logging.getLogger(__name__)
 
 #: status codes of the core solver
-CONVERGED, MAX_ITER, RESOLUTION, STALLED = "converged", "max_iter", "resolution", "stalled"
+CONVERGED, MAX_ITER, RESOLUTION, STALLED = (
+    "converged",
+    "max_iter",
+    "resolution",
+    "stalled",
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,10 @@ def _positive_pixel_tree(raster):
         idx = np.flatnonzero(vals.ravel() > 0)
         coords = np.unravel_index(idx, grid.shape)
         centres = np.stack(
-            [grid.origin[a] + (coords[a] + 0.5) * grid.spacing[a] for a in range(grid.ndim)],
+            [
+                grid.origin[a] + (coords[a] + 0.5) * grid.spacing[a]
+                for a in range(grid.ndim)
+            ],
             axis=1,
         )
     periods = None
@@ -169,8 +176,11 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
         x = centres[cand] + (origin if grid.any_periodic else 0.0)
         idx = np.ravel_multi_index(
             tuple(
-                np.clip(((x[:, a] - grid.origin[a]) / grid.spacing[a]).astype(np.int64),
-                        0, grid.shape[a] - 1)
+                np.clip(
+                    ((x[:, a] - grid.origin[a]) / grid.spacing[a]).astype(np.int64),
+                    0,
+                    grid.shape[a] - 1,
+                )
                 for a in range(grid.ndim)
             ),
             grid.shape,
@@ -179,8 +189,12 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
         di = grid.min_image(x - raster.points[i])
         do = grid.min_image(x - raster.points[owners])
         cost = (di**2).sum(1) - ((do**2).sum(1) - psi[owners])
-        free = np.array([(o not in taken) and (int(p) not in stolen)
-                         for o, p in zip(owners, idx, strict=True)])
+        free = np.array(
+            [
+                (o not in taken) and (int(p) not in stolen)
+                for o, p in zip(owners, idx, strict=True)
+            ]
+        )
         ok = (counts[owners] > 1) & free
         if not ok.any():
             continue  # try again next round, after the others moved
@@ -191,8 +205,11 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
         if alpha is not None and eager:
             # the cheapest pixels around y_i up to half the target mass
             order = np.argsort(cost)
-            pm = (np.full(len(order), raster.umass) if raster.umass >= 0
-                  else raster.density.values.ravel()[idx[order]])
+            pm = (
+                np.full(len(order), raster.umass)
+                if raster.umass >= 0
+                else raster.density.values.ravel()[idx[order]]
+            )
             reach = np.searchsorted(np.cumsum(pm), 0.5 * alpha[i])
             if reach < len(order):
                 level = max(level, cost[order[reach]])
@@ -201,8 +218,9 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
     return raised
 
 
-def repair_empty_cells(raster, weights, labels3, masses, *, max_rounds=None,
-                       alpha=None):
+def repair_empty_cells(
+    raster, weights, labels3, masses, *, max_rounds=None, alpha=None
+):
     """Raise the weights of empty cells until every cell has mass.
 
     Rounds of :func:`_raise_cells`: with target masses ``alpha`` each empty cell first
@@ -268,7 +286,9 @@ def coarsen_density(density):
         return None
     shape = tuple(s // f for s, f in zip(grid.shape, factors, strict=True))
     spacing = tuple(h * f for h, f in zip(grid.spacing, factors, strict=True))
-    coarse_grid = Grid(shape, spacing=spacing, origin=grid.origin, periodic=grid.periodic)
+    coarse_grid = Grid(
+        shape, spacing=spacing, origin=grid.origin, periodic=grid.periodic
+    )
     if density.is_uniform:
         return Density(coarse_grid, None, _uniform=True)
     v = density.values
@@ -322,12 +342,21 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
                 # fractional pass with cells a few voxels wide is ~100x dearer); the
                 # fractional Newton then starts close to the solution
                 rc = _Raster(c, raster.points, "center")
-                psi = _solve(rc, alpha, psi, max(tol, 1e-1), 50, None, linear_solver,
-                             multiscale=False)["weights"]
+                psi = _solve(
+                    rc,
+                    alpha,
+                    psi,
+                    max(tol, 1e-1),
+                    50,
+                    None,
+                    linear_solver,
+                    multiscale=False,
+                )["weights"]
             r = _Raster(c, raster.points, "fractional")
             r.last_solver = raster.last_solver
-            out = _solve(r, alpha, psi, max(tol, 1e-1), 50, None, linear_solver,
-                         multiscale=False)
+            out = _solve(
+                r, alpha, psi, max(tol, 1e-1), 50, None, linear_solver, multiscale=False
+            )
         except EmptyCellError:
             return None
         psi = out["weights"]
@@ -365,8 +394,17 @@ def _component_projection(jac0, alpha, m, tol):
     return proj
 
 
-def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto",
-           multiscale=False, want_moments=False):
+def _solve(
+    raster,
+    alpha,
+    psi,
+    tol,
+    max_iter,
+    callback=None,
+    linear_solver="auto",
+    multiscale=False,
+    want_moments=False,
+):
     """Damped Newton core; returns a dict of results (no warnings issued here).
 
     With ``multiscale`` (and zero starting weights) the start comes from solves on
@@ -389,8 +427,13 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         # cell a fair share of its neighbourhood, which keeps the other weights
         try:
             psi, labels3, m, n_repairs = repair_empty_cells(
-                raster, psi, labels3, m, alpha=alpha,
-                max_rounds=min(20, _config.MAX_REPAIR_ROUNDS))
+                raster,
+                psi,
+                labels3,
+                m,
+                alpha=alpha,
+                max_rounds=min(20, _config.MAX_REPAIR_ROUNDS),
+            )
         except EmptyCellError:
             labels3, m = raster.labels_masses(psi, labels3)
     # continuation: warm weights that still leave cells empty shrink towards zero
@@ -404,8 +447,9 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
             psi = trial
             break
     if (m <= 0).any():
-        psi, labels3, m, rounds = repair_empty_cells(raster, psi, labels3, m,
-                                                     alpha=alpha)
+        psi, labels3, m, rounds = repair_empty_cells(
+            raster, psi, labels3, m, alpha=alpha
+        )
         n_repairs += rounds
     if n_repairs:
         mom, jac0 = None, None
@@ -437,8 +481,14 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         # and the tolerance
         # (a few CG steps preconditioned by the last factorisation when they reach it)
         delta, raster.last_solver = solve_newton_system(
-            jac, rhs, method=linear_solver, ndim=raster.grid.ndim, want_solver=True,
-            precond=raster.last_solver, precond_rtol=min(1e-2, 0.1 * err, 0.1 * tol))
+            jac,
+            rhs,
+            method=linear_solver,
+            ndim=raster.grid.ndim,
+            want_solver=True,
+            precond=raster.last_solver,
+            precond_rtol=min(1e-2, 0.1 * err, 0.1 * tol),
+        )
         if not np.isfinite(delta).all():
             status = STALLED  # the linear solve failed: keep the best iterate
             history["max_mass_error"].append(err)
@@ -460,7 +510,8 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
             # one step (a huge trial step gives cells that span the whole box, whose
             # neighbour lists are all the other cells)
             cap = _config.GEOMETRIC_MAX_STEP * (raster.grid.volume / raster.n) ** (
-                2.0 / raster.grid.ndim)
+                2.0 / raster.grid.ndim
+            )
             while tau * reach > cap and tau > _config.MIN_STEP:
                 tau *= 0.5
         new_labels = None if labels3 is None else np.empty_like(labels3)
@@ -470,7 +521,8 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         while True:
             cand = psi + tau * delta
             new_labels, mn, mom_n, jac_n = raster.evaluate_deferred(
-                cand, new_labels, want_moments, want_jac)
+                cand, new_labels, want_moments, want_jac
+            )
             rn = alpha - mn if proj is None else proj(alpha - mn)
             if mn.min() >= eps0 and np.linalg.norm(rn) <= (1 - tau / 2) * res:
                 break
@@ -500,8 +552,14 @@ def _solve(raster, alpha, psi, tol, max_iter, callback=None, linear_solver="auto
         if err < best[0]:
             best = (err, psi, None if labels3 is None else labels3.copy(), m, mom)
         if callback is not None:
-            callback({"iteration": n_iter, "max_mass_error": err, "step": tau,
-                      "weights": psi})
+            callback(
+                {
+                    "iteration": n_iter,
+                    "max_mass_error": err,
+                    "step": tau,
+                    "weights": psi,
+                }
+            )
     err, psi, labels3, m, mom = best
     granularity = None
     if status == STALLED and raster.quadrature == "center":
@@ -647,13 +705,26 @@ def solve_ot(
     tol = check_tol(tol)
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     callback = check_callback(callback)
-    check_memory(density.grid.n_pixels, n, uniform=density.is_uniform,
-                 n_label_arrays=3, what="solve_ot")
+    check_memory(
+        density.grid.n_pixels,
+        n,
+        uniform=density.is_uniform,
+        n_label_arrays=3,
+        what="solve_ot",
+    )
     raster = _Raster(density, pts, quadrature)
     if multiscale is None:
         multiscale = weights is None
-    out = _solve(raster, alpha, psi, tol, max_iter, callback, linear_solver,
-                 multiscale=bool(multiscale))
+    out = _solve(
+        raster,
+        alpha,
+        psi,
+        tol,
+        max_iter,
+        callback,
+        linear_solver,
+        multiscale=bool(multiscale),
+    )
     result = _make_result(raster, alpha, tol, out, density)
     _warn_status(result, out, stacklevel=3)
     return result
@@ -683,10 +754,15 @@ def _make_result(raster, alpha, tol, out, density):
 def _warn_status(result, out, stacklevel=2):
     if result.status == RESOLUTION:
         warnings.warn(
-            resolution_message(result.tol, result.max_error, out["granularity"],
-                               result.pixels_per_cell * len(result.target)
-                               * float(result.target.min()),
-                               len(result.weights) and result._raster.grid.ndim),
+            resolution_message(
+                result.tol,
+                result.max_error,
+                out["granularity"],
+                result.pixels_per_cell
+                * len(result.target)
+                * float(result.target.min()),
+                len(result.weights) and result._raster.grid.ndim,
+            ),
             ResolutionWarning,
             stacklevel=stacklevel,
         )
