@@ -168,7 +168,10 @@ def case_issue2d(quick=False):
 
 
 def case_passes(quick=False):
-    """Milliseconds of one pass (masses only) by quadrature: 1024^2/N=5000, 128^3/N=2000."""
+    """Milliseconds of one pass (masses only) by quadrature.
+
+    Cases: 1024^2/N=5000, 128^3/N=2000.
+    """
     out = {}
     cases = [((1024, 1024), 5000), ((128, 128, 128), 2000)]
     if quick:
@@ -211,7 +214,8 @@ warnings.simplefilter("ignore")
 rng = np.random.default_rng(4)
 d = rq.Density.from_array(rng.random(({size},)*3) + 0.5)
 pts = rng.random(({n}, 3)) * {size}
-rq.solve_ot(rq.Density.from_array(np.ones((8,8,8))), [[1.,1,1],[5,5,5]], quadrature="{q}")
+rq.solve_ot(rq.Density.from_array(np.ones((8,8,8))), [[1.,1,1],[5,5,5]],
+            quadrature="{q}")
 v = d.values
 import tracemalloc
 tracemalloc.start()
@@ -244,7 +248,7 @@ def case_linear(quick=False):
         pts = rq.sample_points(dens, n, seed=5)
         r = _Raster(dens, pts, "fractional")
         w = np.zeros(n)
-        labels, m = r.labels_masses(w)
+        labels, _m = r.labels_masses(w)
         jac = r.jacobian(labels, 0.0, w)
         rhs = np.random.default_rng(0).standard_normal(n)
         rhs -= rhs.mean()
@@ -257,12 +261,12 @@ def case_linear(quick=False):
             row[method] = t
         out[f"2D N={n}"] = row
     for n in (2000, 10000) if not quick else ():
-        size = int(round((n * 500) ** (1 / 3)))
+        size = round((n * 500) ** (1 / 3))
         dens = rq.Density.uniform((size,) * 3)
         pts = rq.sample_points(dens, n, seed=5)
         r = _Raster(dens, pts, "center")
         w = np.zeros(n)
-        labels, m = r.labels_masses(w)
+        labels, _m = r.labels_masses(w)
         jac = r.jacobian(labels, 0.0, w)
         rhs = np.random.default_rng(0).standard_normal(n)
         rhs -= rhs.mean()

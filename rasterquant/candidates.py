@@ -1,17 +1,17 @@
 """Tile candidate lists for the power-cell sweep, from a kd-tree on lifted points.
 
-The power distance ``|x - y_j|^2 - psi_j`` equals ``|(x, 0) - (y_j, l_j)|^2 - M`` with the
-lift ``l_j = sqrt(M - psi_j)`` and ``M = max psi``. For a tile whose pixel centres lie within
-``r`` of the tile centre ``c``, let ``d*`` be the lifted distance from ``(c, 0)`` to its
-nearest lifted site. Every pixel ``x`` of the tile has a site within lifted distance
-``d* + r``, so its owner lies within ``d* + 2r`` of ``(c, 0)``: that ball is an exact
-candidate set. The kernel prunes it further with exact box bounds.
+The power distance ``|x - y_j|^2 - psi_j`` equals ``|(x, 0) - (y_j, l_j)|^2 - M`` with
+the lift ``l_j = sqrt(M - psi_j)`` and ``M = max psi``. For a tile whose pixel centres
+lie within ``r`` of the tile centre ``c``, let ``d*`` be the lifted distance from
+``(c, 0)`` to its nearest lifted site. Every pixel ``x`` of the tile has a site within
+lifted distance ``d* + r``, so its owner lies within ``d* + 2r`` of ``(c, 0)``: that
+ball is an exact candidate set. The kernel prunes it further with exact box bounds.
 
-Periodic axes: sites are copied (ghosts) by whole periods whenever the copy lies within a
-margin of the box; the margin is grown until it covers every tile's query radius, which
-makes the candidate sets exact on the torus too. The margin never needs to exceed half a
-period: the minimum image of a site seen from a pixel of the box lies within half a period
-of that pixel, so copies farther out can never own a pixel.
+Periodic axes: sites are copied (ghosts) by whole periods whenever the copy lies within
+a margin of the box; the margin is grown until it covers every tile's query radius,
+which makes the candidate sets exact on the torus too. The margin never needs to exceed
+half a period: the minimum image of a site seen from a pixel of the box lies within half
+a period of that pixel, so copies farther out can never own a pixel.
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ class CandidateLists:
 
 
 def tile_layout(shape3, tile):
-    """Number of tiles per axis for a (D, H, W) raster."""
+    """Return the number of tiles per axis for a (D, H, W) raster."""
     return tuple(-(-s // t) for s, t in zip(shape3, tile, strict=True))
 
 
 def _tile_geometry(shape3, spacing3, origin3, tile, pad=(0.0, 0.0, 0.0)):
-    """Centres (T, 3) and half extents (T, 3) of the boxes of pixel centres of the tiles.
+    """Centres (T, 3) and half extents (T, 3) of the tiles' boxes of pixel centres.
 
     ``pad`` is added to the half extents (half a pixel for whole-pixel boxes).
     """
@@ -66,7 +66,7 @@ def _tile_geometry(shape3, spacing3, origin3, tile, pad=(0.0, 0.0, 0.0)):
 
 
 def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
-    """Copies of the points by whole periods that fall within ``margin`` of the box.
+    """Copy the points by whole periods; keep copies within ``margin`` of the box.
 
     ``margin`` is capped per periodic axis at half a period (plus rounding slack).
     """
@@ -81,7 +81,7 @@ def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
     shifts_per_axis = []
     for a in range(3):
         if periodic3[a]:
-            s = int(math.ceil(caps[a] / lengths3[a]))
+            s = math.ceil(caps[a] / lengths3[a])
             shifts_per_axis.append(range(-s, s + 1))
         else:
             shifts_per_axis.append(range(0, 1))
@@ -128,9 +128,9 @@ def build_candidates(
     For each tile, the best site ``s`` at the tile centre comes from a kd-tree on the
     lifted points. Every pixel ``x`` of the tile then has power distance at most
     ``U = max_x |x - y_s|^2 - psi_s`` to its owner, so a site ``j`` can only own ``x``
-    if ``|x - y_j|^2 <= U + psi_j``, i.e. ``|c - y_j| <= sqrt(U + psi_j) + r``. Sites are
-    split into groups of similar weight, each with its own spatial kd-tree, so that the
-    radius ``sqrt(U + max psi in group) + r`` stays tight.
+    if ``|x - y_j|^2 <= U + psi_j``, i.e. ``|c - y_j| <= sqrt(U + psi_j) + r``. Sites
+    are split into groups of similar weight, each with its own spatial kd-tree, so that
+    the radius ``sqrt(U + max psi in group) + r`` stays tight.
     """
     from . import _config
 

@@ -105,7 +105,7 @@ class Density:
         return f"<{kind}Density shape={self.grid.shape} spacing={self.grid.spacing}>"
 
     def n_positive(self) -> int:
-        """Number of pixels with positive mass."""
+        """Return the number of pixels with positive mass."""
         if self.is_uniform:
             return self.grid.n_pixels
         return int(np.count_nonzero(self.values))
@@ -279,7 +279,10 @@ class Density:
 
     @classmethod
     def from_file(cls, path, **options) -> Density:
-        """Density from any supported file, chosen by suffix (see :func:`read_density`)."""
+        """Density from any supported file, chosen by suffix.
+
+        See :func:`read_density`.
+        """
         return read_density(path, **options)
 
 

@@ -1,8 +1,9 @@
 """Raster grids: shape, spacing, origin and periodic axes.
 
-Pixel ``k`` along axis ``a`` covers ``[origin[a] + k * spacing[a], origin[a] + (k + 1) *
-spacing[a])``; its centre is at ``origin[a] + (k + 0.5) * spacing[a]``. Points use the array
-axis order ``(row, col)`` or ``(z, row, col)`` in physical units.
+Pixel ``k`` along axis ``a`` covers
+``[origin[a] + k * spacing[a], origin[a] + (k + 1) * spacing[a])``; its centre is at
+``origin[a] + (k + 0.5) * spacing[a]``. Points use the array axis order ``(row, col)``
+or ``(z, row, col)`` in physical units.
 """
 
 from __future__ import annotations
@@ -153,7 +154,10 @@ class Grid:
         return np.stack([a.ravel() for a in axes], axis=1)
 
     def to_index(self, points) -> np.ndarray:
-        """Physical coordinates -> fractional index coordinates (pixel ``k`` is [k, k+1))."""
+        """Physical coordinates -> fractional index coordinates.
+
+        Pixel ``k`` is [k, k+1).
+        """
         pts = np.asarray(points, dtype=np.float64)
         return (pts - np.array(self.origin)) / np.array(self.spacing)
 
@@ -184,7 +188,7 @@ class Grid:
         return d
 
     def as_3d(self) -> tuple:
-        """``(shape3, spacing3, origin3, periodic3)`` with a unit leading axis for 2D."""
+        """``(shape3, spacing3, origin3, periodic3)`` with a unit first axis for 2D."""
         if self.ndim == 3:
             return self.shape, self.spacing, self.origin, self.periodic
         return (

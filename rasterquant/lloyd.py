@@ -68,7 +68,7 @@ class LloydResult:
 
 
 def _follow_moves(raster, psi, moves):
-    """Weights for the moved sites ``y + moves`` that keep the cell masses to first order.
+    """Weights for the moved sites ``y + moves`` keeping the cell masses to first order.
 
     Moving the sites by ``d`` moves the facet between cells ``i`` and ``j`` by
     ``(2 (x - y_i).d_i - 2 (x - y_j).d_j) / (2 |y_i - y_j|)`` at each of its points

@@ -1,13 +1,14 @@
 """Fractional (exact sub-pixel) quadrature: boundary pixels split among the cells.
 
-The density is constant on each pixel. A pixel whose square lies in one power cell (tested
-exactly: the affine function ``pd_j - pd_i`` is positive on the whole square for every
-competitor ``j``) goes wholly to that cell. Any other pixel is clipped exactly: in 2D the
-square is clipped by the half-planes ``pd_i <= pd_j`` of its active competitors (a convex
-polygon clipper), in 3D the cube by the corresponding half-spaces (a convex polyhedron
-clipper). The clipped pieces give the exact mass, first and second moments of each cell, and
-the clip edges (faces) tagged by the competitor give the exact facet length (area) inside
-the pixel, hence the exact Jacobian ``dm_i/dpsi_j = -rho_p |facet_ij ∩ p| / (2|y_i - y_j|)``.
+The density is constant on each pixel. A pixel whose square lies in one power cell
+(tested exactly: the affine function ``pd_j - pd_i`` is positive on the whole square for
+every competitor ``j``) goes wholly to that cell. Any other pixel is clipped exactly: in
+2D the square is clipped by the half-planes ``pd_i <= pd_j`` of its active competitors
+(a convex polygon clipper), in 3D the cube by the corresponding half-spaces (a convex
+polyhedron clipper). The clipped pieces give the exact mass, first and second moments of
+each cell, and the clip edges (faces) tagged by the competitor give the exact facet
+length (area) inside the pixel, hence the exact Jacobian
+``dm_i/dpsi_j = -rho_p |facet_ij ∩ p| / (2|y_i - y_j|)``.
 
 Coordinates inside a pixel are relative to its centre ``c``: the constraint
 ``pd_i(c + u) <= pd_j(c + u)`` reads ``2 u . (y_j - y_i) <= pd_j(c) - pd_i(c)``.
@@ -52,7 +53,10 @@ def _polygon_moments(px, py, nv):
 
 @kernel(parallel=False)
 def _init_box(hz, hy, hx, fv, fn, ft):
-    """The voxel ``[-h/2, h/2]^3`` as 6 outward-oriented quadrilaterals; returns 6."""
+    """Build the voxel ``[-h/2, h/2]^3`` as 6 outward-oriented quadrilaterals.
+
+    Returns 6, the face count.
+    """
     z0, z1 = -hz / 2, hz / 2
     y0, y1 = -hy / 2, hy / 2
     x0, x1 = -hx / 2, hx / 2
@@ -87,10 +91,11 @@ def _plane_value(nz, ny, nx, b, z, y, x, tol):
 
 @kernel(parallel=False)
 def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
-    """Clip a convex polyhedron by the half-space ``n . u <= b``; returns the face count.
+    """Clip a convex polyhedron by the half-space ``n . u <= b``; return the face count.
 
-    Returns -1 (and writes nothing) when the plane leaves the polyhedron whole. Faces are vertex loops ``fv[f, :fn[f]]`` oriented outward, tagged ``ft[f]``. The new
-    cap face gets ``tag``. Output goes to ``(ov, on, ot)``; ``cap`` is scratch.
+    Returns -1 (and writes nothing) when the plane leaves the polyhedron whole. Faces
+    are vertex loops ``fv[f, :fn[f]]`` oriented outward, tagged ``ft[f]``. The new cap
+    face gets ``tag``. Output goes to ``(ov, on, ot)``; ``cap`` is scratch.
     """
     # planes that miss the polyhedron: keep it whole (return -1) or drop it (0)
     # vertex values within rounding of zero count as zero (see _cut_value)
@@ -212,8 +217,9 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
 
 @kernel(parallel=False)
 def _tetra_moments(az, ay, ax, bz, by, bx, cz, cy, cx):
-    """Signed volume, integral of u (3 comps) and of |u|^2 over the tetrahedron
-    (0, a, b, c).
+    """Signed volume, integral of u (3 comps) and of |u|^2 over a tetrahedron.
+
+    The tetrahedron is (0, a, b, c).
     """
     det = az * (by * cx - bx * cy) - ay * (bz * cx - bx * cz) + ax * (bz * cy - by * cz)
     v = det / 6.0
@@ -386,7 +392,7 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
 
 @kernel(parallel=False)
 def _on_voxel_border(fv, f, nv, hz, hy, hx):
-    """True if face ``f`` lies on one face of the voxel ``[-h/2, h/2]^3``."""
+    """Tell whether face ``f`` lies on one face of the voxel ``[-h/2, h/2]^3``."""
     h = (hz / 2, hy / 2, hx / 2)
     for k in range(3):
         for sgn in (-1.0, 1.0):
@@ -402,7 +408,7 @@ def _on_voxel_border(fv, f, nv, hz, hy, hx):
 
 @kernel(parallel=False)
 def _snap(cz, cy, cx, b, hz, hy, hx):
-    """Snap a cut ``c . u = b`` that lies on a pixel face up to rounding onto it exactly.
+    """Snap a cut ``c . u = b`` lying on a pixel face up to rounding onto it exactly.
 
     Components of ``c`` below 1e-10 of its norm are zeroed; an axis-aligned cut within
     1e-10 (relative) of a face of the pixel is moved onto that face, so that facets on
@@ -793,7 +799,8 @@ def _fractional_tiles(
                                         ry[a] = sites[s, 1] - yc
                                         rx[a] = sites[s, 2] - xc
                                     if nact == 2:
-                                        # one plane: cut once, the other piece is the rest
+                                        # one plane: cut once, the other piece is the
+                                        # rest
                                         cz, cy, cx, rhs = _snap(
                                             2.0 * (rz[1] - rz[0]),
                                             2.0 * (ry[1] - ry[0]),
@@ -926,7 +933,7 @@ def _fractional_tiles(
 
 @kernel(parallel=False)
 def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn, tz, ty, tx):
-    """The part ``n . u <= b`` of the voxel ``[-h/2, h/2]^3``, without building its cap.
+    """Measure the part ``n . u <= b`` of the voxel ``[-h/2, h/2]^3`` (no cap built).
 
     Moments are taken about a point ``p`` of the cutting plane: the cone from ``p`` over
     the cap has no volume, so the clipped box faces alone give the exact integrals; the

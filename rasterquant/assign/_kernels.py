@@ -2,9 +2,9 @@
 
 All kernels work on (D, H, W) arrays (2D rasters are (1, H, W)) in physical coordinates:
 pixel ``(k, j, i)`` has centre ``origin + ((k, j, i) + 0.5) * spacing``. Sums indexed by
-a label go to per-chunk buffers reduced by the caller in a fixed order, so results do not
-depend on the thread count. ``umass >= 0`` means a uniform density of that pixel mass
-(``density`` is then a dummy and is not read).
+a label go to per-chunk buffers reduced by the caller in a fixed order, so results do
+not depend on the thread count. ``umass >= 0`` means a uniform density of that pixel
+mass (``density`` is then a dummy and is not read).
 """
 
 import numpy as np
@@ -507,7 +507,7 @@ def _facet_move_rates(
 
 @kernel(parallel=True)
 def _laplacian_csr(rows, cols, vals, n):
-    """CSR arrays of the Laplacian ``L = D - W`` of the pair weights ``(rows, cols, vals)``.
+    """CSR arrays of the Laplacian ``L = D - W`` of pair weights ``(rows, cols, vals)``.
 
     Each triplet ``(i, j, w)`` (any order, duplicates summed) adds ``w`` to ``W_ij``
     and ``W_ji``; ``D`` holds the row sums of ``W``; triplets with ``i == j`` add

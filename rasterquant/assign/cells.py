@@ -1,4 +1,7 @@
-"""Power (Laguerre) cells on a raster: labels, masses, barycenters, energies, Jacobian."""
+"""Power (Laguerre) cells on a raster.
+
+Labels, masses, barycenters, energies and the Jacobian.
+"""
 
 from __future__ import annotations
 
@@ -56,8 +59,9 @@ class Cells:
 
 
 class _Deferred:
-    """A value computed on first call, then kept (a Jacobian a rejected step never
-    needs is never assembled).
+    """A value computed on first call, then kept.
+
+    A Jacobian a rejected step never needs is never assembled.
     """
 
     def __init__(self, make):
@@ -186,7 +190,7 @@ class _Raster:
         return e + d * d + d * cl.move_gain <= slack
 
     def _site_moves(self, ref_points):
-        """Moves (N, 3) of the sites since ``ref_points`` (minimum image), or None."""
+        """Return site moves (N, 3) since ``ref_points`` (minimum image), or None."""
         if ref_points is self.points3 or np.array_equal(ref_points, self.points3):
             return None
         dz = self.points3 - ref_points
@@ -332,7 +336,7 @@ class _Raster:
         return out, jac
 
     def _assemble(self, rows, cols, vals):
-        """The Laplacian (N, N) CSR of the facet pieces ``(rows, cols, vals)``."""
+        """Build the (N, N) CSR Laplacian of facet pieces ``(rows, cols, vals)``."""
         n = self.n
         indptr, indices, data = _kernels._laplacian_csr(rows, cols, vals, n)
         jac = sp.csr_matrix((data, indices, indptr), shape=(n, n))
@@ -552,9 +556,9 @@ def assign_cells(
 
     Notes
     -----
-    ``L_i = {x : |x - y_i|^2 - psi_i <= |x - y_j|^2 - psi_j for all j}``; a pixel belongs
-    to the cell of its centre, the lowest index winning exact ties. The sweep costs
-    O(pixels x candidates per pixel) with exact per-tile candidate lists.
+    ``L_i = {x : |x - y_i|^2 - psi_i <= |x - y_j|^2 - psi_j for all j}``; a pixel
+    belongs to the cell of its centre, the lowest index winning exact ties. The sweep
+    costs O(pixels x candidates per pixel) with exact per-tile candidate lists.
 
     Examples
     --------
@@ -584,7 +588,7 @@ def mass_jacobian(
     labels=None,
     quadrature=_config.DEFAULT_QUADRATURE,
 ):
-    """Sparse Jacobian ``dm_i/dpsi_j`` of the cell masses (CSR, symmetric, zero row sums).
+    """Sparse Jacobian ``dm_i/dpsi_j`` of cell masses (CSR, symmetric, zero row sums).
 
     Off-diagonal entries are ``-(1 / (2|y_i - y_j|)) int_{facet} rho`` estimated by the
     discrete boundary sums with the staircase correction ``|n_k|`` (DESIGN §3).

@@ -46,7 +46,8 @@ def run(args):
         f"scipy {_version('scipy')}",
         f"numba {numba.__version__}",
         f"numba threading layer {layer}",
-        f"numba threads {numba.get_num_threads()} (max {numba.config.NUMBA_NUM_THREADS})",
+        f"numba threads {numba.get_num_threads()} "
+        f"(max {numba.config.NUMBA_NUM_THREADS})",
         f"imageio {_version('imageio')}",
         f"tqdm {_version('tqdm')}",
         f"matplotlib {_version('matplotlib')}",

@@ -30,7 +30,8 @@ def add_parser(sub):
     """Register the sub-command."""
     p = sub.add_parser(
         "quantize",
-        help="approximate a density image/volume by N points (Lloyd + optimal transport)",
+        help="approximate a density image/volume by N points "
+        "(Lloyd + optimal transport)",
         description="Approximate a density (png/jpg/tif/npy) by N points. Dark is "
         "dense for images. Writes the points (csv/npy) and a JSON sidecar.",
     )

@@ -141,7 +141,7 @@ def _positive_pixel_tree(raster):
 
 
 def _pixel_tree(raster):
-    """The raster's kd-tree of positive pixel centres (built once per raster)."""
+    """Return the raster's kd-tree of positive pixel centres (built once per raster)."""
     cached = getattr(raster, "_pixel_tree", None)
     if cached is None:
         cached = _positive_pixel_tree(raster)
@@ -246,8 +246,9 @@ def repair_empty_cells(
             return psi, labels3, masses, rounds
         if rounds >= max_rounds:
             raise EmptyCellError(
-                f"{empty.size} cells are still empty after {rounds} repair rounds of the "
-                "starting weights; the points may be too many for the positive pixels",
+                f"{empty.size} cells are still empty after {rounds} repair rounds "
+                "of the starting weights; the points may be too many for the positive "
+                "pixels",
                 weights=psi,
                 empty=empty,
             )
@@ -259,10 +260,10 @@ def repair_empty_cells(
             if seen[key] > 12:
                 i = int(empty[0])
                 raise EmptyCellError(
-                    f"the cell of point {i} at {raster.points[i].tolist()} stays empty: "
-                    "no weights found that give it a pixel of positive density without "
-                    "emptying a neighbour (points closer than a pixel, or more points "
-                    "than this raster can separate); move or remove it",
+                    f"the cell of point {i} at {raster.points[i].tolist()} stays "
+                    "empty: no weights found that give it a pixel of positive density "
+                    "without emptying a neighbour (points closer than a pixel, or more "
+                    "points than this raster can separate); move or remove it",
                     weights=psi,
                     empty=empty,
                 )
@@ -272,7 +273,7 @@ def repair_empty_cells(
 
 
 def coarsen_density(density):
-    """The density on a raster twice as coarse (2x2 or 2x2x2 blocks summed), or None.
+    """Return the density summed over 2x2 or 2x2x2 blocks (twice as coarse), or None.
 
     Only axes of even length are coarsened, so the box (and the period of periodic
     axes) is unchanged.
@@ -677,8 +678,9 @@ def solve_ot(
     Notes
     -----
     Damped Newton of Kitagawa, Mérigot and Thibert [1]_: solve ``J delta = alpha - m``,
-    then take the largest ``tau`` in {1, 1/2, ...} with ``min m(psi + tau delta) >= eps0``
-    and ``|m(psi + tau delta) - alpha| <= (1 - tau/2) |m(psi) - alpha|``; in the damped
+    then take the largest ``tau`` in {1, 1/2, ...} with
+    ``min m(psi + tau delta) >= eps0`` and
+    ``|m(psi + tau delta) - alpha| <= (1 - tau/2) |m(psi) - alpha|``; in the damped
     phase the halvings start from four times the last accepted step rather than from
     1 (each trial costs a sweep). Each iteration costs one sweep (which also gives the
     next Jacobian after a full step), one sparse solve, and a sweep per halving.
@@ -768,9 +770,9 @@ def _warn_status(result, out, stacklevel=2):
         )
     elif result.status == STALLED:
         warnings.warn(
-            f"solve_ot stalled (damping step below {_config.MIN_STEP:g}) at max relative "
-            f"mass error {result.max_error:.3g} > tol={result.tol:g}; returning the best "
-            "iterate",
+            f"solve_ot stalled (damping step below {_config.MIN_STEP:g}) at max "
+            f"relative mass error {result.max_error:.3g} > tol={result.tol:g}; "
+            "returning the best iterate",
             ConvergenceWarning,
             stacklevel=stacklevel,
         )
