@@ -27,6 +27,7 @@ from .._validation import (
 from ..assign.cells import Cells, _Raster
 from ..errors import ConvergenceWarning, EmptyCellError, ResolutionWarning
 from ._jacobian import solve_newton_system
+from ._limits import step_limit
 
 __all__ = ["OTResult", "solve_ot"]
 
@@ -527,7 +528,17 @@ def _solve(
             rn = alpha - mn if proj is None else proj(alpha - mn)
             if mn.min() >= eps0 and np.linalg.norm(rn) <= (1 - tau / 2) * res:
                 break
-            tau *= 0.5
+            # cells below the floor: the next trial stops short of the step at
+            # which the first of them reaches it (followed cell by cell on small
+            # windows, 2D), instead of halving; the full pass still decides
+            low = np.flatnonzero(mn < eps0)
+            lim = None
+            if _config.STEP_LIMITS and frac and 0 < low.size <= max(64, raster.n // 10):
+                lim = step_limit(raster, psi, delta, tau, low, labels3, jac, eps0)
+            if lim is None:
+                tau *= 0.5
+            else:
+                tau = min(max(0.9 * lim, tau / 16), 0.9 * tau)
             if tau < _config.MIN_STEP:
                 tau = 0.0
                 break
@@ -682,8 +693,13 @@ def solve_ot(
     ``min m(psi + tau delta) >= eps0`` and
     ``|m(psi + tau delta) - alpha| <= (1 - tau/2) |m(psi) - alpha|``; in the damped
     phase the halvings start from four times the last accepted step rather than from
-    1 (each trial costs a sweep). Each iteration costs one sweep (which also gives the
-    next Jacobian after a full step), one sparse solve, and a sweep per halving.
+    1 (each trial costs a sweep). In 2D, a trial that leaves cells below ``eps0``
+    is followed by one just short of the step at which the first of them reaches
+    it: their masses are followed along the step on small windows (the limits of
+    sdot's solver), instead of halving. Each iteration costs one sweep (which also
+    gives the next Jacobian), one sparse solve (a few conjugate-gradient steps
+    preconditioned by the last factorisation, or a new one), and a sweep per
+    rejected trial.
 
     References
     ----------

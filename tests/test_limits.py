@@ -1,0 +1,85 @@
+"""Step limits of the damped Newton line search (2D): windowed masses of single cells
+against full fractional passes, and the limit keeps the cells above the floor."""
+
+import numpy as np
+import pytest
+
+import rasterquant as rq
+from rasterquant.assign.cells import _Raster
+from rasterquant.ot._jacobian import solve_newton_system
+from rasterquant.ot._limits import _cell_masses, step_limit
+
+
+def _problem(rng, shape=(40, 52), n=30, uniform=False):
+    if uniform:
+        dens = rq.Density.uniform(shape)
+    else:
+        dens = rq.Density.from_array(rng.random(shape) + 0.1)
+    pts = rng.random((n, 2)) * (np.array(shape) - 1) + 0.5
+    return dens, pts
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+def test_cell_masses_equal_a_full_pass(rng, uniform):
+    dens, pts = _problem(rng, uniform=uniform)
+    n = len(pts)
+    raster = _Raster(dens, pts, "fractional")
+    psi = rng.normal(scale=3.0, size=n)
+    delta = rng.normal(scale=3.0, size=n)
+    cells = np.arange(n, dtype=np.int64)
+    h, w = dens.grid.shape
+    boxes = np.tile(np.array([0, h, 0, w], np.int64), (n, 1))  # whole raster
+    nbr_idx = np.concatenate([np.delete(np.arange(n), i) for i in range(n)])
+    nbr_ptr = np.arange(0, n * (n - 1) + 1, n - 1, dtype=np.int64)
+    values = raster.values3[0] if raster.umass < 0 else np.zeros((1, 1))
+    for t in (0.0, 0.3, 1.0):
+        got = _cell_masses(
+            cells,
+            np.full(n, t),
+            boxes,
+            nbr_ptr,
+            nbr_idx.astype(np.int64),
+            pts,
+            psi,
+            delta,
+            values,
+            raster.umass,
+            np.zeros(2),
+            np.ones(2),
+        )
+        _, want = raster.labels_masses(psi + t * delta)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-13)
+
+
+def test_step_limit_keeps_the_low_cells_above_the_floor(rng):
+    # a cold Newton step on clustered points: the full step empties some cells
+    dens, _ = _problem(rng, shape=(64, 64))
+    pts = np.vstack([rng.normal([20, 20], 4.0, (40, 2)), rng.random((40, 2)) * 63])
+    pts = np.clip(pts, 0.5, 63.5)
+    n = len(pts)
+    alpha = np.full(n, 1 / n)
+    raster = _Raster(dens, pts, "fractional")
+    psi = np.zeros(n)
+    labels3, m, _, jac = raster.evaluate(psi, None, False, True)
+    eps0 = 0.5 * min(alpha.min(), m.min())
+    delta = solve_newton_system(jac, alpha - m)
+    _, mn = raster.labels_masses(psi + delta)
+    low = np.flatnonzero(mn < eps0)
+    assert low.size > 0  # the full step is too long
+    t = step_limit(raster, psi, delta, 1.0, low, labels3, jac, eps0)
+    assert 0.0 < t < 1.0
+    _, mt = raster.labels_masses(psi + t * delta)
+    assert mt[low].min() >= eps0 * (1 - 1e-9)
+    # and it is nearly the largest such step: a little further, some cell is low
+    _, mf = raster.labels_masses(psi + min(1.0, t + 2.0**-7) * delta)
+    assert mf[low].min() < eps0
+
+
+def test_step_limit_declines_periodic_and_3d():
+    dens = rq.Density.uniform((16, 16), periodic=True)
+    pts = np.array([[4.0, 4.0], [12.0, 12.0], [4.0, 12.0]])
+    raster = _Raster(dens, pts, "fractional")
+    labels3, _m, _, jac = raster.evaluate(np.zeros(3), None, False, True)
+    assert (
+        step_limit(raster, np.zeros(3), np.ones(3), 1.0, [0], labels3, jac, 0.1) is None
+    )
