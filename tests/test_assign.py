@@ -782,3 +782,26 @@ def test_jacobian_overflow_reruns_only_what_overflowed(rng, shape):
     np.testing.assert_allclose(mom[1], mom_ref[1], rtol=0, atol=1e-12)
     np.testing.assert_allclose(j.toarray(), j_ref.toarray(), rtol=0, atol=1e-15)
     assert small._jac_cap > 3
+
+
+def test_merge_pairs_sums_duplicates_per_segment(rng):
+    from rasterquant.assign._kernels import _merge_pairs
+
+    n = 30
+    rows = rng.integers(0, n, 700)
+    cols = rng.integers(0, n, 700)
+    vals = rng.random(700)
+    seg = np.array([0, 0, 250, 251, 700], np.int64)  # an empty and a 1-long segment
+    r, c, v = _merge_pairs(rows, cols, vals, seg, n)
+    want = np.zeros((n, n))
+    np.add.at(want, (rows, cols), vals)
+    got = np.zeros((n, n))
+    np.add.at(got, (r, c), v)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    # within a segment every pair appears once, in order of first appearance
+    expected = []
+    for a, b in ((0, 250), (250, 251), (251, 700)):
+        keys = rows[a:b] * n + cols[a:b]
+        _, first = np.unique(keys, return_index=True)
+        expected.append(keys[np.sort(first)])
+    np.testing.assert_array_equal(r * n + c, np.concatenate(expected))

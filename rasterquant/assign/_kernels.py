@@ -592,3 +592,57 @@ def _laplacian_csr(rows, cols, vals, n):
             pos += 1
         data[dpos] = diag
     return indptr, indices, data
+
+
+@kernel(parallel=True)
+def _merge_pairs(rows, cols, vals, seg, n):
+    """Sum duplicate pairs ``(rows, cols)`` within each segment ``[seg[s], seg[s+1])``.
+
+    The segments (one per chunk of a pass) are spatially local, so a small hash table
+    per segment merges the facet pieces of one facet cheaply before the global
+    assembly. Returns the merged ``(rows, cols, vals)``, segment by segment, each pair
+    at its first occurrence (a fixed order for any thread count).
+    """
+    nseg = len(seg) - 1
+    out_r = np.empty(len(rows), np.int64)
+    out_c = np.empty(len(rows), np.int64)
+    out_v = np.empty(len(rows))
+    cnt = np.zeros(nseg, np.int64)
+    for s in prange(nseg):
+        a = seg[s]
+        b = seg[s + 1]
+        size = 16
+        while size < 2 * (b - a):
+            size *= 2
+        keys = np.full(size, -1, np.int64)
+        slot = np.empty(size, np.int64)
+        k = 0
+        for t in range(a, b):
+            key = rows[t] * n + cols[t]
+            h = (key * 2654435761) & (size - 1)
+            while keys[h] != -1 and keys[h] != key:
+                h = (h + 1) & (size - 1)
+            if keys[h] == -1:
+                keys[h] = key
+                slot[h] = a + k
+                out_r[a + k] = rows[t]
+                out_c[a + k] = cols[t]
+                out_v[a + k] = vals[t]
+                k += 1
+            else:
+                out_v[slot[h]] += vals[t]
+        cnt[s] = k
+    total = 0
+    for s in range(nseg):
+        total += cnt[s]
+    r = np.empty(total, np.int64)
+    c = np.empty(total, np.int64)
+    v = np.empty(total)
+    pos = 0
+    for s in range(nseg):
+        for t in range(seg[s], seg[s] + cnt[s]):
+            r[pos] = out_r[t]
+            c[pos] = out_c[t]
+            v[pos] = out_v[t]
+            pos += 1
+    return r, c, v

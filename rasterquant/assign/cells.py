@@ -330,14 +330,21 @@ class _Raster:
         jac = None
         if want_jac:
             r, cc, v, pieces = (np.concatenate([p[a] for p in parts]) for a in range(4))
-            jac = _Deferred(lambda: self._assemble(r, cc, v))
+            seg = np.concatenate([[0], np.cumsum([len(p[0]) for p in parts])])
+            jac = _Deferred(lambda: self._assemble(r, cc, v, seg.astype(np.int64)))
             # the facet pieces, for the first-order effect of moving the sites
             self.facets = (np.array(weights, dtype=np.float64), r, cc, v, pieces, jac)
         return out, jac
 
-    def _assemble(self, rows, cols, vals):
-        """Build the (N, N) CSR Laplacian of facet pieces ``(rows, cols, vals)``."""
+    def _assemble(self, rows, cols, vals, segments=None):
+        """Build the (N, N) CSR Laplacian of facet pieces ``(rows, cols, vals)``.
+
+        With ``segments`` (the chunks of a pass), the pieces of each facet are first
+        summed within their chunk (several times fewer entries to assemble).
+        """
         n = self.n
+        if segments is not None:
+            rows, cols, vals = _kernels._merge_pairs(rows, cols, vals, segments, n)
         indptr, indices, data = _kernels._laplacian_csr(rows, cols, vals, n)
         jac = sp.csr_matrix((data, indices, indptr), shape=(n, n))
         jac.has_sorted_indices = True
