@@ -45,6 +45,10 @@ DIRECT_SOLVE_MAX_N = {2: 30000, 3: 800}
 #: step tries before it factorises its own Jacobian (each costs two triangular solves)
 PCG_MAX_ITER = 20
 
+#: slack (in mean cell areas) of the first candidate lists on a raster started from a
+#: coarser one: room for its first Newton step, so the lists are built once
+FINE_START_SLACK = 2.0
+
 #: damped Newton in 2D: after a trial step that leaves cells below the mass floor,
 #: the next trial comes from those cells' limits along the step (ot/_limits.py;
 #: benchmarks/bench_fractional.py portrait solve 0.54 -> 0.47 s), not from halving

@@ -364,6 +364,10 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
         psi = out["weights"]
         # the coarse system's factorisation preconditions the next level's
         raster.last_solver = r.last_solver
+    # the first fine step corrects what the coarser raster could not see (a
+    # fraction of the error there): lists with room for it are built only once
+    room = _config.FINE_START_SLACK * raster.grid.volume / raster.n
+    raster.slack_hint = max(raster.slack_hint, room)
     return psi, len(chain)
 
 
