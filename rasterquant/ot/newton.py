@@ -477,7 +477,8 @@ def _solve(
             status = MAX_ITER
             break
         jac = raster.jacobian(labels3, 0.0, psi) if jac0 is None else jac0()
-        proj = _component_projection(jac, alpha, m, tol)
+        # cells are separated into groups only by zero density
+        proj = _component_projection(jac, alpha, m, tol) if raster.has_zeros else None
         rhs = alpha - m if proj is None else proj(alpha - m)
         links = raster.floor_links(labels3)
         if links is not None:
