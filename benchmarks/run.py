@@ -148,7 +148,8 @@ def case_solve2d(quick=False):
         dens = photo_density(1024)
         for n in (1000, 5000, 20000):
             pts = rq.sample_points(dens, n, seed=3)
-            out[f"1024^2 N={n} fractional"] = _solve_case(
+            # other points than the sizes above (seed 3): a key of their own
+            out[f"1024^2 N={n} fractional, points seed 3"] = _solve_case(
                 dens, pts, None, 1e-2, "fractional"
             )
     return out
