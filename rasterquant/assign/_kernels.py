@@ -505,14 +505,18 @@ def _facet_move_rates(
     return dm
 
 
-@kernel(parallel=True)
+@kernel(parallel=False)
 def _laplacian_csr(rows, cols, vals, n):
-    """CSR arrays of the Laplacian ``L = D - W`` of pair weights ``(rows, cols, vals)``.
+    """Return the CSR arrays of the Laplacian ``L = D - W`` of pair weights.
+
+    The pairs are ``(rows, cols)``, their weights ``vals``. A marker array merges the
+    duplicates of each row in one sweep (rows of a face Jacobian repeat each neighbour
+    hundreds of times); only the distinct neighbours are sorted.
 
     Each triplet ``(i, j, w)`` (any order, duplicates summed) adds ``w`` to ``W_ij``
     and ``W_ji``; ``D`` holds the row sums of ``W``; triplets with ``i == j`` add
-    nothing. Every row lists its diagonal and its distinct neighbours in increasing
-    column order.
+    nothing. Every row lists its
+    diagonal and its distinct neighbours in increasing column order.
 
     Returns
     -------
@@ -540,58 +544,46 @@ def _laplacian_csr(rows, cols, vals, n):
         nb[fill[b]] = a
         wt[fill[b]] = vals[t]
         fill[b] += 1
-    # each row on its own (in parallel): sort by column, merge duplicates
-    uniq = np.zeros(n + 1, np.int64)
-    for i in prange(n):
-        r0 = start[i]
-        r1 = start[i + 1]
-        for p in range(r0 + 1, r1):  # insertion sort (rows are short)
-            c = nb[p]
-            v = wt[p]
-            q = p - 1
-            while q >= r0 and nb[q] > c:
-                nb[q + 1] = nb[q]
-                wt[q + 1] = wt[q]
-                q -= 1
-            nb[q + 1] = c
-            wt[q + 1] = v
-        k = 1  # the diagonal
-        for p in range(r0, r1):
-            if p == r0 or nb[p] != nb[p - 1]:
-                k += 1
-        uniq[i + 1] = k
+    # merge duplicates per row (slot of each neighbour), sort, add the diagonal
+    slot = np.full(n, -1, np.int64)
     indptr = np.zeros(n + 1, np.int64)
+    indices = np.empty(start[n] + n, np.int64)
+    data = np.empty(start[n] + n)
+    pos = 0
     for i in range(n):
-        indptr[i + 1] = indptr[i] + uniq[i + 1]
-    indices = np.empty(indptr[n], np.int64)
-    data = np.empty(indptr[n])
-    for i in prange(n):
-        r0 = start[i]
-        r1 = start[i + 1]
-        pos = indptr[i]
+        row0 = pos
+        indices[pos] = i
+        data[pos] = 0.0
+        pos += 1
         diag = 0.0
-        placed = False
-        for p in range(r0, r1):
-            j = nb[p]
-            w = wt[p]
+        for q in range(start[i], start[i + 1]):
+            j = nb[q]
+            w = wt[q]
             diag += w
-            if p > r0 and j == nb[p - 1]:
-                data[pos - 1] -= w
-                continue
-            if not placed and j > i:
-                indices[pos] = i
-                dpos = pos
+            s = slot[j]
+            if s < 0:
+                slot[j] = pos
+                indices[pos] = j
+                data[pos] = -w
                 pos += 1
-                placed = True
-            indices[pos] = j
-            data[pos] = -w
-            pos += 1
-        if not placed:
-            indices[pos] = i
-            dpos = pos
-            pos += 1
-        data[dpos] = diag
-    return indptr, indices, data
+            else:
+                data[s] -= w
+        data[row0] = diag
+        # insertion sort of the row by column (rows are short)
+        for p in range(row0 + 1, pos):
+            c = indices[p]
+            v = data[p]
+            q = p - 1
+            while q >= row0 and indices[q] > c:
+                indices[q + 1] = indices[q]
+                data[q + 1] = data[q]
+                q -= 1
+            indices[q + 1] = c
+            data[q + 1] = v
+        for p in range(row0, pos):
+            slot[indices[p]] = -1
+        indptr[i + 1] = pos
+    return indptr, indices[:pos], data[:pos]
 
 
 @kernel(parallel=True)
