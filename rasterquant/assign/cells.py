@@ -274,10 +274,7 @@ class _Raster:
         parts = [None] * self.n_chunks  # per chunk: (rows, cols, vals, pix)
         out = None
         while True:
-            rows = np.empty((self.n_chunks, cap), np.int64)
-            cols = np.empty((self.n_chunks, cap), np.int64)
-            vals = np.empty((self.n_chunks, cap))
-            pix = np.empty((self.n_chunks, cap), np.int64)
+            cap, rows, cols, vals, pix = self._triplet_buffers(cap)
             out_r, counts, status = _fractional._fractional_tiles(
                 self.shape3,
                 np.array(cl.tile, dtype=np.int64),
@@ -335,6 +332,28 @@ class _Raster:
             # the facet pieces, for the first-order effect of moving the sites
             self.facets = (np.array(weights, dtype=np.float64), r, cc, v, pieces, jac)
         return out, jac
+
+    def _triplet_buffers(self, cap):
+        """Return per-chunk Jacobian triplet buffers with room for ``cap``.
+
+        Returns ``(cap, rows, cols, vals, pixels)``; the buffers are kept between
+        passes (their pages are not faulted in again), so ``cap`` may be larger than
+        asked. A rerun after an overflow always asks for more than any kept buffer.
+        """
+        kept = getattr(self, "_buffers", None)
+        if kept is not None and kept[0] >= cap:
+            return kept
+        shape = (self.n_chunks, cap)
+        kept = (
+            cap,
+            np.empty(shape, np.int64),
+            np.empty(shape, np.int64),
+            np.empty(shape),
+            np.empty(shape, np.int64),
+        )
+        if cap > 1:
+            self._buffers = kept
+        return kept
 
     def _assemble(self, rows, cols, vals, segments=None):
         """Build the (N, N) CSR Laplacian of facet pieces ``(rows, cols, vals)``.
