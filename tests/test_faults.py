@@ -276,6 +276,42 @@ def test_keyboard_interrupt_between_outputs(tmp_path, capsys, monkeypatch):
     assert _common._run_created is None  # the run's bookkeeping was closed
 
 
+def test_signal_swallowed_by_a_callback_still_interrupts(tmp_path, capsys, monkeypatch):
+    """A SIGINT whose KeyboardInterrupt a C callback swallowed (numba loading a
+    kernel, via llvmlite's object-cache hook) is honoured when the command returns:
+    exit 130 and no output left."""
+    import rasterquant.io.points as points_mod
+    from rasterquant.cli import main as main_mod
+
+    real = points_mod.write_points
+
+    def write_after_swallowed_signal(path, *args, **kwargs):
+        main_mod._LAST_SIGNAL.append("SIGINT")  # the handler ran, its raise was lost
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(points_mod, "write_points", write_after_swallowed_signal)
+    src = _make_input(tmp_path)
+    code = main(
+        [
+            "quantize",
+            src,
+            "-n",
+            "4",
+            "-o",
+            str(tmp_path / "a.csv"),
+            "--iterations",
+            "1",
+            "--method",
+            "voronoi",
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err
+    assert _leftovers(tmp_path) == []
+
+
 def test_main_restores_signal_handlers(tmp_path, capsys):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     main(

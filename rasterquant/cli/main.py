@@ -191,6 +191,13 @@ def _main(argv, saved):
     try:
         _common.set_threads(args)
         code = int(args.func(args) or 0)
+        if _LAST_SIGNAL:
+            # the signal landed in a callback from C (numba loading a compiled
+            # kernel), which swallows exceptions: honour it now; the outputs of
+            # this run are removed as for any interrupt
+            name = _LAST_SIGNAL[-1]
+            logger.error("interrupted (%s); no partial output was left behind", name)
+            return _SIGNAL_EXIT[name]
         ok = code == 0
         return code
     except KeyboardInterrupt as exc:
