@@ -400,3 +400,32 @@ def test_signal_during_cli_run_exits_cleanly(tmp_path, launcher, sig, code):
     assert "interrupted" in text
     assert "Traceback" not in text
     assert os.listdir(out_dir) == []  # no output, no sidecar, no temporary file
+
+
+def test_signal_inside_the_compiler_is_deferred(monkeypatch):
+    """A signal that lands while numba/llvmlite run Python code is not raised there
+    (a C callback would swallow it): it is recorded and sent again shortly."""
+    import types
+
+    from rasterquant.cli import main as main_mod
+
+    kills = []
+    monkeypatch.setattr(main_mod.os, "kill", lambda pid, sig: kills.append(sig))
+    main_mod._LAST_SIGNAL.clear()
+    code = types.SimpleNamespace(co_filename=os.sep.join(["", "x", "llvmlite", "a.py"]))
+    inner = types.SimpleNamespace(f_code=code, f_back=None)
+    outer = types.SimpleNamespace(
+        f_code=types.SimpleNamespace(co_filename=__file__), f_back=inner
+    )
+    main_mod._deliver(signal.SIGINT, outer, KeyboardInterrupt, "SIGINT")  # no raise
+    assert main_mod._LAST_SIGNAL == ["SIGINT"]
+    main_mod._PENDING[-1].join(timeout=5)
+    assert kills == [signal.SIGINT]  # sent again
+    plain = types.SimpleNamespace(
+        f_code=types.SimpleNamespace(co_filename=__file__), f_back=None
+    )
+    with pytest.raises(KeyboardInterrupt):
+        main_mod._deliver(signal.SIGINT, plain, KeyboardInterrupt, "SIGINT")
+    main_mod._restore_signal_handlers({})
+    assert main_mod._PENDING == []
+    main_mod._LAST_SIGNAL.clear()

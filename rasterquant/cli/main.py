@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -98,16 +99,45 @@ _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 #: the last signal received during a run (a signal that lands while a compiled kernel
 #: runs surfaces as a SystemError without its KeyboardInterrupt attached)
 _LAST_SIGNAL = []
+#: timers that send a deferred signal again (cancelled when the run ends)
+_PENDING = []
+
+
+def _in_compiler(frame):
+    """Tell whether ``frame`` runs inside numba or llvmlite (compiling or loading).
+
+    An exception raised there may land in a callback from C (llvmlite's object cache
+    hook), which swallows it and can leave the compiler half-done (a crash at exit).
+    """
+    marks = (f"{os.sep}numba{os.sep}", f"{os.sep}llvmlite{os.sep}")
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if any(m in name for m in marks):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver(signum, frame, exc_type, name):
+    _LAST_SIGNAL.append(name)
+    if _in_compiler(frame):
+        # not now: send the signal again shortly, when the compiler is done
+        import threading
+
+        timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        _PENDING.append(timer)
+        timer.start()
+        return
+    raise exc_type()
 
 
 def _raise_terminated(signum, frame):  # pragma: no cover - runs in signal context
-    _LAST_SIGNAL.append("SIGTERM")
-    raise Terminated()
+    _deliver(signum, frame, Terminated, "SIGTERM")
 
 
 def _raise_interrupt(signum, frame):  # pragma: no cover - runs in signal context
-    _LAST_SIGNAL.append("SIGINT")
-    raise KeyboardInterrupt()
+    _deliver(signum, frame, KeyboardInterrupt, "SIGINT")
 
 
 def _install_signal_handlers():
@@ -140,6 +170,8 @@ def _install_signal_handlers():
 
 
 def _restore_signal_handlers(previous):
+    while _PENDING:
+        _PENDING.pop().cancel()
     for signum, handler in previous.items():
         try:
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
