@@ -671,9 +671,6 @@ def _fractional_tiles(
                         yhi = origin3[1] + j1 * hy
                         xlo = origin3[2] + i0 * hx
                         xhi = origin3[2] + i1 * hx
-                        if is2d:
-                            zlo = sites[cand_idx[c0], 0] if nc > 0 else 0.0
-                            zhi = zlo
                         nk = _prune(
                             t,
                             cand_ptr,
@@ -690,49 +687,6 @@ def _fractional_tiles(
                             lb,
                             keep,
                         )
-                        if is2d:
-                            cnt, st = _sweep_box_2d(
-                                j0,
-                                j1,
-                                i0,
-                                i1,
-                                nk,
-                                keep,
-                                origin3[0] + 0.5 * hz,
-                                origin3[1],
-                                origin3[2],
-                                hz,
-                                hy,
-                                hx,
-                                sites,
-                                site_w,
-                                owner,
-                                density,
-                                umass,
-                                extent,
-                                want_moments,
-                                want_jac,
-                                jac_floor,
-                                jac_cap,
-                                jac_rows,
-                                jac_cols,
-                                jac_vals,
-                                jac_pix,
-                                out,
-                                c,
-                                labels,
-                                cnt,
-                                dq2,
-                                fs,
-                                act2,
-                                iw,
-                                sl,
-                                piece,
-                                flen,
-                                poly,
-                            )
-                            status[c] |= st
-                            continue
                         for k in range(k0, k1):
                             zc = origin3[0] + (k + 0.5) * hz
                             for j in range(j0, j1):
@@ -840,7 +794,7 @@ def _fractional_tiles(
                                         ] >= full * (1 - 1e-12):
                                             # the cut misses the pixel's interior
                                             ln = _border_facet(
-                                                is2d, hz, hy, hx, cz, cy, cx, rhs
+                                                False, hz, hy, hx, cz, cy, cx, rhs
                                             )
                                         piece[1, 0] = full - piece[0, 0]
                                         piece[1, 1] = -piece[0, 1]

@@ -481,9 +481,7 @@ class _Raster:
         return self._face_jacobian(labels3, self.jacobian_floor, True)
 
     def _face_jacobian(self, labels3, floor, zero_only):
-        dummy_i = np.zeros(1, np.int64)
-        dummy_v = np.zeros(1)
-        counts = _kernels._face_sums(
+        common = (
             labels3,
             self.values3,
             self.umass,
@@ -494,11 +492,15 @@ class _Raster:
             self.lengths3,
             self.periodic3,
             self.n_chunks,
+        )
+        dummy_i = np.zeros(1, np.int64)
+        counts = _kernels._face_sums(
+            *common,
             True,
             np.zeros(self.n_chunks, np.int64),
             dummy_i,
             dummy_i,
-            dummy_v,
+            np.zeros(1),
             zero_only,
         )
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -506,25 +508,10 @@ class _Raster:
         rows = np.empty(max(total, 1), np.int64)
         cols = np.empty(max(total, 1), np.int64)
         vals = np.empty(max(total, 1))
-        _kernels._face_sums(
-            labels3,
-            self.values3,
-            self.umass,
-            floor,
-            self.points3,
-            self.spacing3,
-            self.origin3,
-            self.lengths3,
-            self.periodic3,
-            self.n_chunks,
-            False,
-            offsets,
-            rows,
-            cols,
-            vals,
-            zero_only,
-        )
-        return self._assemble(rows[:total], cols[:total], vals[:total])
+        _kernels._face_sums(*common, False, offsets, rows, cols, vals, zero_only)
+        # the faces of one chunk repeat each pair many times: merge them per chunk
+        segments = np.append(offsets, total).astype(np.int64)
+        return self._assemble(rows[:total], cols[:total], vals[:total], segments)
 
     def boundary_pixel_mass(self, labels3):
         """Largest pixel mass on the boundary of each cell, (N,)."""
