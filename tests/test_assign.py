@@ -604,6 +604,8 @@ def test_periodic_huge_weight_spread_3d():
         ((8, 10), 5, True),
         ((5, 6, 4), 5, False),
         ((5, 4, 6), 4, (True, False, True)),
+        # one layer of voxels: still 3D (the sites have their own z), not pixels
+        ((1, 6, 7), 5, False),
     ],
 )
 def test_fractional_moments_match_polytope_reference(rng, shape, n, periodic):

@@ -485,6 +485,7 @@ def _fractional_tiles(
     jac_vals,
     jac_pix,
     redo,
+    planar,
 ):
     """Fractional-quadrature pass: centre labels, exact masses, moments and Jacobian.
 
@@ -507,6 +508,10 @@ def _fractional_tiles(
     redo : (n_chunks,) bool
         Chunks to compute; the others are skipped (their outputs stay zero). A rerun
         after a Jacobian buffer overflow redoes only the chunks that overflowed.
+    planar : bool
+        A 2D raster (every site in the pixels' plane): pixels are split as squares.
+        A 3D raster with one layer of voxels is not planar (its sites have their own
+        z, so the cuts of a voxel are planes).
 
     Returns
     -------
@@ -525,7 +530,7 @@ def _fractional_tiles(
     out = np.zeros((n_chunks, n_points, ncomp))
     counts = np.zeros(n_chunks, np.int64)
     status = np.zeros(n_chunks, np.int64)
-    is2d = shape3[0] == 1
+    is2d = planar
     hz = spacing3[0]
     hy = spacing3[1]
     hx = spacing3[2]
@@ -535,7 +540,9 @@ def _fractional_tiles(
             continue
         keep = np.empty(kmax, np.int64)
         keep_mid = np.empty(kmax, np.int64)
-        mptr = np.zeros(2, np.int64)
+        tb = np.empty((3, kmax))
+        ti = np.empty(kmax, np.int64)
+        mb = np.empty((3, kmax))
         lb = np.empty(kmax)
         dq = np.empty(kmax)
         act = np.empty(MAXA, np.int64)
@@ -551,7 +558,7 @@ def _fractional_tiles(
         sl = np.empty((8, MAXV))
         act2 = np.empty(MAXA + sub[2], np.int64)
         dq2 = np.empty((kmax, sub[2]))
-        fs = np.empty((8, max(kmax, sub[2])))
+        fs = np.empty((7, max(kmax, sub[2])))
         fv0 = np.empty((MAXF, MAXV, 3))
         fv1 = np.empty((MAXF, MAXV, 3))
         fn0 = np.empty(MAXF, np.int64)
@@ -573,48 +580,45 @@ def _fractional_tiles(
             if is2d:
                 # two-level pruning: the tile's list to each mid box, then the mid
                 # box's survivors to each sub-box (a tile list is ~8x longer than a
-                # sub-box needs; pruning it per sub-box cost more than the sweep)
-                zc2 = sites[cand_idx[c0], 0] if nc > 0 else 0.0
+                # sub-box needs; pruning it per sub-box cost more than the sweep). The
+                # candidates are gathered once per tile into contiguous rows, so that
+                # the prunes read them in order.
+                ng = _gather_tile_2d(t, cand_ptr, cand_idx, sites, site_w, tb, ti)
                 for jm in range(ty * tile[1], tj1, MID_2D[0]):
                     jm1 = min(jm + MID_2D[0], tj1)
                     for im in range(tx * tile[2], ti1, MID_2D[1]):
                         im1 = min(im + MID_2D[1], ti1)
-                        nm = _prune(
-                            t,
-                            cand_ptr,
-                            cand_idx,
-                            sites,
-                            site_w,
-                            owner,
-                            zc2,
-                            zc2,
+                        nm = _prune_2d(
+                            ng,
+                            tb,
+                            ti,
                             origin3[1] + jm * hy,
                             origin3[1] + jm1 * hy,
                             origin3[2] + im * hx,
                             origin3[2] + im1 * hx,
                             lb,
+                            mb,
                             keep_mid,
+                            owner,
+                            False,
                         )
-                        mptr[1] = nm
                         for j0 in range(jm, jm1, sub[1]):
                             j1 = min(j0 + sub[1], jm1)
                             for i0 in range(im, im1, sub[2]):
                                 i1 = min(i0 + sub[2], im1)
-                                nk = _prune(
-                                    0,
-                                    mptr,
+                                nk = _prune_2d(
+                                    nm,
+                                    mb,
                                     keep_mid,
-                                    sites,
-                                    site_w,
-                                    owner,
-                                    zc2,
-                                    zc2,
                                     origin3[1] + j0 * hy,
                                     origin3[1] + j1 * hy,
                                     origin3[2] + i0 * hx,
                                     origin3[2] + i1 * hx,
                                     lb,
+                                    fs,
                                     keep,
+                                    owner,
+                                    True,
                                 )
                                 cnt, st = _sweep_box_2d(
                                     j0,
@@ -630,7 +634,6 @@ def _fractional_tiles(
                                     hy,
                                     hx,
                                     sites,
-                                    site_w,
                                     owner,
                                     density,
                                     umass,
@@ -1292,6 +1295,66 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
 
 
 @kernel(parallel=False)
+def _gather_tile_2d(t, cand_ptr, cand_idx, sites, site_w, tb, ti):
+    """Copy tile ``t``'s candidates to rows y, x, weight of ``tb`` and ``ti`` (site).
+
+    Returns their count. The prunes then read the candidates in order instead of
+    gathering each one from ``sites`` again per box.
+    """
+    c0 = cand_ptr[t]
+    nc = cand_ptr[t + 1] - c0
+    for q in range(nc):
+        s = cand_idx[c0 + q]
+        tb[0, q] = sites[s, 1]
+        tb[1, q] = sites[s, 2]
+        tb[2, q] = site_w[s]
+        ti[q] = s
+    return nc
+
+
+@kernel(parallel=False)
+def _prune_2d(n, src, srci, ylo, yhi, xlo, xhi, lb, dst, dsti, owner, by_owner):
+    """2D ``_kernels._prune`` on gathered rows: candidates that can own a box point.
+
+    ``src[:, :n]`` holds y, x and the weight of each candidate (site ``srci``). The
+    survivors go to ``dst`` and ``dsti`` (same layout), sorted by owner index when
+    ``by_owner`` (the lowest index wins exact ties), else in their order. Returns their
+    count; ``lb`` is scratch.
+    """
+    ub = np.inf
+    for q in range(n):
+        py = src[0, q]
+        px = src[1, q]
+        w = src[2, q]
+        dy = max(ylo - py, 0.0, py - yhi)
+        dx = max(xlo - px, 0.0, px - xhi)
+        lb[q] = dy * dy + dx * dx - w
+        fy = max(abs(py - ylo), abs(py - yhi))
+        fx = max(abs(px - xlo), abs(px - xhi))
+        ub = min(ub, fy * fy + fx * fx - w)
+    lim = ub + 1e-9 * (abs(ub) + 1.0)
+    nk = 0
+    for q in range(n):
+        if lb[q] <= lim:
+            s = srci[q]
+            p = nk
+            if by_owner:
+                o = owner[s]
+                while p > 0 and owner[dsti[p - 1]] > o:
+                    dst[0, p] = dst[0, p - 1]
+                    dst[1, p] = dst[1, p - 1]
+                    dst[2, p] = dst[2, p - 1]
+                    dsti[p] = dsti[p - 1]
+                    p -= 1
+            dst[0, p] = src[0, q]
+            dst[1, p] = src[1, q]
+            dst[2, p] = src[2, q]
+            dsti[p] = s
+            nk += 1
+    return nk
+
+
+@kernel(parallel=False)
 def _sweep_box_2d(
     j0,
     j1,
@@ -1306,7 +1369,6 @@ def _sweep_box_2d(
     hy,
     hx,
     sites,
-    site_w,
     owner,
     density,
     umass,
@@ -1334,12 +1396,13 @@ def _sweep_box_2d(
 ):
     """Fractional pass over the pixels ``[j0, j1) x [i0, i1)`` of a 2D raster.
 
-    ``keep[:nk]`` are the box's candidates; ``zc`` the centre's z, ``oy``, ``ox`` the
-    origin. Adds masses (and moments) to ``out[c]``, writes the centre labels, and
+    ``keep[:nk]`` are the box's candidates (site indices, by increasing owner), with
+    their coordinates y, x and weights in rows 0 to 2 of ``fs``; ``zc`` is the
+    centre's z (every site's, in 2D), ``oy``, ``ox`` the origin. Adds masses (and moments) to ``out[c]``, writes the centre labels, and
     appends Jacobian triplets at ``cnt`` to row ``c`` of ``jrows``, ``jcols``,
     ``jvals``, ``jpix`` (when ``want_jac``); the other arguments are as in
     ``_fractional_tiles``.
-    Scratch: ``dq`` (kmax, sub_x) and ``fs`` (8, >= max(kmax, sub_x)) float, ``act``
+    Scratch: ``dq`` (kmax, sub_x) and rows 3 to 6 of ``fs`` float, ``act``
     (MAXA + sub_x) and ``iw`` (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5),
     ``flen`` (MAXA, MAXA), ``poly`` (6 MAXA, MAXV). Whole arrays are passed, not views:
     a view passed to a compiled call costs its reference counting.
@@ -1354,30 +1417,22 @@ def _sweep_box_2d(
     """
     status = 0
     w = i1 - i0
-    kz = fs[0]
-    ky = fs[1]
-    kx = fs[2]
-    kw = fs[3]
-    rb = fs[4]
-    marg = fs[5]
-    xcs = fs[6]
-    bestd = fs[7]
+    ky = fs[0]
+    kx = fs[1]
+    kw = fs[2]
+    rb = fs[3]
+    marg = fs[4]
+    xcs = fs[5]
+    bestd = fs[6]
     bestq = act[MAXA:]
-    for q in range(nk):
-        s = keep[q]
-        kz[q] = sites[s, 0]
-        ky[q] = sites[s, 1]
-        kx[q] = sites[s, 2]
-        kw[q] = site_w[s]
     for ii in range(w):
         xcs[ii] = ox + (i0 + ii + 0.5) * hx
     slack = 1 + 1e-9
     for j in range(j0, j1):
         yc = oy + (j + 0.5) * hy
         for q in range(nk):
-            dz = zc - kz[q]
             dy = yc - ky[q]
-            rb[q] = dz * dz + dy * dy
+            rb[q] = dy * dy
         for ii in range(w):
             bestd[ii] = np.inf
             bestq[ii] = 0
@@ -1411,11 +1466,7 @@ def _sweep_box_2d(
                 # margins of the competitors against this best (reused along the row)
                 mq = best
                 for q in range(nk):
-                    mg = (
-                        hz * abs(kz[q] - kz[best])
-                        + hy * abs(ky[q] - ky[best])
-                        + hx * abs(kx[q] - kx[best])
-                    )
+                    mg = hy * abs(ky[q] - ky[best]) + hx * abs(kx[q] - kx[best])
                     marg[q] = mg * slack + 1e-300
             # active competitors: pd_q - pd_best <= 0 somewhere
             nact = 1
@@ -1431,13 +1482,12 @@ def _sweep_box_2d(
                 o = owner[sb]
                 out[c, o, 0] += m
                 if want_moments:
-                    dz = zc - kz[best]
+                    # the z moment stays 0: every site lies in the pixels' plane
                     dy = yc - ky[best]
                     dx = xc - kx[best]
-                    out[c, o, 1] += m * dz
                     out[c, o, 2] += m * dy
                     out[c, o, 3] += m * dx
-                    out[c, o, 4] += m * (dz * dz + dy * dy + dx * dx + extent)
+                    out[c, o, 4] += m * (dy * dy + dx * dx + extent)
                 continue
             for a in range(nact):
                 q = act[a]
@@ -1483,18 +1533,14 @@ def _sweep_box_2d(
                 o = owner[keep[q]]
                 out[c, o, 0] += rho * ar
                 if want_moments:
-                    # offsets of the pixel centre from the site
-                    oz = kz[q] - zc
-                    oz = -oz
+                    # offsets of the pixel centre from the site (z: 0, as above)
                     py_ = -sl[1, a]
                     px_ = -sl[2, a]
-                    out[c, o, 1] += rho * (ar * oz + piece[a, 1])
                     out[c, o, 2] += rho * (ar * py_ + piece[a, 2])
                     out[c, o, 3] += rho * (ar * px_ + piece[a, 3])
                     out[c, o, 4] += rho * (
-                        ar * (oz * oz + py_ * py_ + px_ * px_)
-                        + 2.0
-                        * (oz * piece[a, 1] + py_ * piece[a, 2] + px_ * piece[a, 3])
+                        ar * (py_ * py_ + px_ * px_)
+                        + 2.0 * (py_ * piece[a, 2] + px_ * piece[a, 3])
                         + piece[a, 4]
                     )
             if not want_jac:

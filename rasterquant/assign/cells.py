@@ -302,6 +302,7 @@ class _Raster:
                 vals,
                 pix,
                 redo,
+                self.grid.ndim == 2,
             )
             if out is None:
                 out = out_r
