@@ -1478,6 +1478,26 @@ def _sweep_box_2d(
                         nact += 1
                     else:
                         status = 1
+            if nact >= 3:
+                # drop the competitors that another one beats on the whole square
+                # (the pairwise test against the best alone lists ~1.5x too many
+                # where cells are a few pixels wide; each costs the clipper a slot)
+                k = 1
+                for a in range(1, nact):
+                    q = act[a]
+                    beaten = False
+                    for b2 in range(1, nact):
+                        r = act[b2]
+                        if r == q:
+                            continue
+                        mg = hy * abs(ky[q] - ky[r]) + hx * abs(kx[q] - kx[r])
+                        if dq[q, ii] - dq[r, ii] > mg * slack + 1e-300:
+                            beaten = True
+                            break
+                    if not beaten:
+                        act[k] = q
+                        k += 1
+                nact = k
             if nact == 1:
                 o = owner[sb]
                 out[c, o, 0] += m
