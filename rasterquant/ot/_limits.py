@@ -11,13 +11,14 @@ acceptance) takes a little less than that step.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from numba import prange
 
 from .._jit import kernel
 from ..assign._fractional import MAXV, _clip_rows, _cut_value, _moments_rows
 from ..assign._fractional import _square_rows as _square
 
-#: bisection steps of each cell's limit
+#: each cell's limit is found to tau / 2^BISECTIONS
 BISECTIONS = 8
 #: pixels added around a cell's bounding box at the start of the step, beyond the
 #: largest move of its facets over the step (at most MAX_PAD pixels)
@@ -88,12 +89,32 @@ def _cell_masses(
     return m
 
 
-def step_limit(raster, psi, delta, tau, low, labels3, jac, eps0):
+def _subset(sel, boxes, nbr_ptr, nbr_idx):
+    """Windows and competitor lists of the cells ``sel`` (indices into the lists)."""
+    lens = (nbr_ptr[1:] - nbr_ptr[:-1])[sel]
+    ptr = np.zeros(len(sel) + 1, np.int64)
+    np.cumsum(lens, out=ptr[1:])
+    starts = np.repeat(nbr_ptr[:-1][sel] - ptr[:-1], lens)
+    idx = nbr_idx[starts + np.arange(ptr[-1])]
+    return boxes[sel], ptr, idx
+
+
+def step_limit(
+    raster, psi, delta, tau, low, labels3, jac, eps0, m_start=None, m_end=None
+):
     """Largest step in ``(0, tau)`` keeping the ``low`` cells above ``eps0``, or None.
 
     ``labels3`` and ``jac`` belong to ``psi`` (the start of the step): the labels give
-    each cell's window, the Jacobian's 2-ring its competitors. Returns None where the
+    each cell's window, the Jacobian's 2-ring its competitors. ``m_start`` and
+    ``m_end`` are the masses of the ``low`` cells at the start and at ``tau`` (from the
+    full passes; computed on the windows when not given). Returns None where the
     limits do not apply (3D, periodic axes, or no window for a cell).
+
+    Each cell's crossing of the floor is bracketed by ``[0, tau]`` and narrowed by the
+    Illinois variant of regula falsi (bisection when that stalls) to ``tau / 2^8``.
+    Only the cells that can still hold the smallest limit are followed: a cell whose
+    lower end is past another cell's upper end is dropped. The result is a step at
+    which every low cell was seen at or above the floor.
     """
     grid = raster.grid
     if grid.ndim != 2 or grid.any_periodic or labels3 is None or jac is None:
@@ -101,86 +122,118 @@ def step_limit(raster, psi, delta, tau, low, labels3, jac, eps0):
     lab = labels3[0]
     h, w = lab.shape
     low = np.asarray(low, dtype=np.int64)
+    nlow = len(low)
     # windows: the cells' bounding boxes at the start of the step, padded
-    hit = np.isin(lab, low)
-    rr, cc = np.nonzero(hit)
-    owners = lab[rr, cc]
-    pos = np.searchsorted(np.sort(low), owners)
-    order = np.argsort(low)
-    boxes = np.empty((len(low), 4), np.int64)
-    lo_r = np.full(len(low), h)
-    hi_r = np.full(len(low), -1)
-    lo_c = np.full(len(low), w)
-    hi_c = np.full(len(low), -1)
-    np.minimum.at(lo_r, order[pos], rr)
-    np.maximum.at(hi_r, order[pos], rr)
-    np.minimum.at(lo_c, order[pos], cc)
-    np.maximum.at(hi_c, order[pos], cc)
+    slot = np.full(raster.n, -1, np.int64)
+    slot[low] = np.arange(nlow)
+    k_of = slot[lab]
+    rr, cc = np.nonzero(k_of >= 0)
+    ks = k_of[rr, cc]
+    lo_r = np.full(nlow, h)
+    hi_r = np.full(nlow, -1)
+    lo_c = np.full(nlow, w)
+    hi_c = np.full(nlow, -1)
+    np.minimum.at(lo_r, ks, rr)
+    np.maximum.at(hi_r, ks, rr)
+    np.minimum.at(lo_c, ks, cc)
+    np.maximum.at(hi_c, ks, cc)
     spacing = np.array(grid.spacing, dtype=np.float64)
     origin = np.array(grid.origin, dtype=np.float64)
-    pts = raster.points
+    pts = np.ascontiguousarray(raster.points)
     site = np.floor((pts[low] - origin) / spacing).astype(np.int64)
     empty = hi_r < 0
     lo_r[empty] = site[empty, 0]
     hi_r[empty] = site[empty, 0]
     lo_c[empty] = site[empty, 1]
     hi_c[empty] = site[empty, 1]
-    # competitors: the 2-ring of the cell graph at the start of the step; windows
-    # padded by how far the step moves the cell's facets (up to MAX_PAD pixels)
+    # competitors: the 2-ring of the cell graph at the start of the step (one sparse
+    # product of the pattern); windows padded by how far the step moves the cell's
+    # facets (up to MAX_PAD pixels)
     a = jac.tocsr()
-    ptr = [0]
-    idx = []
-    pads = np.empty(len(low), np.int64)
+    pat = sp.csr_matrix((np.ones(len(a.indices)), a.indices, a.indptr), shape=a.shape)
+    ring1 = pat[low]
+    ring2 = (ring1 @ pat).tocsr()
+    ring2.sort_indices()
+    row2 = np.repeat(np.arange(nlow), np.diff(ring2.indptr))
+    keep2 = ring2.indices != low[row2]
+    nbr_idx = np.ascontiguousarray(ring2.indices[keep2], dtype=np.int64)
+    nbr_ptr = np.zeros(nlow + 1, np.int64)
+    np.cumsum(np.bincount(row2[keep2], minlength=nlow), out=nbr_ptr[1:])
+    row1 = np.repeat(np.arange(nlow), np.diff(ring1.indptr))
+    j1 = ring1.indices
+    i1 = low[row1]
+    dist = np.sqrt(((pts[j1] - pts[i1]) ** 2).sum(axis=1))
+    move = np.where(
+        j1 != i1,
+        np.abs(delta[i1] - delta[j1]) * tau / (2.0 * np.maximum(dist, 1e-300)),
+        0.0,
+    )
+    shift = np.zeros(nlow)
+    np.maximum.at(shift, row1, move)
     hmin = float(spacing.min())
-    for k, i in enumerate(low):
-        ring1 = a.indices[a.indptr[i] : a.indptr[i + 1]]
-        ring1 = ring1[ring1 != i]
-        if len(ring1):
-            ring2 = np.unique(
-                np.concatenate(
-                    [a.indices[a.indptr[j] : a.indptr[j + 1]] for j in ring1]
-                )
-            )
-        else:
-            ring2 = ring1
-        nb = ring2[ring2 != i]
-        idx.append(nb)
-        ptr.append(ptr[-1] + len(nb))
-        shift = 0.0
-        if len(ring1):
-            dist = np.sqrt(((pts[ring1] - pts[i]) ** 2).sum(axis=1))
-            shift = float(
-                np.max(
-                    np.abs(delta[i] - delta[ring1])
-                    * tau
-                    / (2.0 * np.maximum(dist, 1e-300))
-                )
-            )
-        pads[k] = WINDOW_PAD + min(int(np.ceil(shift / hmin)), MAX_PAD)
+    pads = WINDOW_PAD + np.minimum(np.ceil(shift / hmin), MAX_PAD).astype(np.int64)
+    boxes = np.empty((nlow, 4), np.int64)
     boxes[:, 0] = np.clip(lo_r - pads, 0, h)
     boxes[:, 1] = np.clip(hi_r + pads + 1, 0, h)
     boxes[:, 2] = np.clip(lo_c - pads, 0, w)
     boxes[:, 3] = np.clip(hi_c + pads + 1, 0, w)
-    nbr_ptr = np.array(ptr, dtype=np.int64)
-    nbr_idx = np.concatenate(idx).astype(np.int64) if idx else np.zeros(0, np.int64)
     dens = raster.values3[0] if raster.umass < 0 else np.zeros((1, 1))
-    args = (
-        boxes,
-        nbr_ptr,
-        nbr_idx,
-        np.ascontiguousarray(pts),
-        psi,
-        delta,
-        dens,
-        raster.umass,
-        origin,
-        spacing,
+    rest = (pts, psi, delta, dens, raster.umass, origin, spacing)
+
+    def floor_gap(sel, t):
+        b, ptr, idx = _subset(sel, boxes, nbr_ptr, nbr_idx)
+        return _cell_masses(low[sel], t, b, ptr, idx, *rest) - eps0
+
+    everyone = np.arange(nlow)
+    f_lo = (
+        floor_gap(everyone, np.zeros(nlow))
+        if m_start is None
+        else np.asarray(m_start, dtype=np.float64) - eps0
     )
-    lo = np.zeros(len(low))
-    hi = np.full(len(low), float(tau))
-    for _ in range(BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        ok = _cell_masses(low, mid, *args) >= eps0
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
+    f_hi = (
+        floor_gap(everyone, np.full(nlow, float(tau)))
+        if m_end is None
+        else np.asarray(m_end, dtype=np.float64) - eps0
+    )
+    lo = np.zeros(nlow)
+    hi = np.full(nlow, float(tau))
+    # a cell already at or above the floor at tau (or below it at 0) has no crossing
+    # to find: it cannot limit the step (or limits it to 0)
+    lo[f_hi >= 0.0] = tau
+    hi[f_lo < 0.0] = 0.0
+    width = np.full(nlow, float(tau))
+    side = np.zeros(nlow, np.int64)
+    resolution = float(tau) * 2.0**-BISECTIONS
+    for _ in range(4 * BISECTIONS):
+        live = (hi - lo > resolution) & (lo < hi.min())
+        sel = np.flatnonzero(live)
+        if sel.size == 0:
+            break
+        den = f_lo[sel] - f_hi[sel]
+        t = np.where(
+            den > 0.0,
+            lo[sel] + (hi[sel] - lo[sel]) * f_lo[sel] / np.where(den > 0, den, 1.0),
+            0.0,
+        )
+        # bisection when the bracket did not halve on the last step, and always
+        # strictly inside the bracket
+        mid = 0.5 * (lo[sel] + hi[sel])
+        slow = (hi[sel] - lo[sel]) > 0.5 * width[sel]
+        t = np.where(slow | (den <= 0.0), mid, t)
+        margin = 0.01 * (hi[sel] - lo[sel])
+        t = np.clip(t, lo[sel] + margin, hi[sel] - margin)
+        width[sel] = hi[sel] - lo[sel]
+        f = floor_gap(sel, t)
+        ok = f >= 0.0
+        # Illinois: the end kept twice in a row has its value halved
+        up = sel[ok]
+        lo[up] = t[ok]
+        f_lo[up] = f[ok]
+        f_hi[up[side[up] == 1]] *= 0.5
+        side[up] = 1
+        dn = sel[~ok]
+        hi[dn] = t[~ok]
+        f_hi[dn] = f[~ok]
+        f_lo[dn[side[dn] == -1]] *= 0.5
+        side[dn] = -1
     return float(lo.min())

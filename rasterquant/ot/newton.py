@@ -539,7 +539,9 @@ def _solve(
             low = np.flatnonzero(mn < eps0)
             lim = None
             if _config.STEP_LIMITS and frac and 0 < low.size <= max(64, raster.n // 10):
-                lim = step_limit(raster, psi, delta, tau, low, labels3, jac, eps0)
+                lim = step_limit(
+                    raster, psi, delta, tau, low, labels3, jac, eps0, m[low], mn[low]
+                )
             if lim is None:
                 tau *= 0.5
             else:
