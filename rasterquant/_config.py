@@ -9,6 +9,9 @@ N_CHUNKS = 32
 #: tile shape (z, y, x) of the assignment sweep for 2D rasters (z == 1) and 3D rasters.
 TILE_2D = (1, 32, 32)
 TILE_3D = (8, 16, 16)
+#: candidate lists test every (tile, site) pair, instead of kd-tree range queries,
+#: up to this many pairs
+BRUTE_CANDIDATES_MAX = 2e7
 #: sub-tiles on which the kernel prunes the tile's candidates with exact box bounds
 SUB_2D = (1, 8, 16)
 SUB_3D = (4, 4, 16)

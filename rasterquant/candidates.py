@@ -20,7 +20,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import prange
 from scipy.spatial import cKDTree
+
+from ._jit import kernel
 
 __all__ = ["CandidateLists", "build_candidates", "tile_layout"]
 
@@ -174,21 +177,34 @@ def build_candidates(
         sites, site_w, owner = _ghosts(
             pts3, weights, lengths3, origin3, periodic3, margin
         )
-        lift = np.sqrt(np.maximum(wmax - site_w, 0.0))
-        ltree = cKDTree(np.column_stack([sites[:, axes], lift]))
-        q = np.column_stack([centres[:, axes], np.zeros(len(centres))])
-        _, best = ltree.query(q, k=1, workers=1)
+        brute = len(centres) * len(sites) <= _config.BRUTE_CANDIDATES_MAX
+        if brute:
+            # few tiles times sites: exact lists by testing every pair (per site
+            # bound, tighter than the weight groups'), cheaper than building trees
+            pos = np.ascontiguousarray(sites[:, axes])
+            tc = np.ascontiguousarray(centres[:, axes])
+            best = _brute_best(pos, site_w, tc)
+        else:
+            lift = np.sqrt(np.maximum(wmax - site_w, 0.0))
+            ltree = cKDTree(np.column_stack([sites[:, axes], lift]))
+            q = np.column_stack([centres[:, axes], np.zeros(len(centres))])
+            _, best = ltree.query(q, k=1, workers=1)
         # largest power distance of the best site over the tile's pixel centres
         far = np.abs(centres - sites[best]) + half
         upper = (far[:, axes] ** 2).sum(axis=1) - site_w[best]
-        cand_ptr, cand_idx, rmax = _grouped_query(
-            sites[:, axes],
-            site_w,
-            centres[:, axes],
-            radii,
-            upper + 2.0 * slack,
-            cell_area,
-        )
+        if brute:
+            cand_ptr, cand_idx, rmax = _brute_lists(
+                pos, site_w, tc, radii, upper + 2.0 * slack
+            )
+        else:
+            cand_ptr, cand_idx, rmax = _grouped_query(
+                sites[:, axes],
+                site_w,
+                centres[:, axes],
+                radii,
+                upper + 2.0 * slack,
+                cell_area,
+            )
         capped = all(margin >= 0.5 * lengths3[a] for a in range(3) if periodic3[a])
         if not any(periodic3) or rmax <= margin or capped:
             break
@@ -214,6 +230,89 @@ def build_candidates(
         n_tiles=tile_layout(shape3, tile),
         move_gain=move_gain,
     )
+
+
+@kernel(parallel=True)
+def _brute_best(pos, w, centres):
+    """Index of the site of least power distance at each tile centre (brute force)."""
+    n_t = centres.shape[0]
+    best = np.zeros(n_t, np.int64)
+    for t in prange(n_t):
+        bd = np.inf
+        for j in range(pos.shape[0]):
+            d = -w[j]
+            for a in range(pos.shape[1]):
+                e = centres[t, a] - pos[j, a]
+                d += e * e
+            if d < bd:
+                bd = d
+                best[t] = j
+    return best
+
+
+@kernel(parallel=False)
+def _pair_bound(up, wj, r):
+    """Reach of a site of weight ``wj`` from a tile (as in ``_grouped_query``)."""
+    b = np.sqrt(max(up + wj, 0.0)) + r
+    return b * (1 + 1e-9) + 1e-9 * (1.0 + b)
+
+
+@kernel(parallel=True)
+def _brute_lists(pos, w, centres, radii, upper):
+    """``_grouped_query`` by testing (tile, site) pairs with the site's own weight.
+
+    Only the sites within a tile's largest reach along the first axis are tested
+    (sites sorted along it). Returns ``(cand_ptr, cand_idx, largest radius)``.
+    """
+    n_t = centres.shape[0]
+    m = pos.shape[0]
+    k = pos.shape[1]
+    order = np.argsort(pos[:, 0])
+    key = np.empty(m)
+    for j in range(m):
+        key[j] = pos[order[j], 0]
+    wmax = -np.inf
+    for j in range(m):
+        wmax = max(wmax, w[j])
+    first = np.empty(n_t, np.int64)
+    last = np.empty(n_t, np.int64)
+    for t in range(n_t):
+        reach = _pair_bound(upper[t], wmax, radii[t])
+        first[t] = np.searchsorted(key, centres[t, 0] - reach, side="left")
+        last[t] = np.searchsorted(key, centres[t, 0] + reach, side="right")
+    counts = np.zeros(n_t, np.int64)
+    for t in prange(n_t):
+        c = 0
+        for jj in range(first[t], last[t]):
+            j = order[jj]
+            b = _pair_bound(upper[t], w[j], radii[t])
+            d = 0.0
+            for a in range(k):
+                e = centres[t, a] - pos[j, a]
+                d += e * e
+            if d <= b * b:
+                c += 1
+        counts[t] = c
+    ptr = np.zeros(n_t + 1, np.int64)
+    for t in range(n_t):
+        ptr[t + 1] = ptr[t] + counts[t]
+    idx = np.empty(ptr[n_t], np.int64)
+    for t in prange(n_t):
+        c = ptr[t]
+        for jj in range(first[t], last[t]):
+            j = order[jj]
+            b = _pair_bound(upper[t], w[j], radii[t])
+            d = 0.0
+            for a in range(k):
+                e = centres[t, a] - pos[j, a]
+                d += e * e
+            if d <= b * b:
+                idx[c] = j
+                c += 1
+    rmax = 0.0
+    for t in range(n_t):
+        rmax = max(rmax, _pair_bound(upper[t], wmax, radii[t]))
+    return ptr, idx, rmax
 
 
 def _grouped_query(pos, w, centres, radii, upper, cell_area):
