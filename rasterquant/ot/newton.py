@@ -484,9 +484,11 @@ def _solve(
         if links is not None:
             # weak links through zero density regularise the system
             jac = jac + links
-        # inexact Newton: the direction to a relative residual well below the error
-        # and the tolerance
-        # (a few CG steps preconditioned by the last factorisation when they reach it)
+        # inexact Newton: the direction to a relative residual (forcing term) of a
+        # tenth of the error, whose share of the next error (about forcing * err) is
+        # then below the quadratic term: the convergence stays quadratic, and a
+        # first step far from the tolerance is not solved to it (a few CG steps
+        # preconditioned by the last factorisation when they reach it)
         delta, raster.last_solver = solve_newton_system(
             jac,
             rhs,
@@ -494,7 +496,7 @@ def _solve(
             ndim=raster.grid.ndim,
             want_solver=True,
             precond=raster.last_solver,
-            precond_rtol=min(1e-2, 0.1 * err, 0.1 * tol),
+            precond_rtol=min(1e-2, 0.1 * err),
         )
         if not np.isfinite(delta).all():
             status = STALLED  # the linear solve failed: keep the best iterate
