@@ -575,8 +575,6 @@ def _fractional_tiles(
             tk1 = min((tz + 1) * tile[0], shape3[0])
             tj1 = min((ty + 1) * tile[1], shape3[1])
             ti1 = min((tx + 1) * tile[2], shape3[2])
-            c0 = cand_ptr[t]
-            nc = cand_ptr[t + 1] - c0
             if is2d:
                 # two-level pruning: the tile's list to each mid box, then the mid
                 # box's survivors to each sub-box (a tile list is ~8x longer than a
@@ -1398,10 +1396,10 @@ def _sweep_box_2d(
 
     ``keep[:nk]`` are the box's candidates (site indices, by increasing owner), with
     their coordinates y, x and weights in rows 0 to 2 of ``fs``; ``zc`` is the
-    centre's z (every site's, in 2D), ``oy``, ``ox`` the origin. Adds masses (and moments) to ``out[c]``, writes the centre labels, and
-    appends Jacobian triplets at ``cnt`` to row ``c`` of ``jrows``, ``jcols``,
-    ``jvals``, ``jpix`` (when ``want_jac``); the other arguments are as in
-    ``_fractional_tiles``.
+    centre's z (every site's, in 2D), ``oy``, ``ox`` the origin. Adds masses (and
+    moments) to ``out[c]``, writes the centre labels, and appends Jacobian triplets
+    at ``cnt`` to row ``c`` of ``jrows``, ``jcols``, ``jvals``, ``jpix`` (when
+    ``want_jac``); the other arguments are as in ``_fractional_tiles``.
     Scratch: ``dq`` (kmax, sub_x) and rows 3 to 6 of ``fs`` float, ``act``
     (MAXA + sub_x) and ``iw`` (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5),
     ``flen`` (MAXA, MAXA), ``poly`` (6 MAXA, MAXV). Whole arrays are passed, not views:

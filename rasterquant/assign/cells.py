@@ -137,8 +137,15 @@ class _Raster:
         d = grid.ndim
         ppc = grid.n_pixels / max(self.n, 1)
         est = (10.0 if d == 2 else 24.0) * self.n * ppc ** ((d - 1) / d)
+        # and at most 4 (2D: cells of a few pixels, split among 3+ cells) or 2 (3D)
+        # per pixel of an average chunk
+        per_pixel = 4 if d == 2 else 2
         self._jac_cap = max(
-            1024, min(int(est / self.n_chunks), 2 * grid.n_pixels // self.n_chunks + 16)
+            1024,
+            min(
+                int(est / self.n_chunks),
+                per_pixel * grid.n_pixels // self.n_chunks + 16,
+            ),
         )
 
     def set_points(self, points):

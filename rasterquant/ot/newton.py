@@ -460,6 +460,7 @@ def _solve(
     if n_repairs:
         mom, jac0 = None, None
     eps0 = 0.5 * min(float(alpha.min()), float(m.min()))
+    risky = np.zeros(0, np.int64)  # cells that fell below the floor on a trial
     last_tau = 1.0
     history = {"max_mass_error": [], "step": [], "time": []}
     err = _rel_error(m, alpha)
@@ -523,6 +524,13 @@ def _solve(
             )
             while tau * reach > cap and tau > _config.MIN_STEP:
                 tau *= 0.5
+        use_limits = _config.STEP_LIMITS and frac
+        if use_limits and risky.size and tau > _config.MIN_STEP:
+            # the cells that fell below the floor on earlier trials usually limit
+            # this step too: their limit, found on windows, saves a rejected pass
+            lim = step_limit(raster, psi, delta, tau, risky, labels3, jac, eps0)
+            if lim is not None and lim < tau:
+                tau = max(0.9 * lim, tau / 16)
         new_labels = None if labels3 is None else np.empty_like(labels3)
         # every trial pass also builds the Jacobian at its weights (about 10 % more
         # per pass): an accepted step then needs no separate Jacobian pass
@@ -539,8 +547,10 @@ def _solve(
             # which the first of them reaches it (followed cell by cell on small
             # windows, 2D), instead of halving; the full pass still decides
             low = np.flatnonzero(mn < eps0)
+            if low.size <= max(64, raster.n // 10):
+                risky = np.union1d(risky, low)
             lim = None
-            if _config.STEP_LIMITS and frac and 0 < low.size <= max(64, raster.n // 10):
+            if use_limits and 0 < low.size <= max(64, raster.n // 10):
                 lim = step_limit(
                     raster, psi, delta, tau, low, labels3, jac, eps0, m[low], mn[low]
                 )
