@@ -528,7 +528,9 @@ def _solve(
         if use_limits and risky.size and tau > _config.MIN_STEP:
             # the cells that fell below the floor on earlier trials usually limit
             # this step too: their limit, found on windows, saves a rejected pass
-            lim = step_limit(raster, psi, delta, tau, risky, labels3, jac, eps0)
+            lim = step_limit(
+                raster, psi, delta, tau, risky, labels3, jac, eps0, m[risky]
+            )
             if lim is not None and lim < tau:
                 tau = max(0.9 * lim, tau / 16)
         new_labels = None if labels3 is None else np.empty_like(labels3)
