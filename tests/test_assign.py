@@ -807,3 +807,15 @@ def test_merge_pairs_sums_duplicates_per_segment(rng):
         _, first = np.unique(keys, return_index=True)
         expected.append(keys[np.sort(first)])
     np.testing.assert_array_equal(r * n + c, np.concatenate(expected))
+
+
+@pytest.mark.parametrize("n", [1, 2, 6, 32, 64])
+def test_chunk_spread_is_a_permutation_that_interleaves(n):
+    from rasterquant.assign._kernels import _spread
+
+    order = [int(_spread(k, n)) for k in range(n)]
+    assert sorted(order) == list(range(n))
+    if n >= 4 and n & (n - 1) == 0:
+        # each thread's contiguous run of iterations covers the image evenly: the
+        # first half of the iterations runs every other chunk
+        assert sorted(order[: n // 2]) == list(range(0, n, 2))

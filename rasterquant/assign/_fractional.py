@@ -18,7 +18,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel
-from ._kernels import _prune
+from ._kernels import _prune, _spread
 
 #: capacity of the fixed-size clip buffers
 MAXV = 64  # polygon vertices (2D) / vertices per face (3D)
@@ -535,7 +535,8 @@ def _fractional_tiles(
     hy = spacing3[1]
     hx = spacing3[2]
     vol = hz * hy * hx
-    for c in prange(n_chunks):
+    for k_c in prange(n_chunks):
+        c = _spread(k_c, n_chunks)
         if not redo[c]:
             continue
         keep = np.empty(kmax, np.int64)

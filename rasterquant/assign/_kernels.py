@@ -14,6 +14,28 @@ from .._jit import kernel
 
 
 @kernel(parallel=False)
+def _spread(k, n):
+    """Chunk run as the ``k``-th iteration of ``prange(n)``: ``k`` bit-reversed.
+
+    ``prange`` hands each thread a contiguous run of iterations; chunks are contiguous
+    runs of tiles, so a thread would get one region of the image (the face of a
+    portrait, say) and the others would wait for it. Bit reversal (``n`` a power of
+    two, else the identity) gives each thread chunks spread over the whole image.
+    """
+    k = np.int64(k)
+    n = np.int64(n)
+    if n & (n - 1) != 0:
+        return k
+    c = np.int64(0)
+    m = n >> 1
+    while m > 0:
+        c = (c << 1) | (k & 1)
+        k >>= 1
+        m >>= 1
+    return c
+
+
+@kernel(parallel=False)
 def _prune(
     t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi, xlo, xhi, lb, keep
 ):
