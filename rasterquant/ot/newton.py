@@ -525,9 +525,10 @@ def _solve(
             while tau * reach > cap and tau > _config.MIN_STEP:
                 tau *= 0.5
         use_limits = _config.STEP_LIMITS and frac
-        if use_limits and risky.size and tau > _config.MIN_STEP:
+        if use_limits and risky.size and last_tau < 1.0:
             # the cells that fell below the floor on earlier trials usually limit
             # this step too: their limit, found on windows, saves a rejected pass
+            # (not after a full step: cells no longer empty then)
             lim = step_limit(
                 raster, psi, delta, tau, risky, labels3, jac, eps0, m[risky]
             )
