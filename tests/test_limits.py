@@ -83,3 +83,27 @@ def test_step_limit_declines_periodic_and_3d():
     assert (
         step_limit(raster, np.zeros(3), np.ones(3), 1.0, [0], labels3, jac, 0.1) is None
     )
+
+
+def test_step_limit_of_a_sliver_away_from_its_site():
+    """A cell that owns no pixel centre and lies away from its site gets a window
+    around its neighbours, not its site (a window at the site saw mass 0 and
+    limited every step to 0: seen on a 256^2 coarse level, where Newton stalled)."""
+    dens = rq.Density.from_array(np.ones((20, 30)))
+    # sites on row 10, at columns 5, 22 and 25; weights put cell 1 on the strip
+    # 14.6 <= x <= 15.4 (no pixel centre), its site inside cell 2
+    pts = np.array([[10.0, 5.0], [10.0, 22.0], [10.0, 25.0]])
+    psi = np.array([0.0, -37.4, 11.2])
+    raster = _Raster(dens, pts, "fractional")
+    labels3, m, _, jac = raster.evaluate(psi, None, False, True)
+    assert not (labels3 == 1).any()
+    np.testing.assert_allclose(m[1], 0.8 * 20 / 600, rtol=1e-12)  # 16 of 600 pixels
+    delta = np.array([0.0, -30.0, 0.0])  # shrinks cell 1
+    eps0 = 0.25 * m[1]
+    low = np.array([1])
+    t = step_limit(raster, psi, delta, 1.0, low, labels3, jac, eps0, m[low])
+    assert 0.0 < t < 1.0
+    _, mt = raster.labels_masses(psi + t * delta)
+    assert mt[1] >= eps0 * (1 - 1e-9)
+    _, mf = raster.labels_masses(psi + (t + 2.0**-7) * delta)
+    assert mf[1] < eps0

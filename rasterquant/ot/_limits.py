@@ -112,6 +112,10 @@ def step_limit(
 
     Each cell's crossing of the floor is bracketed by ``[0, tau]`` and narrowed by the
     Illinois variant of regula falsi (bisection when that stalls) to ``tau / 2^8``.
+    A window must reproduce the cell's mass at the start (``m_start``, when given):
+    otherwise it misses part of the cell (a sliver that owns no pixel centre and lies
+    away from its site) and the cell's limit is unknown; it then limits nothing, or
+    halves the step if the full pass saw it low at ``tau``.
     Only the cells that can still hold the smallest limit are followed: a cell whose
     lower end is past another cell's upper end is dropped. The result is a step at
     which every low cell was seen at or above the floor.
@@ -141,17 +145,42 @@ def step_limit(
     origin = np.array(grid.origin, dtype=np.float64)
     pts = np.ascontiguousarray(raster.points)
     site = np.floor((pts[low] - origin) / spacing).astype(np.int64)
-    empty = hi_r < 0
-    lo_r[empty] = site[empty, 0]
-    hi_r[empty] = site[empty, 0]
-    lo_c[empty] = site[empty, 1]
-    hi_c[empty] = site[empty, 1]
+    site[:, 0] = np.clip(site[:, 0], 0, h - 1)
+    site[:, 1] = np.clip(site[:, 1], 0, w - 1)
     # competitors: the 2-ring of the cell graph at the start of the step (one sparse
     # product of the pattern); windows padded by how far the step moves the cell's
     # facets (up to MAX_PAD pixels)
     a = jac.tocsr()
     pat = sp.csr_matrix((np.ones(len(a.indices)), a.indices, a.indptr), shape=a.shape)
     ring1 = pat[low]
+    empty = np.flatnonzero(hi_r < 0)
+    if empty.size:
+        # a cell that owns no pixel centre (a sliver) need not lie near its site: its
+        # window spans its site and the pixels of its neighbours, between which it
+        # lies
+        nb = ring1[empty]
+        cells = np.unique(nb.indices)
+        slot2 = np.full(raster.n, -1, np.int64)
+        slot2[cells] = np.arange(len(cells))
+        k2 = slot2[lab]
+        r2, c2 = np.nonzero(k2 >= 0)
+        q2 = k2[r2, c2]
+        box2 = np.empty((4, len(cells)), np.int64)
+        box2[0], box2[1], box2[2], box2[3] = h, -1, w, -1
+        np.minimum.at(box2[0], q2, r2)
+        np.maximum.at(box2[1], q2, r2)
+        np.minimum.at(box2[2], q2, c2)
+        np.maximum.at(box2[3], q2, c2)
+        for e, k in enumerate(empty):
+            lo_r[k], hi_r[k] = site[k, 0], site[k, 0]
+            lo_c[k], hi_c[k] = site[k, 1], site[k, 1]
+            own = slot2[nb.indices[nb.indptr[e] : nb.indptr[e + 1]]]
+            own = own[box2[1, own] >= 0]
+            if own.size:
+                lo_r[k] = min(lo_r[k], box2[0, own].min())
+                hi_r[k] = max(hi_r[k], box2[1, own].max())
+                lo_c[k] = min(lo_c[k], box2[2, own].min())
+                hi_c[k] = max(hi_c[k], box2[3, own].max())
     ring2 = (ring1 @ pat).tocsr()
     ring2.sort_indices()
     row2 = np.repeat(np.arange(nlow), np.diff(ring2.indptr))
@@ -180,16 +209,25 @@ def step_limit(
     dens = raster.values3[0] if raster.umass < 0 else np.zeros((1, 1))
     rest = (pts, psi, delta, dens, raster.umass, origin, spacing)
 
-    def floor_gap(sel, t):
-        b, ptr, idx = _subset(sel, boxes, nbr_ptr, nbr_idx)
+    def floor_gap(sel, t, win=boxes):
+        b, ptr, idx = _subset(sel, win, nbr_ptr, nbr_idx)
         return _cell_masses(low[sel], t, b, ptr, idx, *rest) - eps0
 
     everyone = np.arange(nlow)
-    f_lo = (
-        floor_gap(everyone, np.zeros(nlow))
-        if m_start is None
-        else np.asarray(m_start, dtype=np.float64) - eps0
-    )
+    # at the start the cells have not moved: the unpadded windows suffice
+    still = boxes.copy()
+    still[:, 0] = np.clip(lo_r - WINDOW_PAD, 0, h)
+    still[:, 1] = np.clip(hi_r + WINDOW_PAD + 1, 0, h)
+    still[:, 2] = np.clip(lo_c - WINDOW_PAD, 0, w)
+    still[:, 3] = np.clip(hi_c + WINDOW_PAD + 1, 0, w)
+    f_lo = floor_gap(everyone, np.zeros(nlow), still)
+    if m_start is not None:
+        # a window that misses part of its cell (or a competitor beyond the 2-ring)
+        # shows at the start: that cell's limit is not known, and the full pass will
+        # judge it instead
+        m0 = np.asarray(m_start, dtype=np.float64)
+        blind = np.abs(f_lo + eps0 - m0) > 1e-9 * (m0 + eps0)
+        f_lo = m0 - eps0
     f_hi = (
         floor_gap(everyone, np.full(nlow, float(tau)))
         if m_end is None
@@ -201,6 +239,11 @@ def step_limit(
     # to find: it cannot limit the step (or limits it to 0)
     lo[f_hi >= 0.0] = tau
     hi[f_lo < 0.0] = 0.0
+    if m_start is not None:
+        # blind cells do not limit the step, unless the full pass saw them low at
+        # tau: then they halve it (the line search's rule without limits)
+        lo[blind] = np.where(f_hi[blind] < 0.0, 0.5 * tau, tau)
+        hi[blind] = lo[blind]
     width = np.full(nlow, float(tau))
     side = np.zeros(nlow, np.int64)
     resolution = float(tau) * 2.0**-BISECTIONS
