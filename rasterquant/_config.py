@@ -47,6 +47,9 @@ DIRECT_SOLVE_MAX_N = {2: 30000, 3: 800}
 #: conjugate-gradient iterations preconditioned by the last factorisation that a Newton
 #: step tries before it factorises its own Jacobian (each costs two triangular solves)
 PCG_MAX_ITER = 20
+#: forcing term (relative residual of the Newton direction) while the mass error is
+#: above 1: damped steps, far from the quadratic phase
+DAMPED_FORCING = 0.1
 
 #: slack (in mean cell areas) of the first candidate lists on a raster started from a
 #: coarser one: room for its first Newton step, so the lists are built once

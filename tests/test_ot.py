@@ -406,6 +406,23 @@ def test_preconditioned_cg_reuses_a_nearby_factorisation(rng, monkeypatch):
     np.testing.assert_allclose(x, exact, atol=1e-8 * np.abs(exact).max())
     # too few iterations for the tolerance: no answer, never a wrong one
     assert preconditioned_cg(new, rhs, solver, 1e-12, 1) is None
+    # a first guess: the solution itself needs no iteration (the guess comes back
+    # in the mean-zero gauge), a nearby one fewer than none
+    calls = []
+
+    def counted(r):
+        calls.append(1)
+        return solver(r)
+
+    x = preconditioned_cg(new, rhs, counted, 1e-8, 60, exact + 3.0)
+    assert not calls
+    np.testing.assert_allclose(x, exact, atol=1e-12 * np.abs(exact).max())
+    near = exact * (1 + 1e-3 * rng.standard_normal(n))
+    preconditioned_cg(new, rhs, counted, 1e-8, 60, near)
+    with_guess = len(calls)
+    calls.clear()
+    preconditioned_cg(new, rhs, counted, 1e-8, 60)
+    assert with_guess < len(calls)
     # through solve_newton_system: the old solver is kept when CG reaches rtol in
     # PCG_MAX_ITER iterations, else the new system is factorised
     delta, s2 = solve_newton_system(

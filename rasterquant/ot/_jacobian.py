@@ -11,14 +11,14 @@ from .. import _config
 __all__ = ["solve_newton_system"]
 
 
-def preconditioned_cg(jac, rhs, precond, rtol, maxiter):
+def preconditioned_cg(jac, rhs, precond, rtol, maxiter, x0=None):
     """Conjugate gradients on ``J x = rhs`` preconditioned by ``precond``, or None.
 
     ``precond`` is the solver of an earlier, nearby Newton system (its factorisation):
     a few iterations then give the new direction for a fraction of a factorisation.
     ``rhs`` must sum to zero (the kernel of ``J`` is the constants); the iterates stay
-    mean-zero. Returns None if ``|J x - rhs| <= rtol |rhs|`` is not reached in
-    ``maxiter`` iterations.
+    mean-zero. ``x0`` is a first guess (zero if None). Returns None if
+    ``|J x - rhs| <= rtol |rhs|`` is not reached in ``maxiter`` iterations.
     """
     a = jac.tocsr()
     b = np.asarray(rhs, dtype=np.float64)
@@ -27,6 +27,11 @@ def preconditioned_cg(jac, rhs, precond, rtol, maxiter):
     if nb == 0.0:
         return x
     r = b.copy()
+    if x0 is not None:
+        x = np.asarray(x0, dtype=np.float64) - np.mean(x0)
+        r = b - a @ x
+        if float(np.linalg.norm(r)) <= rtol * nb:
+            return x
     z = precond(r)
     p = z.copy()
     rz = float(r @ z)
@@ -57,6 +62,7 @@ def solve_newton_system(
     want_solver=False,
     precond=None,
     precond_rtol=1e-3,
+    x0=None,
 ):
     """Solve ``J delta = rhs`` for a mean-zero ``delta``.
 
@@ -85,6 +91,8 @@ def solve_newton_system(
         up to ``_config.PCG_MAX_ITER`` conjugate-gradient iterations preconditioned by
         it are tried first (to the relative residual ``precond_rtol``); the system is
         factorised only if they fall short. The returned solver is then ``precond``.
+    x0 : (N,) ndarray, optional
+        First guess of those iterations.
     """
     n = jac.shape[0]
     if n == 1:
@@ -92,7 +100,9 @@ def solve_newton_system(
     if method == "auto":
         method = "direct" if n <= _config.DIRECT_SOLVE_MAX_N[ndim] else "cg"
     if precond is not None and method == "direct":
-        delta = preconditioned_cg(jac, rhs, precond, precond_rtol, _config.PCG_MAX_ITER)
+        delta = preconditioned_cg(
+            jac, rhs, precond, precond_rtol, _config.PCG_MAX_ITER, x0
+        )
         if delta is not None:
             return (delta, precond) if want_solver else delta
     diag = jac.diagonal()

@@ -461,6 +461,7 @@ def _solve(
         mom, jac0 = None, None
     eps0 = 0.5 * min(float(alpha.min()), float(m.min()))
     risky = np.zeros(0, np.int64)  # cells that fell below the floor on a trial
+    guess = None  # first guess of the next Newton direction
     last_tau = 1.0
     history = {"max_mass_error": [], "step": [], "time": []}
     err = _rel_error(m, alpha)
@@ -497,7 +498,10 @@ def _solve(
             ndim=raster.grid.ndim,
             want_solver=True,
             precond=raster.last_solver,
-            precond_rtol=min(1e-2, 0.1 * err),
+            precond_rtol=(
+                _config.DAMPED_FORCING if err > 1.0 else min(1e-2, 0.1 * err)
+            ),
+            x0=guess,
         )
         if not np.isfinite(delta).all():
             status = STALLED  # the linear solve failed: keep the best iterate
@@ -576,6 +580,9 @@ def _solve(
             history["time"].append(time.perf_counter() - t0)
             break
         last_tau = tau
+        # after a damped step tau the residual is about (1 - tau) times this one:
+        # so is the next direction, nearly
+        guess = (1.0 - tau) * delta if tau < 1.0 else None
         psi, m, mom, jac0 = cand, mn, mom_n, jac_n
         labels3, new_labels = new_labels, labels3
         err = _rel_error(m, alpha)
