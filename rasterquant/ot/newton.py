@@ -489,8 +489,9 @@ def _solve(
         # inexact Newton: the direction to a relative residual (forcing term) of a
         # tenth of the error, whose share of the next error (about forcing * err) is
         # then below the quadratic term: the convergence stays quadratic, and a
-        # first step far from the tolerance is not solved to it (a few CG steps
-        # preconditioned by the last factorisation when they reach it)
+        # first step far from the tolerance is not solved to it; above an error of
+        # 1 (damped steps) DAMPED_FORCING. A few CG steps preconditioned by the last
+        # factorisation, from the last direction scaled down, when they reach it.
         delta, raster.last_solver = solve_newton_system(
             jac,
             rhs,
