@@ -257,6 +257,17 @@ def _pair_bound(up, wj, r):
     return b * (1 + 1e-9) + 1e-9 * (1.0 + b)
 
 
+@kernel(parallel=False)
+def _listed(pos, w, centres, radii, upper, t, j):
+    """Whether tile ``t`` lists site ``j``: within the site's reach of its centre."""
+    b = _pair_bound(upper[t], w[j], radii[t])
+    d = 0.0
+    for a in range(pos.shape[1]):
+        e = centres[t, a] - pos[j, a]
+        d += e * e
+    return d <= b * b
+
+
 @kernel(parallel=True)
 def _brute_lists(pos, w, centres, radii, upper):
     """``_grouped_query`` by testing (tile, site) pairs with the site's own weight.
@@ -266,7 +277,6 @@ def _brute_lists(pos, w, centres, radii, upper):
     """
     n_t = centres.shape[0]
     m = pos.shape[0]
-    k = pos.shape[1]
     order = np.argsort(pos[:, 0])
     key = np.empty(m)
     for j in range(m):
@@ -284,13 +294,7 @@ def _brute_lists(pos, w, centres, radii, upper):
     for t in prange(n_t):
         c = 0
         for jj in range(first[t], last[t]):
-            j = order[jj]
-            b = _pair_bound(upper[t], w[j], radii[t])
-            d = 0.0
-            for a in range(k):
-                e = centres[t, a] - pos[j, a]
-                d += e * e
-            if d <= b * b:
+            if _listed(pos, w, centres, radii, upper, t, order[jj]):
                 c += 1
         counts[t] = c
     ptr = np.zeros(n_t + 1, np.int64)
@@ -301,12 +305,7 @@ def _brute_lists(pos, w, centres, radii, upper):
         c = ptr[t]
         for jj in range(first[t], last[t]):
             j = order[jj]
-            b = _pair_bound(upper[t], w[j], radii[t])
-            d = 0.0
-            for a in range(k):
-                e = centres[t, a] - pos[j, a]
-                d += e * e
-            if d <= b * b:
+            if _listed(pos, w, centres, radii, upper, t, j):
                 idx[c] = j
                 c += 1
     rmax = 0.0
