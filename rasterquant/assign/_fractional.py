@@ -457,6 +457,62 @@ def _border_facet(is2d, hz, hy, hx, cz, cy, cx, b):
     return 0.0
 
 
+@kernel(parallel=False)
+def _emit_facets(
+    want_jac,
+    nact,
+    act,
+    keep,
+    flen,
+    owner,
+    sites,
+    rhoj,
+    pix,
+    c,
+    cnt,
+    cap,
+    rows,
+    cols,
+    vals,
+    pixs,
+):
+    """Append the Jacobian triplets of one split pixel; return the new count.
+
+    Without ``want_jac`` only the pairs are counted (an upper bound on the triplets),
+    so that the caller can size the buffers of a later Jacobian pass.
+
+    One triplet per pair of active slots ``a < b`` with a facet piece
+    (``flen[a, b] > 0``) between different owners: ``rhoj * flen / (2 |y_a - y_b|)``
+    at row ``c``, position ``cnt`` of ``rows``, ``cols``, ``vals`` and ``pixs`` (the
+    flat pixel index ``pix``). Past ``cap`` only the count grows (the caller reruns
+    with more room).
+    """
+    if not want_jac:
+        return cnt + nact * (nact - 1) // 2
+    for a in range(nact):
+        sa = keep[act[a]]
+        for b2 in range(a + 1, nact):
+            fl = flen[a, b2]
+            if fl <= 0.0:
+                continue
+            sb2 = keep[act[b2]]
+            oa = owner[sa]
+            ob = owner[sb2]
+            if oa == ob:
+                continue
+            dz = sites[sa, 0] - sites[sb2, 0]
+            dy = sites[sa, 1] - sites[sb2, 1]
+            dx = sites[sa, 2] - sites[sb2, 2]
+            dist = np.sqrt(dz * dz + dy * dy + dx * dx)
+            if cnt < cap:
+                rows[c, cnt] = min(oa, ob)
+                cols[c, cnt] = max(oa, ob)
+                vals[c, cnt] = rhoj * fl / (2.0 * dist)
+                pixs[c, cnt] = pix
+            cnt += 1
+    return cnt
+
+
 @kernel(parallel=True)
 def _fractional_tiles(
     shape3,
@@ -851,38 +907,24 @@ def _fractional_tiles(
                                                 )
                                                 + piece[a, 4]
                                             )
-                                    if not want_jac:
-                                        # count the pairs, so that the caller can size
-                                        # the Jacobian buffers before asking for them
-                                        cnt += nact * (nact - 1) // 2
-                                    else:
-                                        for a in range(nact):
-                                            sa = keep[act[a]]
-                                            for b2 in range(a + 1, nact):
-                                                fl = flen[a, b2]
-                                                if fl <= 0.0:
-                                                    continue
-                                                sb2 = keep[act[b2]]
-                                                oa = owner[sa]
-                                                ob = owner[sb2]
-                                                if oa == ob:
-                                                    continue
-                                                dz = sites[sa, 0] - sites[sb2, 0]
-                                                dy = sites[sa, 1] - sites[sb2, 1]
-                                                dx = sites[sa, 2] - sites[sb2, 2]
-                                                dist = np.sqrt(
-                                                    dz * dz + dy * dy + dx * dx
-                                                )
-                                                if cnt < jac_cap:
-                                                    jac_rows[c, cnt] = min(oa, ob)
-                                                    jac_cols[c, cnt] = max(oa, ob)
-                                                    jac_vals[c, cnt] = (
-                                                        rhoj * fl / (2.0 * dist)
-                                                    )
-                                                    jac_pix[c, cnt] = (
-                                                        k * shape3[1] + j
-                                                    ) * shape3[2] + i
-                                                cnt += 1
+                                    cnt = _emit_facets(
+                                        want_jac,
+                                        nact,
+                                        act,
+                                        keep,
+                                        flen,
+                                        owner,
+                                        sites,
+                                        rhoj,
+                                        (k * shape3[1] + j) * shape3[2] + i,
+                                        c,
+                                        cnt,
+                                        jac_cap,
+                                        jac_rows,
+                                        jac_cols,
+                                        jac_vals,
+                                        jac_pix,
+                                    )
         counts[c] = cnt
     return out, counts, status
 
@@ -1562,30 +1604,22 @@ def _sweep_box_2d(
                         + 2.0 * (py_ * piece[a, 2] + px_ * piece[a, 3])
                         + piece[a, 4]
                     )
-            if not want_jac:
-                # count the pairs, so that the caller can size the Jacobian buffers
-                # before asking for them
-                cnt += nact * (nact - 1) // 2
-                continue
-            for a in range(nact):
-                sa = keep[act[a]]
-                for b2 in range(a + 1, nact):
-                    fl = flen[a, b2]
-                    if fl <= 0.0:
-                        continue
-                    sb2 = keep[act[b2]]
-                    oa = owner[sa]
-                    ob = owner[sb2]
-                    if oa == ob:
-                        continue
-                    dz = sites[sa, 0] - sites[sb2, 0]
-                    dy = sites[sa, 1] - sites[sb2, 1]
-                    dx = sites[sa, 2] - sites[sb2, 2]
-                    dist = np.sqrt(dz * dz + dy * dy + dx * dx)
-                    if cnt < jac_cap:
-                        jrows[c, cnt] = min(oa, ob)
-                        jcols[c, cnt] = max(oa, ob)
-                        jvals[c, cnt] = rhoj * fl / (2.0 * dist)
-                        jpix[c, cnt] = j * labels.shape[2] + i
-                    cnt += 1
+            cnt = _emit_facets(
+                want_jac,
+                nact,
+                act,
+                keep,
+                flen,
+                owner,
+                sites,
+                rhoj,
+                j * labels.shape[2] + i,
+                c,
+                cnt,
+                jac_cap,
+                jrows,
+                jcols,
+                jvals,
+                jpix,
+            )
     return cnt, status

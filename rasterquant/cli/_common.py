@@ -91,6 +91,18 @@ def add_common(parser):
     )
 
 
+def add_progress(parser):
+    """Add ``--progress`` / ``--no-progress`` (force the progress bar on or off)."""
+    parser.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="force the progress bar",
+    )
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
 def add_quadrature(parser):
     """Add the ``--quadrature`` option of the commands that solve OT problems."""
     parser.add_argument(

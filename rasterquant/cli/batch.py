@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from ._common import add_common, positive_float, positive_int, show_progress
+from ._common import (
+    add_common,
+    add_progress,
+    positive_float,
+    positive_int,
+    show_progress,
+)
 from .stipple import add_stipple_options, stipple_options
 
 logger = logging.getLogger("rasterquant")
@@ -53,14 +59,7 @@ def add_parser(sub):
         help="relaxed Lloyd step in (0, 1] (quantize)",
     )
     add_stipple_options(p)
-    p.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="force the progress bar",
-    )
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress(p)
     add_common(p)
     p.set_defaults(func=run, iterations=None)
     return p

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._common import (
     add_common,
+    add_progress,
     add_quadrature,
     check_outputs,
     json_sidecar,
@@ -131,14 +132,7 @@ def add_parser(sub):
         action="store_true",
         help="exit 1 if the achieved volume error exceeds --tol",
     )
-    p.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="force the progress bar",
-    )
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress(p)
     add_quadrature(p)
     add_common(p)
     p.set_defaults(func=run)

@@ -9,6 +9,7 @@ import warnings
 
 from ._common import (
     add_common,
+    add_progress,
     add_quadrature,
     check_outputs,
     json_sidecar,
@@ -93,14 +94,7 @@ def add_parser(sub):
     )
     p.add_argument("--gamma", type=positive_float, default=1.0)
     p.add_argument("--floor", type=float, default=0.0)
-    p.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="force the progress bar",
-    )
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress(p)
     add_quadrature(p)
     add_common(p)
     p.set_defaults(func=run)

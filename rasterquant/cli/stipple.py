@@ -8,6 +8,7 @@ import time
 
 from ._common import (
     add_common,
+    add_progress,
     add_quadrature,
     check_outputs,
     json_sidecar,
@@ -159,14 +160,7 @@ def add_parser(sub):
         required=True,
         help="output file(s): .svg .png .pdf .csv .npy (repeatable)",
     )
-    p.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="force the progress bar",
-    )
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress(p)
     add_common(p)
     p.set_defaults(func=run)
     return p
