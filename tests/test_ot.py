@@ -330,7 +330,7 @@ def test_fractional_reaches_1e8_quadratically():
 def test_component_projection_of_separated_cell_groups():
     import scipy.sparse as sp
 
-    from rasterquant.ot.newton import _component_projection
+    from rasterquant.ot.newton import _component_projection, _groups
 
     # two groups of cells with no positive-density face between them
     block = np.array([[2.0, -1.0, -1.0], [-1.0, 2.0, -1.0], [-1.0, -1.0, 2.0]])
@@ -338,7 +338,10 @@ def test_component_projection_of_separated_cell_groups():
     alpha = np.full(6, 1 / 6)
     # each group's total is off by 0.1 % of its target: within tol / 2
     m = alpha * np.array([1.02, 0.99, 0.992, 1.01, 0.995, 0.994])
-    proj = _component_projection(jac0, alpha, m, tol=0.01)
+    groups = _groups(jac0)
+    assert groups[0] == 2
+    np.testing.assert_array_equal(groups[1], [0, 0, 0, 1, 1, 1])
+    proj = _component_projection(groups, alpha, m, tol=0.01)
     assert proj is not None
     r = proj(alpha - m)
     np.testing.assert_allclose([r[:3].sum(), r[3:].sum()], 0.0, atol=1e-15)
@@ -351,12 +354,23 @@ def test_component_projection_of_separated_cell_groups():
         atol=1e-15,
     )
     # totals off by more than tol / 2: no projection, the groups must be shifted
-    assert _component_projection(jac0, alpha, m, tol=0.001) is None
+    assert _component_projection(groups, alpha, m, tol=0.001) is None
     # one group: nothing to do
-    assert (
-        _component_projection(sp.csr_matrix(block), alpha[:3] * 2, m[:3] * 2, tol=0.01)
-        is None
-    )
+    assert _groups(sp.csr_matrix(block)) is None
+
+
+def test_floor_links_join_groups_only():
+    import scipy.sparse as sp
+
+    from rasterquant.ot.newton import _cross_links
+
+    # a Laplacian of weak links on 4 cells; cells 0, 1 form one group, 2, 3 another
+    w = np.array([[0, 1, 2, 0], [1, 0, 3, 4], [2, 3, 0, 5], [0, 4, 5, 0]], float)
+    links = sp.csr_matrix(np.diag(w.sum(axis=1)) - w)
+    out = _cross_links(links, np.array([0, 0, 1, 1])).toarray()
+    # the links inside a group (0-1 and 2-3) are gone, the others are kept
+    cross = w * np.array([[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]])
+    np.testing.assert_array_equal(out, np.diag(cross.sum(axis=1)) - cross)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

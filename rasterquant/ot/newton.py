@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
@@ -371,24 +372,38 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
     return psi, len(chain)
 
 
-def _component_projection(jac0, alpha, m, tol):
-    """Projection that removes the total mass error of separated cell groups, or None.
-
-    Zero density can split the cells into groups with no face of positive density
-    between them (``jac0``, the exact Jacobian, is then block diagonal). Newton cannot
-    move mass between groups: the floor links turn a group's total mass error into a
-    huge common shift of its weights, and the damped steps collapse. When every
-    group's total is within ``tol / 2`` of its target, Newton removes only the rest of
-    the error: ``r -> r - alpha * (sum_K r / sum_K alpha)`` on each group ``K``. Each
-    cell then ends off by at most its group's share. Returns None when the cells form
-    one group, or when some group's total is off by more (the floor links must then
-    shift the groups).
-    """
+def _groups(jac0):
+    """``(n_groups, group of each cell)`` of the cells linked by positive density, or
+    None when they form one group (the exact Jacobian ``jac0`` is then connected)."""
     a = jac0.tocsr()
     a.eliminate_zeros()
     n_comp, comp = connected_components(a, directed=False)
-    if n_comp == 1:
-        return None
+    return None if n_comp == 1 else (n_comp, comp)
+
+
+def _cross_links(links, comp):
+    """The weak links of ``links`` (a Laplacian) that join different groups."""
+    c = links.tocoo()
+    keep = (comp[c.row] != comp[c.col]) & (c.row != c.col)
+    off = sp.coo_matrix((c.data[keep], (c.row[keep], c.col[keep])), shape=c.shape)
+    off = off.tocsr()
+    return off - sp.diags(np.asarray(off.sum(axis=1)).ravel())
+
+
+def _component_projection(groups, alpha, m, tol):
+    """Projection that removes the total mass error of separated cell groups, or None.
+
+    Zero density can split the cells into groups with no face of positive density
+    between them (``groups`` from :func:`_groups`; the exact Jacobian is then block
+    diagonal). Newton cannot move mass between groups: the floor links turn a group's
+    total mass error into a huge common shift of its weights, and the damped steps
+    collapse. When every group's total is within ``tol / 2`` of its target, Newton
+    removes only the rest of the error: ``r -> r - alpha * (sum_K r / sum_K alpha)``
+    on each group ``K``. Each cell then ends off by at most its group's share.
+    Returns None when some group's total is off by more (the floor links must then
+    shift the groups).
+    """
+    n_comp, comp = groups
     sa = np.bincount(comp, alpha, minlength=n_comp)
     b = np.bincount(comp, alpha - m, minlength=n_comp) / sa
     if np.max(np.abs(b)) > 0.5 * tol:
@@ -480,12 +495,13 @@ def _solve(
             break
         jac = raster.jacobian(labels3, 0.0, psi) if jac0 is None else jac0()
         # cells are separated into groups only by zero density
-        proj = _component_projection(jac, alpha, m, tol) if raster.has_zeros else None
+        comp = _groups(jac) if raster.has_zeros else None
+        proj = None if comp is None else _component_projection(comp, alpha, m, tol)
         rhs = alpha - m if proj is None else proj(alpha - m)
-        links = raster.floor_links(labels3)
-        if links is not None:
-            # weak links through zero density regularise the system
-            jac = jac + links
+        if comp is not None:
+            # weak links through zero density regularise the system, between
+            # groups only: within a group they would carry flux that no mass follows
+            jac = jac + _cross_links(raster.floor_links(labels3), comp[1])
         # inexact Newton: the direction to a relative residual (forcing term) of a
         # tenth of the error, whose share of the next error (about forcing * err) is
         # then below the quadratic term: the convergence stays quadratic, and a
