@@ -76,4 +76,3 @@ MEMORY_FRACTION = 0.8
 #: masses, quadratic Newton); it reaches a given tolerance faster than "center" in every
 #: benchmark of benchmarks/run.py, so it is the default (issue 7).
 DEFAULT_QUADRATURE = "fractional"
-

@@ -373,8 +373,11 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
 
 
 def _groups(jac0):
-    """``(n_groups, group of each cell)`` of the cells linked by positive density, or
-    None when they form one group (the exact Jacobian ``jac0`` is then connected)."""
+    """Return the groups of cells that faces of positive density link, or None.
+
+    ``(n_groups, group of each cell)`` from the exact Jacobian ``jac0``; None when
+    the cells form one group (``jac0`` is then connected).
+    """
     a = jac0.tocsr()
     a.eliminate_zeros()
     n_comp, comp = connected_components(a, directed=False)
@@ -382,7 +385,12 @@ def _groups(jac0):
 
 
 def _cross_links(links, comp):
-    """The weak links of ``links`` (a Laplacian) that join different groups."""
+    """Keep the weak links of ``links`` (a Laplacian) that join different groups.
+
+    Within a group, the exact Jacobian is connected and needs no regulariser; a floor
+    link there would carry flux that no mass follows (Newton's direction then moves
+    too little, and the solve crawls).
+    """
     c = links.tocoo()
     keep = (comp[c.row] != comp[c.col]) & (c.row != c.col)
     off = sp.coo_matrix((c.data[keep], (c.row[keep], c.col[keep])), shape=c.shape)
