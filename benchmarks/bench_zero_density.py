@@ -7,10 +7,12 @@ error per case, and writes benchmarks/results/zero_density.json.
 
     python benchmarks/bench_zero_density.py
 
-Known problem (see the notes of issue 7): on some of these cases Newton stalls on the
-finest raster. Zero density splits the cells there into groups that no facet of
-positive density links, and the groups' total masses differ from their targets by
-the sampling noise of the points (a few percent), which Newton cannot move.
+Known problem (see the notes of issue 7): on two of these cases Newton still stalls
+on the finest raster. Zero density splits the cells there into groups that no facet
+of positive density links, and the groups' total masses differ from their targets by
+the sampling noise of the points (a few percent); a group's cells must then reach
+across the zero density into another group, which the damped Newton steps do only in
+tiny steps. Two more cases converge, but slowly (tens of damped steps).
 """
 
 import json

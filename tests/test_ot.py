@@ -388,6 +388,25 @@ def test_separated_dark_regions_converge(seed):
     _check_converged(res, 1e-2, 120)
 
 
+@pytest.mark.parametrize(("gap", "n", "seed"), [(8, 800, 0), (16, 400, 0), (4, 800, 1)])
+def test_zero_density_newton_converges_quadratically(gap, n, seed):
+    # a dark disc in a dark frame, with a white ring between them: the cells of one
+    # side must reach across the ring. Floor links that stayed at full strength once
+    # the cells are linked by positive density bent Newton's direction: the
+    # convergence was then only linear (each error about 1/200 of the one before)
+    yy, xx = np.mgrid[:96, :96]
+    r2 = (yy - 48) ** 2 + (xx - 48) ** 2
+    v = ((r2 < 20**2) | (r2 > (20 + gap) ** 2)).astype(float)
+    dens = rq.Density.from_array(v)
+    res = rq.solve_ot(dens, rq.sample_points(dens, n, seed=seed), tol=1e-10)
+    _check_converged(res, 1e-10, n)
+    hist = res.history["max_mass_error"]
+    pairs = [(a, b) for a, b in zip(hist, hist[1:]) if 1e-8 <= a <= 1e-2]
+    assert pairs
+    for a, b in pairs:
+        assert b <= 100 * a * a, hist
+
+
 def test_preconditioned_cg_reuses_a_nearby_factorisation(rng, monkeypatch):
     import scipy.sparse as sp
 

@@ -506,10 +506,20 @@ def _solve(
         comp = _groups(jac) if raster.has_zeros else None
         proj = None if comp is None else _component_projection(comp, alpha, m, tol)
         rhs = alpha - m if proj is None else proj(alpha - m)
-        if comp is not None:
-            # weak links through zero density regularise the system, between
-            # groups only: within a group they would carry flux that no mass follows
-            jac = jac + _cross_links(raster.floor_links(labels3), comp[1])
+        if raster.has_zeros:
+            # weak links through zero density regularise the system. Between
+            # separated groups they are needed at full strength. Within a group they
+            # only damp near-singular directions (the damped phase), and they carry
+            # flux that no mass follows (Newton's direction then moves too little):
+            # they fade with the error, as the regulariser of Levenberg-Marquardt
+            # methods that keeps the local convergence quadratic
+            links = raster.floor_links(labels3)
+            fade = min(1.0, err)
+            if comp is None:
+                jac = jac + fade * links
+            else:
+                cross = _cross_links(links, comp[1])
+                jac = jac + cross + fade * (links - cross)
         # inexact Newton: the direction to a relative residual (forcing term) of a
         # tenth of the error, whose share of the next error (about forcing * err) is
         # then below the quadratic term: the convergence stays quadratic, and a
