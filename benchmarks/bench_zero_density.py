@@ -7,12 +7,13 @@ error per case, and writes benchmarks/results/zero_density.json.
 
     python benchmarks/bench_zero_density.py
 
-Known problem (see the notes of issue 7): on two of these cases Newton still stalls
-on the finest raster. Zero density splits the cells there into groups that no facet
-of positive density links, and the groups' total masses differ from their targets by
-the sampling noise of the points (a few percent); a group's cells must then reach
-across the zero density into another group, which the damped Newton steps do only in
-tiny steps. Two more cases converge, but slowly (tens of damped steps).
+Cold solves on such densities start from solves on coarser rasters and on this one
+with the zero pixels raised to ``_config.ZERO_DENSITY_FLOOR`` of the max density.
+
+Known problem (see the notes of issue 7): one case (512^2, N=8000, seed 5) still
+stalls, at a max error of about 3 %. A few cells on a small dark speck reach far
+across the white, and their shared faces lie along the edge of a zero-density row;
+each Newton step overshoots across that edge.
 """
 
 import json

@@ -76,3 +76,8 @@ MEMORY_FRACTION = 0.8
 #: masses, quadratic Newton); it reaches a given tolerance faster than "center" in every
 #: benchmark of benchmarks/run.py, so it is the default (issue 7).
 DEFAULT_QUADRATURE = "fractional"
+
+#: cold solves on densities with zero pixels: the multiscale start levels (and this
+#: raster itself, as the last of them) raise zero pixels to this fraction of the
+#: largest pixel density (see ``ot.newton._multiscale_start``)
+ZERO_DENSITY_FLOOR = 1e-4

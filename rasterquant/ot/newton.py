@@ -302,6 +302,15 @@ def coarsen_density(density):
     return Density(coarse_grid, np.ascontiguousarray(v), _uniform=False)
 
 
+def _floored(density):
+    """Raise the zero pixels of ``density`` to ``ZERO_DENSITY_FLOOR`` of its max."""
+    from ..density import Density
+
+    v = density.values
+    floor = _config.ZERO_DENSITY_FLOOR * float(v.max())
+    return Density.from_array(np.maximum(v, floor), grid=density.grid)
+
+
 def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=None):
     """Weights solved on coarser rasters, used as the start on this one (or None).
 
@@ -330,6 +339,14 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
             break
         chain.append(c)
         d = c
+    if raster.has_zeros:
+        # zero pixels split the cells into groups that Newton cannot balance, and
+        # the damped steps crawl where they must reach across zero density: the
+        # start levels see zero pixels at a small floor (connected support), ending
+        # with this raster itself at that floor; the solve on the density itself
+        # then starts with its cells already reaching across
+        chain = [_floored(c) for c in chain]
+        chain.insert(0, _floored(density))
     if raster.quadrature == "center":
         # polish start: the exact (fractional) solution on this raster itself
         chain.insert(0, density)
