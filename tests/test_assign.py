@@ -1,5 +1,7 @@
 """Power-cell assignment, moments and Jacobian against the brute-force reference."""
 
+import warnings
+
 import numba
 import numpy as np
 import pytest
@@ -625,6 +627,55 @@ def test_fractional_moments_match_polytope_reference(rng, shape, n, periodic):
     ref_m, ref_b = reference.fractional_moments(g, density.values, pts, w)
     np.testing.assert_allclose(cells.masses, ref_m, rtol=1e-7, atol=1e-12)
     np.testing.assert_allclose(g.min_image(cells.barycenters - ref_b), 0.0, atol=1e-7)
+
+
+def _crowded_ring(rng, n=80, close=10):
+    """Sites on a ring of radius ~6.6 around (7.5, 7.5); every 8th one (the last
+    ``close`` indices) 0.6 closer in. More than MAXA = 24 sites pass the test
+    against the centre pixel's owner there, but the inner ones dominate the rest."""
+    ang = np.linspace(0, 2 * np.pi, n, endpoint=False) + 0.01
+    inner = np.arange(0, n, n // close)
+    ang = ang[np.r_[np.setdiff1d(np.arange(n), inner), inner]]
+    r = np.full(n, 6.6)
+    r[-close:] = 6.0 + rng.uniform(0, 0.02, close)
+    return np.c_[7.5 + r * np.sin(ang), 7.5 + r * np.cos(ang)]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_fractional_masses_exact_where_many_sites_compete(rng, dim):
+    """A pixel for which more than MAXA candidates pass the test against its owner.
+
+    The kernel kept the first MAXA (by index) and dropped the rest, which here were
+    the true owners: masses off by 2.5e-3 (and not continuous in the weights). The
+    oracle is the same density on pixels split 4 x 4, where no pixel is crowded.
+    """
+    ring = _crowded_ring(rng)
+    v = 1.0 + rng.random((15, 15))
+    if dim == 2:
+        pts = ring
+        coarse = rq.Density.from_array(v)
+        fine = rq.Density.from_array(np.kron(v, np.ones((4, 4))), spacing=0.25)
+    else:
+        pts = np.c_[np.full(len(ring), 1.5), ring]
+        v = np.stack([v, v * 0.5, v])
+        coarse = rq.Density.from_array(v)
+        fine = rq.Density.from_array(
+            np.kron(v, np.ones((1, 4, 4))), spacing=(1.0, 0.25, 0.25)
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "approximate masses" warning either
+        m = rq.assign_cells(coarse, pts, quadrature="fractional").masses
+        ref = rq.assign_cells(fine, pts, quadrature="fractional").masses
+    np.testing.assert_allclose(m, ref, rtol=0, atol=1e-12)
+
+
+def test_fractional_warns_when_a_pixel_meets_too_many_cells():
+    # 30 sites on a circle of radius 0.3 px: 30 Voronoi cells meet in one pixel
+    t = np.linspace(0, 2 * np.pi, 30, endpoint=False)
+    pts = np.c_[8.5 + 0.3 * np.sin(t), 8.5 + 0.3 * np.cos(t)]
+    v = 1.0 + np.random.default_rng(0).random((16, 16))
+    with pytest.warns(RuntimeWarning, match="more than 24 cells"):
+        rq.assign_cells(v, pts, quadrature="fractional")
 
 
 @pytest.mark.parametrize(

@@ -614,6 +614,7 @@ def _fractional_tiles(
         iw = np.empty(4 * MAXA, np.int64)
         sl = np.empty((8, MAXV))
         act2 = np.empty(MAXA + sub[2], np.int64)
+        wide = np.empty(kmax + 1, np.int64)  # all active candidates, on overflow
         dq2 = np.empty((kmax, sub[2]))
         fs = np.empty((7, max(kmax, sub[2])))
         fv0 = np.empty((MAXF, MAXV, 3))
@@ -713,6 +714,7 @@ def _fractional_tiles(
                                     piece,
                                     flen,
                                     poly,
+                                    wide,
                                 )
                                 status[c] |= st
                 continue
@@ -775,6 +777,7 @@ def _fractional_tiles(
                                     # active competitors: pd_q - pd_best <= 0 somewhere
                                     nact = 1
                                     act[0] = best
+                                    wide[0] = best
                                     for q in range(nk):
                                         if q == best:
                                             continue
@@ -785,11 +788,19 @@ def _fractional_tiles(
                                             + hx * abs(sites[s, 2] - sites[sb, 2])
                                         )
                                         if dq[q] - bd <= marg * (1 + 1e-9) + 1e-300:
-                                            if nact < MAXA:
-                                                act[nact] = q
-                                                nact += 1
-                                            else:
-                                                status[c] |= 1
+                                            wide[nact] = q
+                                            nact += 1
+                                    if nact > MAXA:
+                                        # crowded voxel (see the 2D sweep): drop the
+                                        # dominated ones, keep the rest if they fit
+                                        nact = _undominated_3d(
+                                            wide, nact, dq, keep, sites, hz, hy, hx
+                                        )
+                                        if nact > MAXA:
+                                            status[c] |= 1
+                                            nact = MAXA
+                                    for a in range(1, nact):
+                                        act[a] = wide[a]
                                     if nact == 1:
                                         o = owner[sb]
                                         out[c, o, 0] += m
@@ -1336,6 +1347,67 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
 
 
 @kernel(parallel=False)
+def _undominated_2d(act, nact, dq, ii, ky, kx, hy, hx):
+    """Drop the candidates of ``act[1:nact]`` that another one beats on the pixel.
+
+    Power distances at the centre of pixel ``ii`` are ``dq[:, ii]``, sites ``ky``,
+    ``kx``; ``act[0]`` (the centre's owner) stays. Returns the new count.
+
+    Over a pixel, ``pd_q - pd_r`` moves from its centre value by at most
+    ``hy |y_q - y_r| + hx |x_q - x_r|``.
+    """
+    slack = 1 + 1e-9
+    k = 1
+    for a in range(1, nact):
+        q = act[a]
+        beaten = False
+        for b2 in range(1, nact):
+            r = act[b2]
+            if r == q:
+                continue
+            mg = hy * abs(ky[q] - ky[r]) + hx * abs(kx[q] - kx[r])
+            if dq[q, ii] - dq[r, ii] > mg * slack + 1e-300:
+                beaten = True
+                break
+        if not beaten:
+            act[k] = q
+            k += 1
+    return k
+
+
+@kernel(parallel=False)
+def _undominated_3d(act, nact, dq, keep, sites, hz, hy, hx):
+    """Drop the candidates of ``act[1:nact]`` that another one beats on the voxel.
+
+    As :func:`_undominated_2d`, with power distances ``dq[q]`` at the voxel centre
+    and sites ``sites[keep[q]]``.
+    """
+    slack = 1 + 1e-9
+    k = 1
+    for a in range(1, nact):
+        q = act[a]
+        s = keep[q]
+        beaten = False
+        for b2 in range(1, nact):
+            r = act[b2]
+            if r == q:
+                continue
+            t = keep[r]
+            mg = (
+                hz * abs(sites[s, 0] - sites[t, 0])
+                + hy * abs(sites[s, 1] - sites[t, 1])
+                + hx * abs(sites[s, 2] - sites[t, 2])
+            )
+            if dq[q] - dq[r] > mg * slack + 1e-300:
+                beaten = True
+                break
+        if not beaten:
+            act[k] = q
+            k += 1
+    return k
+
+
+@kernel(parallel=False)
 def _gather_tile_2d(t, cand_ptr, cand_idx, sites, site_w, tb, ti):
     """Copy tile ``t``'s candidates to rows y, x, weight of ``tb`` and ``ti`` (site).
 
@@ -1434,6 +1506,7 @@ def _sweep_box_2d(
     piece,
     flen,
     poly,
+    wide,
 ):
     """Fractional pass over the pixels ``[j0, j1) x [i0, i1)`` of a 2D raster.
 
@@ -1445,7 +1518,8 @@ def _sweep_box_2d(
     ``want_jac``); the other arguments are as in ``_fractional_tiles``.
     Scratch: ``dq`` (kmax, sub_x) and rows 3 to 6 of ``fs`` float, ``act``
     (MAXA + sub_x) and ``iw`` (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5),
-    ``flen`` (MAXA, MAXA), ``poly`` (6 MAXA, MAXV). Whole arrays are passed, not views:
+    ``flen`` (MAXA, MAXA), ``poly`` (6 MAXA, MAXV), ``wide`` (kmax + 1) int64. Whole
+    arrays are passed, not views:
     a view passed to a compiled call costs its reference counting.
 
     Per row, the power distances of all candidates at all centres come first
@@ -1512,33 +1586,35 @@ def _sweep_box_2d(
             # active competitors: pd_q - pd_best <= 0 somewhere
             nact = 1
             act[0] = best
+            over = False
             for q in range(nk):
                 if dq[q, ii] - bd <= marg[q] and q != best:
                     if nact < MAXA:
                         act[nact] = q
                         nact += 1
                     else:
-                        status = 1
+                        over = True
+            if over:
+                # more than MAXA pass the test against the best (cells with far
+                # sites and large weights can crowd a pixel): collect them all, drop
+                # the dominated ones, and keep the rest if they fit
+                nw = 1
+                wide[0] = best
+                for q in range(nk):
+                    if dq[q, ii] - bd <= marg[q] and q != best:
+                        wide[nw] = q
+                        nw += 1
+                nw = _undominated_2d(wide, nw, dq, ii, ky, kx, hy, hx)
+                nact = min(nw, MAXA)
+                for a in range(nact):
+                    act[a] = wide[a]
+                if nw > MAXA:
+                    status = 1
             if nact >= 3:
                 # drop the competitors that another one beats on the whole square
                 # (the pairwise test against the best alone lists ~1.5x too many
                 # where cells are a few pixels wide; each costs the clipper a slot)
-                k = 1
-                for a in range(1, nact):
-                    q = act[a]
-                    beaten = False
-                    for b2 in range(1, nact):
-                        r = act[b2]
-                        if r == q:
-                            continue
-                        mg = hy * abs(ky[q] - ky[r]) + hx * abs(kx[q] - kx[r])
-                        if dq[q, ii] - dq[r, ii] > mg * slack + 1e-300:
-                            beaten = True
-                            break
-                    if not beaten:
-                        act[k] = q
-                        k += 1
-                nact = k
+                nact = _undominated_2d(act, nact, dq, ii, ky, kx, hy, hx)
             if nact == 1:
                 o = owner[sb]
                 out[c, o, 0] += m

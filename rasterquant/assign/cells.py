@@ -6,6 +6,7 @@ Labels, masses, barycenters, energies and the Jacobian.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -315,8 +316,16 @@ class _Raster:
                 out = out_r
             else:
                 out[redo] = out_r[redo]
-            if status.any():
+            if status.any() and not self.truncated:
                 self.truncated = True
+                warnings.warn(
+                    "fractional quadrature: a pixel meets more than "
+                    f"{_fractional.MAXA} cells that none of the others dominates; "
+                    "the masses there are approximate (expected at most "
+                    f"{_fractional.MAXA}: use fewer points per pixel)",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
             if not want_jac:
                 # counts are the split pixels' pairs: the Jacobian pass needs at most
                 # that many triplets per chunk
