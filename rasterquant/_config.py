@@ -79,5 +79,5 @@ DEFAULT_QUADRATURE = "fractional"
 
 #: cold solves on densities with zero pixels: the multiscale start levels (and this
 #: raster itself, as the last of them) raise zero pixels to this fraction of the
-#: largest pixel density (see ``ot.newton._multiscale_start``)
+#: largest pixel density (see ``ot.newton._multiscale_start``); 0 turns this off
 ZERO_DENSITY_FLOOR = 1e-4

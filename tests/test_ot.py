@@ -431,6 +431,14 @@ def test_cold_solve_on_a_white_background_converges(size, n, seed):
     assert res.coarse_levels >= 1
 
 
+def test_cold_solve_retries_from_the_plain_start():
+    # here the start that sees the white pixels at a floor leads Newton to stall
+    # (max error 0.72); the plain coarse-to-fine start converges, and is kept
+    dens = rq.Density.from_image(DATA / "portrait.png")
+    res = rq.solve_ot(dens, rq.sample_points(dens, 2400, seed=5), tol=1e-3)
+    _check_converged(res, 1e-3, 2400)
+
+
 def test_preconditioned_cg_reuses_a_nearby_factorisation(rng, monkeypatch):
     import scipy.sparse as sp
 

@@ -311,7 +311,9 @@ def _floored(density):
     return Density.from_array(np.maximum(v, floor), grid=density.grid)
 
 
-def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=None):
+def _multiscale_start(
+    raster, alpha, tol, linear_solver, min_pixels_per_cell=None, floored=False
+):
     """Weights solved on coarser rasters, used as the start on this one (or None).
 
     Weights are in physical units, so a solution on a coarser raster of the same box is
@@ -339,7 +341,7 @@ def _multiscale_start(raster, alpha, tol, linear_solver, min_pixels_per_cell=Non
             break
         chain.append(c)
         d = c
-    if raster.has_zeros:
+    if floored and raster.has_zeros:
         # zero pixels split the cells into groups that Newton cannot balance, and
         # the damped steps crawl where they must reach across zero density: the
         # start levels see zero pixels at a small floor (connected support), ending
@@ -454,12 +456,42 @@ def _solve(
     """Damped Newton core; returns a dict of results (no warnings issued here).
 
     With ``multiscale`` (and zero starting weights) the start comes from solves on
-    coarser rasters (see :func:`_multiscale_start`).
+    coarser rasters (see :func:`_multiscale_start`). On a density with zero pixels
+    those levels first see the zero pixels at a floor; if the solve from that start
+    misses ``tol``, it is run again from the plain start, and the better one is kept.
     """
+    args = (raster, alpha, psi, tol, max_iter, callback, linear_solver, multiscale)
+    floored = (
+        multiscale
+        and not np.any(psi)
+        and raster.has_zeros
+        and _config.ZERO_DENSITY_FLOOR > 0
+    )
+    out = _solve_attempt(*args, want_moments, floored)
+    if floored and out["status"] != CONVERGED:
+        alt = _solve_attempt(*args, want_moments, False)
+        if alt["max_error"] < out["max_error"]:
+            out = alt
+    return out
+
+
+def _solve_attempt(
+    raster,
+    alpha,
+    psi,
+    tol,
+    max_iter,
+    callback,
+    linear_solver,
+    multiscale,
+    want_moments,
+    floored,
+):
+    """One damped Newton solve (see :func:`_solve`)."""
     t0 = time.perf_counter()
     levels = 0
     if multiscale and not np.any(psi):
-        ms = _multiscale_start(raster, alpha, tol, linear_solver)
+        ms = _multiscale_start(raster, alpha, tol, linear_solver, floored=floored)
         if ms is not None:
             psi, levels = ms
     # fractional passes also give the exact Jacobian (and the moments if asked):
