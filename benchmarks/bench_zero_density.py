@@ -8,12 +8,8 @@ error per case, and writes benchmarks/results/zero_density.json.
     python benchmarks/bench_zero_density.py
 
 Cold solves on such densities start from solves on coarser rasters and on this one
-with the zero pixels raised to ``_config.ZERO_DENSITY_FLOOR`` of the max density.
-
-Known problem (see the notes of issue 7): one case (512^2, N=8000, seed 5) still
-stalls, at a max error of about 3 %. A few cells on a small dark speck reach far
-across the white, and their shared faces lie along the edge of a zero-density row;
-each Newton step overshoots across that edge.
+with the zero pixels raised to ``_config.ZERO_DENSITY_FLOOR`` of the max density;
+if that start does not lead to ``tol``, the plain coarse-to-fine start is tried too.
 """
 
 import json
