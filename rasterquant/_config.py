@@ -68,6 +68,9 @@ PREDICTOR_CG_RTOL = 3e-2
 
 #: maximum rounds of the empty-cell repair of starting weights.
 MAX_REPAIR_ROUNDS = 200
+#: ...and stop early when this many rounds pass without fewer empty cells than the
+#: fewest seen before
+REPAIR_PATIENCE = 20
 
 #: default memory budget in bytes used to refuse huge problems before allocating.
 MEMORY_FRACTION = 0.8

@@ -439,6 +439,21 @@ def test_cold_solve_retries_from_the_plain_start():
     _check_converged(res, 1e-3, 2400)
 
 
+def test_empty_cells_error_names_points_on_zero_density():
+    # a dark disc in a white square, and points spread over the whole square: most
+    # cells cannot get mass; the repair gives up once it stops making progress, and
+    # says that the points lie where the density is zero
+    yy, xx = np.mgrid[:64, :64]
+    dens = rq.Density.from_array((((yy - 32) ** 2 + (xx - 32) ** 2) < 64).astype(float))
+    pts = rq.sample_points(dens, 150, method="uniform", seed=0)
+    with pytest.raises(rq.EmptyCellError, match="no progress") as info:
+        rq.solve_ot(dens, pts, tol=1e-2)
+    msg = str(info.value)
+    assert "on a zero-density pixel (142 of the 150 points are)" in msg
+    assert "--floor" in msg and "\n" not in msg
+    assert len(info.value.empty) > 100
+
+
 def test_preconditioned_cg_reuses_a_nearby_factorisation(rng, monkeypatch):
     import scipy.sparse as sp
 

@@ -220,6 +220,26 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
     return raised
 
 
+def _empty_cells_hint(raster, empty):
+    """Say why cells likely stay empty (the end of the error message)."""
+    v = raster.density.values
+    on_zero = 0
+    if v is not None:
+        idx = np.floor(raster.grid.to_index(raster.points)).astype(np.int64)
+        idx = np.clip(idx, 0, np.array(v.shape) - 1)
+        zero = v[tuple(idx.T)] == 0
+        on_zero = int(zero[empty].sum())
+    if on_zero:
+        return (
+            f"{on_zero} of them have their point on a zero-density pixel "
+            f"({int(zero.sum())} of the {raster.n} points are); expected points on "
+            "the density: draw them from it (sample_points method 'stratified' or "
+            "'density'; --init stratified), or give the empty regions some density "
+            "(--floor)"
+        )
+    return "the points may be too many for the positive pixels"
+
+
 def repair_empty_cells(
     raster, weights, labels3, masses, *, max_rounds=None, alpha=None
 ):
@@ -242,15 +262,19 @@ def repair_empty_cells(
     rounds = 0
     k = 16 if alpha is None else 64
     seen = {}
+    fewest = (np.inf, 0)  # fewest empty cells so far, and the round
     while True:
         empty = np.flatnonzero(masses <= 0)
         if empty.size == 0:
             return psi, labels3, masses, rounds
-        if rounds >= max_rounds:
+        if empty.size < fewest[0]:
+            fewest = (empty.size, rounds)
+        stuck = rounds - fewest[1] >= _config.REPAIR_PATIENCE
+        if rounds >= max_rounds or stuck:
             raise EmptyCellError(
                 f"{empty.size} cells are still empty after {rounds} repair rounds "
-                "of the starting weights; the points may be too many for the positive "
-                "pixels",
+                f"of the starting weights{' (no progress)' if stuck else ''}; "
+                + _empty_cells_hint(raster, empty),
                 weights=psi,
                 empty=empty,
             )
