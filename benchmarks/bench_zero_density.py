@@ -3,7 +3,8 @@
 ``from_luminance(floor=0)`` leaves the white pixels at zero density (the default of
 ``stipple``). Points drawn from the density, uniform target masses, zero weights,
 fractional quadrature. Reports time, convergence and the achieved max relative mass
-error per case, and writes benchmarks/results/zero_density.json.
+error per case, then a sweep of 54 smaller solves (how many do not converge), and
+writes benchmarks/results/zero_density.json.
 
     python benchmarks/bench_zero_density.py
 
@@ -45,6 +46,28 @@ def portrait(size):
     return rq.Density.from_luminance(lum, floor=0.0)
 
 
+def sweep():
+    """Many small cold solves: sizes 128^2 to 384^2, N from 300 to 3,600, 3 seeds."""
+    cases = [(s, n) for s in (128, 192, 256) for n in (300, 600, 1200, 2400)]
+    cases += [(s, n) for s in (320, 384) for n in (1500, 2500, 3500)]
+    failed = []
+    t = time.perf_counter()
+    for size, n in cases:
+        dens = portrait(size)
+        for seed in range(3):
+            r = rq.solve_ot(dens, rq.sample_points(dens, n, seed=seed), tol=1e-3)
+            if not r.converged:
+                failed.append(f"{size}^2 N={n} seed={seed}: {r.max_error:.2g}")
+    res = {
+        "solves": 3 * len(cases),
+        "not_converged": failed,
+        "seconds_total": time.perf_counter() - t,
+        "tol": 1e-3,
+    }
+    print("sweep", json.dumps(res), flush=True)
+    return res
+
+
 def main():
     out = {"case": "portrait, white background at zero density (floor 0), blur 1"}
     with warnings.catch_warnings():
@@ -65,6 +88,7 @@ def main():
                 "zero_pixel_fraction": float(np.mean(dens.values == 0)),
             }
             print(key, json.dumps(out[key]), flush=True)
+        out["sweep"] = sweep()
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", "zero_density.json")
     with open(path + ".tmp", "w") as f:
