@@ -154,6 +154,14 @@ def _leftovers(directory):
     return sorted(n for n in os.listdir(directory) if n != "density.npy")
 
 
+def _quantize_quick(src, *outputs):
+    """Run ``quantize`` on ``src``: 4 points, one Voronoi iteration, quiet."""
+    argv = ["quantize", src, "-n", "4"]
+    for out in outputs:
+        argv += ["-o", str(out)]
+    return main([*argv, "--iterations", "1", "--method", "voronoi", "--quiet"])
+
+
 def test_enospc_removes_temp_file_and_names_the_path(tmp_path, capsys, monkeypatch):
     import rasterquant.io.atomic as atomic
 
@@ -163,21 +171,7 @@ def test_enospc_removes_temp_file_and_names_the_path(tmp_path, capsys, monkeypat
     monkeypatch.setattr(atomic.os, "fsync", no_space)
     src = _make_input(tmp_path)
     out = tmp_path / "points.csv"
-    code = main(
-        [
-            "quantize",
-            src,
-            "-n",
-            "4",
-            "-o",
-            str(out),
-            "--iterations",
-            "1",
-            "--method",
-            "voronoi",
-            "--quiet",
-        ]
-    )
+    code = _quantize_quick(src, out)
     err = capsys.readouterr().err
     assert code == 1
     assert "No space left on device" in err
@@ -213,23 +207,7 @@ def test_failed_sidecar_removes_the_points_written_by_this_run(
 
     monkeypatch.setattr(atomic, "atomic_write_json", fail)  # the sidecar, last
     src = _make_input(tmp_path)
-    code = main(
-        [
-            "quantize",
-            src,
-            "-n",
-            "4",
-            "-o",
-            str(tmp_path / "p.csv"),
-            "-o",
-            str(tmp_path / "p.npy"),
-            "--iterations",
-            "1",
-            "--method",
-            "voronoi",
-            "--quiet",
-        ]
-    )
+    code = _quantize_quick(src, tmp_path / "p.csv", tmp_path / "p.npy")
     assert code == 1
     assert "p.json" in capsys.readouterr().err
     assert _leftovers(tmp_path) == []
@@ -252,23 +230,7 @@ def test_keyboard_interrupt_between_outputs(tmp_path, capsys, monkeypatch):
     src = _make_input(tmp_path)
     keep = tmp_path / "keep.csv"  # existed before and is not an output
     keep.write_text("x\n")
-    code = main(
-        [
-            "quantize",
-            src,
-            "-n",
-            "4",
-            "-o",
-            str(tmp_path / "a.csv"),
-            "-o",
-            str(tmp_path / "b.npy"),
-            "--iterations",
-            "1",
-            "--method",
-            "voronoi",
-            "--quiet",
-        ]
-    )
+    code = _quantize_quick(src, tmp_path / "a.csv", tmp_path / "b.npy")
     err = capsys.readouterr().err
     assert code == 130
     assert "interrupted" in err and "Traceback" not in err
@@ -291,21 +253,7 @@ def test_signal_swallowed_by_a_callback_still_interrupts(tmp_path, capsys, monke
 
     monkeypatch.setattr(points_mod, "write_points", write_after_swallowed_signal)
     src = _make_input(tmp_path)
-    code = main(
-        [
-            "quantize",
-            src,
-            "-n",
-            "4",
-            "-o",
-            str(tmp_path / "a.csv"),
-            "--iterations",
-            "1",
-            "--method",
-            "voronoi",
-            "--quiet",
-        ]
-    )
+    code = _quantize_quick(src, tmp_path / "a.csv")
     err = capsys.readouterr().err
     assert code == 130
     assert "interrupted (SIGINT)" in err and "Traceback" not in err

@@ -602,7 +602,6 @@ def _fractional_tiles(
         mb = np.empty((3, kmax))
         lb = np.empty(kmax)
         dq = np.empty(kmax)
-        act = np.empty(MAXA, np.int64)
         dcen = np.empty(MAXA)
         rz = np.empty(MAXA)
         ry = np.empty(MAXA)
@@ -614,7 +613,8 @@ def _fractional_tiles(
         iw = np.empty(4 * MAXA, np.int64)
         sl = np.empty((8, MAXV))
         act2 = np.empty(MAXA + sub[2], np.int64)
-        wide = np.empty(kmax + 1, np.int64)  # all active candidates, on overflow
+        # active candidates: all of them (3D), or those of an overflowing pixel (2D)
+        wide = np.empty(kmax + 1, np.int64)
         dq2 = np.empty((kmax, sub[2]))
         fs = np.empty((7, max(kmax, sub[2])))
         fv0 = np.empty((MAXF, MAXV, 3))
@@ -774,9 +774,9 @@ def _fractional_tiles(
                                         mj = jac_floor
                                     if mj == 0.0:
                                         continue
-                                    # active competitors: pd_q - pd_best <= 0 somewhere
+                                    # active competitors: pd_q - pd_best <= 0
+                                    # somewhere; to ``wide``, which has room for all
                                     nact = 1
-                                    act[0] = best
                                     wide[0] = best
                                     for q in range(nk):
                                         if q == best:
@@ -799,8 +799,6 @@ def _fractional_tiles(
                                         if nact > MAXA:
                                             status[c] |= 1
                                             nact = MAXA
-                                    for a in range(1, nact):
-                                        act[a] = wide[a]
                                     if nact == 1:
                                         o = owner[sb]
                                         out[c, o, 0] += m
@@ -816,8 +814,8 @@ def _fractional_tiles(
                                             )
                                         continue
                                     for a in range(nact):
-                                        s = keep[act[a]]
-                                        dcen[a] = dq[act[a]]
+                                        s = keep[wide[a]]
+                                        dcen[a] = dq[wide[a]]
                                         rz[a] = sites[s, 0] - zc
                                         ry[a] = sites[s, 1] - yc
                                         rx[a] = sites[s, 2] - xc
@@ -892,7 +890,7 @@ def _fractional_tiles(
                                         ar = piece[a, 0]
                                         if ar <= 0.0:
                                             continue
-                                        o = owner[keep[act[a]]]
+                                        o = owner[keep[wide[a]]]
                                         out[c, o, 0] += rho * ar
                                         if want_moments:
                                             # offsets of the pixel centre from the site
@@ -921,7 +919,7 @@ def _fractional_tiles(
                                     cnt = _emit_facets(
                                         want_jac,
                                         nact,
-                                        act,
+                                        wide,
                                         keep,
                                         flen,
                                         owner,
