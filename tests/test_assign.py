@@ -641,8 +641,8 @@ def _crowded_ring(rng, n=80, close=10):
     return np.c_[7.5 + r * np.sin(ang), 7.5 + r * np.cos(ang)]
 
 
-@pytest.mark.parametrize("dim", [2, 3])
-def test_fractional_masses_exact_where_many_sites_compete(rng, dim):
+@pytest.mark.parametrize(("dim", "periodic"), [(2, False), (3, False), (2, True)])
+def test_fractional_masses_exact_where_many_sites_compete(rng, dim, periodic):
     """A pixel for which more than MAXA candidates pass the test against its owner.
 
     The kernel kept the first MAXA (by index) and dropped the rest, which here were
@@ -653,8 +653,10 @@ def test_fractional_masses_exact_where_many_sites_compete(rng, dim):
     v = 1.0 + rng.random((15, 15))
     if dim == 2:
         pts = ring
-        coarse = rq.Density.from_array(v)
-        fine = rq.Density.from_array(np.kron(v, np.ones((4, 4))), spacing=0.25)
+        coarse = rq.Density.from_array(v, periodic=periodic)
+        fine = rq.Density.from_array(
+            np.kron(v, np.ones((4, 4))), spacing=0.25, periodic=periodic
+        )
     else:
         pts = np.c_[np.full(len(ring), 1.5), ring]
         v = np.stack([v, v * 0.5, v])
