@@ -79,6 +79,9 @@ MEMORY_FRACTION = 0.8
 #: masses, quadratic Newton); it reaches a given tolerance faster than "center" in every
 #: benchmark of benchmarks/run.py, so it is the default (issue 7).
 DEFAULT_QUADRATURE = "fractional"
+#: 2D fractional passes for masses and the Jacobian build the cells as polygons, from
+#: the adjacency of the last Jacobian, when the areas certify them (``_polygons``)
+POLYGON_CELLS = True
 
 #: cold solves on densities with zero pixels: the multiscale start levels (and this
 #: raster itself, as the last of them) raise zero pixels to this fraction of the

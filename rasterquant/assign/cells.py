@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from .. import _config
 from .._validation import check_density, check_memory, check_points, check_weights
 from ..candidates import build_candidates
-from . import _fractional, _kernels
+from . import _fractional, _kernels, _polygons
 from ._laguerre import laguerre_cells
 
 #: quadrature rules: "center" (a pixel belongs to the cell of its centre) or
@@ -131,6 +131,10 @@ class _Raster:
         self.facets = None
         #: solver of the last Newton system (see ``solve_newton_system``)
         self.last_solver = None
+        #: the cells' adjacency (indptr, indices) of the last assembled Jacobian: the
+        #: candidates of polygon passes (see ``_polygons``)
+        self.graph = None
+        self._poly_data = None
         self.set_points(points)
         # facet pieces of a first Jacobian pass: at most about 10 n sqrt(pixels per
         # cell) / chunks per chunk in 2D, 24 n (voxels per cell)^(2/3) / chunks in 3D
@@ -384,7 +388,74 @@ class _Raster:
         indptr, indices, data = _kernels._laplacian_csr(rows, cols, vals, n)
         jac = sp.csr_matrix((data, indices, indptr), shape=(n, n))
         jac.has_sorted_indices = True
+        self.graph = (indptr, indices)
         return jac
+
+    def _polygon_ready(self, want_moments):
+        """Tell whether a pass can build the cells as polygons (see ``_polygons``).
+
+        2D fractional rasters without periodic axes or zero pixels, for masses and the
+        Jacobian only, once an earlier Jacobian gave the cells' adjacency.
+        """
+        return (
+            _config.POLYGON_CELLS
+            and self.graph is not None
+            and not want_moments
+            and self.quadrature == "fractional"
+            and self.grid.ndim == 2
+            and not self.grid.any_periodic
+            and not self.has_zeros
+            and len(self.graph[0]) == self.n + 1
+        )
+
+    def _polygon(self, weights, want_jac):
+        """Masses and deferred Jacobian from polygon cells, or None (not certified)."""
+        if self._poly_data is None:
+            hy, hx = self.grid.spacing
+            v = (
+                np.full(self.grid.shape, self.umass)
+                if self.umass >= 0
+                else self.density.values
+            )
+            rho = np.ascontiguousarray(v / (hy * hx), dtype=np.float64)
+            lo = np.array(self.grid.origin, dtype=np.float64)
+            self._poly_data = (
+                rho,
+                _polygons.row_prefix(rho, hx),
+                lo,
+                lo + np.array(self.grid.lengths, dtype=np.float64),
+                np.array(self.grid.spacing, dtype=np.float64),
+            )
+        rho, prefix, lo, hi, spacing = self._poly_data
+        res = _polygons.polygon_cells(
+            np.ascontiguousarray(self.points, dtype=np.float64),
+            np.ascontiguousarray(weights, dtype=np.float64),
+            self.graph,
+            lo,
+            hi,
+            lo,
+            spacing,
+            rho,
+            rho,
+            prefix,
+            want_jac,
+            self.n_chunks,
+        )
+        if res is None:
+            return None
+        m, rows, cols, vals = res
+        jac = None
+        if want_jac:
+            # the pixel pieces of the facets (for moving sites) are not computed here
+            self.facets = None
+            jac = _Deferred(lambda: self._assemble(rows, cols, vals))
+        return m, jac
+
+    def centre_labels(self, weights):
+        """Labels (D, H, W) int32 of the pixel centres (no masses)."""
+        labels = np.empty(tuple(self.shape3), dtype=np.int32)
+        self._centre_labels(weights, labels)
+        return labels
 
     def evaluate(self, weights, labels=None, want_moments=False, want_jac=False):
         """Labels, masses, and optionally moments and the exact Jacobian, in one pass.
@@ -422,6 +493,11 @@ class _Raster:
                 mom,
                 None if jac is None else _Deferred(lambda: jac),
             )
+        if self._polygon_ready(want_moments):
+            # cells a few pixels wide: built as polygons, no labels (None)
+            res = self._polygon(weights, want_jac)
+            if res is not None:
+                return None, res[0], None, res[1]
         if labels is None:
             labels = np.empty(tuple(self.shape3), dtype=np.int32)
         out, jac = self._fractional(weights, labels, want_moments, want_jac)

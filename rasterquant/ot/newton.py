@@ -379,6 +379,7 @@ def _multiscale_start(
     if not chain:
         return None
     psi = np.zeros(raster.n)
+    graph = raster.graph
     from ..assign.cells import _Raster
 
     for level, c in enumerate(reversed(chain)):
@@ -400,6 +401,8 @@ def _multiscale_start(
                 )["weights"]
             r = _Raster(c, raster.points, "fractional")
             r.last_solver = raster.last_solver
+            # the cells' adjacency on the coarser raster: candidates of polygon passes
+            r.graph = graph
             out = _solve(
                 r, alpha, psi, max(tol, 1e-1), 50, None, linear_solver, multiscale=False
             )
@@ -408,11 +411,24 @@ def _multiscale_start(
         psi = out["weights"]
         # the coarse system's factorisation preconditions the next level's
         raster.last_solver = r.last_solver
+        graph = r.graph
+    raster.graph = graph
     # the first fine step corrects what the coarser raster could not see (a
     # fraction of the error there): lists with room for it are built only once
     room = _config.FINE_START_SLACK * raster.grid.volume / raster.n
     raster.slack_hint = max(raster.slack_hint, room)
     return psi, len(chain)
+
+
+def _start_labels(raster, psi, cache):
+    """Labels at the start of a step, for the step limits.
+
+    ``cache[0]``, or after a polygon pass (no labels) the centre labels at ``psi``,
+    computed once and kept in ``cache``.
+    """
+    if cache[0] is None and not raster.geometric:
+        cache[0] = raster.centre_labels(psi)
+    return cache[0]
 
 
 def _groups(jac0):
@@ -637,12 +653,23 @@ def _solve_attempt(
             while tau * reach > cap and tau > _config.MIN_STEP:
                 tau *= 0.5
         use_limits = _config.STEP_LIMITS and frac
+        # the step limits follow cells on windows of the pixel labels; a polygon pass
+        # gives none: the centre labels, when a limit is first needed in this step
+        lim_labels = [labels3]
         if use_limits and risky.size and last_tau < 1.0:
             # the cells that fell below the floor on earlier trials usually limit
             # this step too: their limit, found on windows, saves a rejected pass
             # (not after a full step: cells no longer empty then)
             lim = step_limit(
-                raster, psi, delta, tau, risky, labels3, jac, eps0, m[risky]
+                raster,
+                psi,
+                delta,
+                tau,
+                risky,
+                _start_labels(raster, psi, lim_labels),
+                jac,
+                eps0,
+                m[risky],
             )
             if lim is not None and lim < tau:
                 tau = max(0.9 * lim, tau / 16)
@@ -667,7 +694,16 @@ def _solve_attempt(
             lim = None
             if use_limits and 0 < low.size <= max(64, raster.n // 10):
                 lim = step_limit(
-                    raster, psi, delta, tau, low, labels3, jac, eps0, m[low], mn[low]
+                    raster,
+                    psi,
+                    delta,
+                    tau,
+                    low,
+                    _start_labels(raster, psi, lim_labels),
+                    jac,
+                    eps0,
+                    m[low],
+                    mn[low],
                 )
             if lim is None:
                 tau *= 0.5
