@@ -75,6 +75,42 @@ def test_step_limit_keeps_the_low_cells_above_the_floor(rng):
     assert mf[low].min() < eps0
 
 
+def test_step_limit_from_polygon_boxes(rng):
+    """After a polygon pass (no labels) the windows come from the pixels each cell
+    meets: the same limit, to the bisection's resolution."""
+    dens, _ = _problem(rng, shape=(64, 64))
+    pts = np.vstack([rng.normal([20, 20], 4.0, (40, 2)), rng.random((40, 2)) * 63])
+    pts = np.clip(pts, 0.5, 63.5)
+    n = len(pts)
+    alpha = np.full(n, 1 / n)
+    raster = _Raster(dens, pts, "fractional")
+    psi = np.zeros(n)
+    labels3, m, _, jac = raster.evaluate(psi, None, False, True)
+    # the second pass at psi is a polygon pass (the first gave the adjacency)
+    lab2, m2, _, _ = raster.evaluate(psi, None, False, True)
+    assert lab2 is None
+    np.testing.assert_allclose(m2, m, rtol=1e-11)
+    boxes = raster.cell_boxes(psi)
+    assert boxes is not None
+    assert raster.cell_boxes(psi + 1.0) is None
+    # every pixel centre of a cell lies in its box
+    rows, cols = np.indices(dens.grid.shape)
+    lab = labels3[0]
+    assert (boxes[lab, 0] <= rows).all() and (rows <= boxes[lab, 1]).all()
+    assert (boxes[lab, 2] <= cols).all() and (cols <= boxes[lab, 3]).all()
+    eps0 = 0.5 * min(alpha.min(), m.min())
+    delta = solve_newton_system(jac, alpha - m)
+    _, mn = raster.labels_masses(psi + delta)
+    low = np.flatnonzero(mn < eps0)
+    assert low.size > 0
+    t_lab = step_limit(raster, psi, delta, 1.0, low, labels3, jac, eps0)
+    t_box = step_limit(raster, psi, delta, 1.0, low, None, jac, eps0, boxes=boxes)
+    assert t_box is not None and abs(t_box - t_lab) <= 2.0**-7
+    _, mt = raster.labels_masses(psi + t_box * delta)
+    assert mt[low].min() >= eps0 * (1 - 1e-9)
+    assert step_limit(raster, psi, delta, 1.0, low, None, jac, eps0) is None
+
+
 def test_step_limit_declines_periodic_and_3d():
     dens = rq.Density.uniform((16, 16), periodic=True)
     pts = np.array([[4.0, 4.0], [12.0, 12.0], [4.0, 12.0]])

@@ -140,13 +140,16 @@ def _polygon_pass(
     n_chunks,
     masses,
     areas,
+    boxes,
     rows,
     cols,
     vals,
 ):
     """Build every cell from its 2-ring in the graph ``nb_ptr, nb_idx``; see module.
 
-    Writes ``masses``, ``areas`` (N,) and the facet triplets of cell ``i`` to
+    Writes ``masses``, ``areas`` (N,), the pixels each cell meets ``boxes`` (N, 4:
+    first and last row, first and last column; empty cells get first > last) and the
+    facet triplets of cell ``i`` to
     ``rows, cols, vals[i * MAX_FACETS: (i + 1) * MAX_FACETS]`` (unused slots are
     ``(i, i, 0)``, which the Laplacian assembly skips). Returns the number of cells
     whose buffers overflowed (the pass is then not usable).
@@ -156,6 +159,7 @@ def _polygon_pass(
     ox = origin[1]
     hy = spacing[0]
     hx = spacing[1]
+    h_rows = rho.shape[0]
     w_cols = rho.shape[1]
     bad = np.zeros(n_chunks, np.int64)
     for ch in prange(n_chunks):
@@ -264,14 +268,29 @@ def _polygon_pass(
             if nv < 3:
                 masses[i] = 0.0
                 areas[i] = 0.0
+                boxes[i, 0] = h_rows
+                boxes[i, 1] = -1
+                boxes[i, 2] = w_cols
+                boxes[i, 3] = -1
                 continue
             area = 0.0
             xmin = np.inf
+            xmax = -np.inf
+            ymin = np.inf
+            ymax = -np.inf
             for k in range(nv):
                 k2 = k + 1 if k + 1 < nv else 0
                 area += px[cur, k] * py[cur, k2] - px[cur, k2] * py[cur, k]
                 xmin = min(xmin, px[cur, k])
+                xmax = max(xmax, px[cur, k])
+                ymin = min(ymin, py[cur, k])
+                ymax = max(ymax, py[cur, k])
             area *= 0.5
+            # the pixels the cell meets (rows, then columns; inclusive)
+            boxes[i, 0] = min(max(int(np.floor((ymin + yi - oy) / hy)), 0), h_rows - 1)
+            boxes[i, 1] = min(max(int(np.floor((ymax + yi - oy) / hy)), 0), h_rows - 1)
+            boxes[i, 2] = min(max(int(np.floor((xmin + xi - ox) / hx)), 0), w_cols - 1)
+            boxes[i, 3] = min(max(int(np.floor((xmax + xi - ox) / hx)), 0), w_cols - 1)
             cref = min(max(int(np.floor((xmin + xi - ox) / hx)), 0), w_cols)
             mass = 0.0
             nf = 0
@@ -310,23 +329,37 @@ def _polygon_pass(
 
 
 def polygon_cells(
-    pts, weights, graph, lo, hi, origin, spacing, rho, rhoj, prefix, want_jac, n_chunks
+    pts,
+    weights,
+    graph,
+    lo,
+    hi,
+    origin,
+    spacing,
+    rho,
+    rhoj,
+    prefix,
+    want_jac,
+    n_chunks,
+    depth=2,
 ):
     """Masses and facet triplets of all cells, or None if the pass is not certified.
 
     ``graph = (indptr, indices)``: each cell's neighbours at nearby weights. The
-    candidates of a cell are its 2-ring; if the areas do not certify the cells but
-    nearly do (a few cells met a neighbour from further away: a long Newton step), its
-    3-ring. Returns ``(masses, rows, cols, vals)``.
+    candidates of a cell are its rings up to ``depth`` (2 or 3); if the areas do not
+    certify the 2-rings but nearly do (a few cells met a neighbour from further away:
+    a long Newton step), the 3-rings. Returns ``(masses, rows, cols, vals, boxes,
+    depth)``, ``depth`` the one that certified.
     """
     n = len(pts)
     masses = np.empty(n)
     areas = np.empty(n)
+    boxes = np.empty((n, 4), np.int64)
     rows = np.empty(n * MAX_FACETS, np.int64)
     cols = np.empty(n * MAX_FACETS, np.int64)
     vals = np.empty(n * MAX_FACETS)
     box = float(np.prod(np.asarray(hi) - np.asarray(lo)))
-    for depth in (2, 3):
+    for d in range(depth, 4):
         bad = _polygon_pass(
             pts,
             weights,
@@ -340,17 +373,18 @@ def polygon_cells(
             rhoj,
             prefix,
             want_jac,
-            depth,
+            d,
             n_chunks,
             masses,
             areas,
+            boxes,
             rows,
             cols,
             vals,
         )
         excess = float(np.sum(areas)) - box
         if not bad and abs(excess) <= CERTIFY_RTOL * box:
-            return masses, rows, cols, vals
+            return masses, rows, cols, vals, boxes, d
         if bad or excess > RETRY_EXCESS * box:
             break
     return None

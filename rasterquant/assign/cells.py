@@ -135,6 +135,10 @@ class _Raster:
         #: candidates of polygon passes (see ``_polygons``)
         self.graph = None
         self._poly_data = None
+        #: ring depth of the last certified polygon pass (the next one starts there)
+        self._poly_depth = 2
+        #: (weights, pixel boxes of the cells) of the last polygon passes
+        self._poly_boxes = []
         self.set_points(points)
         # facet pieces of a first Jacobian pass: at most about 10 n sqrt(pixels per
         # cell) / chunks per chunk in 2D, 24 n (voxels per cell)^(2/3) / chunks in 3D
@@ -156,6 +160,7 @@ class _Raster:
     def set_points(self, points):
         """Move the sites; candidate lists are kept while their move bound holds."""
         self.facets = None
+        self._poly_boxes = []
         self._moved = None
         self.points = points
         self.n = len(points)
@@ -391,7 +396,7 @@ class _Raster:
         self.graph = (indptr, indices)
         return jac
 
-    def _polygon_ready(self, want_moments):
+    def polygon_ready(self, want_moments):
         """Tell whether a pass can build the cells as polygons (see ``_polygons``).
 
         2D fractional rasters without periodic axes or zero pixels, for masses and the
@@ -440,16 +445,32 @@ class _Raster:
             prefix,
             want_jac,
             self.n_chunks,
+            self._poly_depth,
         )
         if res is None:
+            self._poly_depth = 2
             return None
-        m, rows, cols, vals = res
+        m, rows, cols, vals, boxes, self._poly_depth = res
+        # the cells' windows for the step limits (which would read them from labels)
+        entry = (np.array(weights, dtype=np.float64), boxes)
+        self._poly_boxes = [entry, *self._poly_boxes[:2]]
         jac = None
         if want_jac:
             # the pixel pieces of the facets (for moving sites) are not computed here
             self.facets = None
             jac = _Deferred(lambda: self._assemble(rows, cols, vals))
         return m, jac
+
+    def cell_boxes(self, weights):
+        """Pixels each cell meets (N, 4) at ``weights``, or None.
+
+        First and last row, first and last column, from one of the last polygon passes
+        (None if none was at these weights).
+        """
+        for w, boxes in self._poly_boxes:
+            if np.array_equal(w, weights):
+                return boxes
+        return None
 
     def centre_labels(self, weights):
         """Labels (D, H, W) int32 of the pixel centres (no masses)."""
@@ -493,7 +514,7 @@ class _Raster:
                 mom,
                 None if jac is None else _Deferred(lambda: jac),
             )
-        if self._polygon_ready(want_moments):
+        if self.polygon_ready(want_moments):
             # cells a few pixels wide: built as polygons, no labels (None)
             res = self._polygon(weights, want_jac)
             if res is not None:

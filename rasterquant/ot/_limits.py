@@ -100,12 +100,24 @@ def _subset(sel, boxes, nbr_ptr, nbr_idx):
 
 
 def step_limit(
-    raster, psi, delta, tau, low, labels3, jac, eps0, m_start=None, m_end=None
+    raster,
+    psi,
+    delta,
+    tau,
+    low,
+    labels3,
+    jac,
+    eps0,
+    m_start=None,
+    m_end=None,
+    boxes=None,
 ):
     """Largest step in ``(0, tau)`` keeping the ``low`` cells above ``eps0``, or None.
 
     ``labels3`` and ``jac`` belong to ``psi`` (the start of the step): the labels give
-    each cell's window, the Jacobian's 2-ring its competitors. ``m_start`` and
+    each cell's window, the Jacobian's 2-ring its competitors. Instead of the labels,
+    ``boxes`` (N, 4) may give the pixels each cell meets (first and last row, first
+    and last column; from a polygon pass). ``m_start`` and
     ``m_end`` are the masses of the ``low`` cells at the start and at ``tau`` (from the
     full passes; computed on the windows when not given). Returns None where the
     limits do not apply (3D, periodic axes, or no window for a cell).
@@ -121,26 +133,33 @@ def step_limit(
     which every low cell was seen at or above the floor.
     """
     grid = raster.grid
-    if grid.ndim != 2 or grid.any_periodic or labels3 is None or jac is None:
+    if grid.ndim != 2 or grid.any_periodic or jac is None:
         return None
-    lab = labels3[0]
-    h, w = lab.shape
+    if labels3 is None and boxes is None:
+        return None
+    h, w = grid.shape
     low = np.asarray(low, dtype=np.int64)
     nlow = len(low)
     # windows: the cells' bounding boxes at the start of the step, padded
-    slot = np.full(raster.n, -1, np.int64)
-    slot[low] = np.arange(nlow)
-    k_of = slot[lab]
-    rr, cc = np.nonzero(k_of >= 0)
-    ks = k_of[rr, cc]
-    lo_r = np.full(nlow, h)
-    hi_r = np.full(nlow, -1)
-    lo_c = np.full(nlow, w)
-    hi_c = np.full(nlow, -1)
-    np.minimum.at(lo_r, ks, rr)
-    np.maximum.at(hi_r, ks, rr)
-    np.minimum.at(lo_c, ks, cc)
-    np.maximum.at(hi_c, ks, cc)
+    if labels3 is None:
+        lo_r, hi_r, lo_c, hi_c = (boxes[low, a].copy() for a in range(4))
+        if (hi_r < lo_r).any():
+            return None  # an empty cell: no window (labels would place it)
+    else:
+        lab = labels3[0]
+        slot = np.full(raster.n, -1, np.int64)
+        slot[low] = np.arange(nlow)
+        k_of = slot[lab]
+        rr, cc = np.nonzero(k_of >= 0)
+        ks = k_of[rr, cc]
+        lo_r = np.full(nlow, h)
+        hi_r = np.full(nlow, -1)
+        lo_c = np.full(nlow, w)
+        hi_c = np.full(nlow, -1)
+        np.minimum.at(lo_r, ks, rr)
+        np.maximum.at(hi_r, ks, rr)
+        np.minimum.at(lo_c, ks, cc)
+        np.maximum.at(hi_c, ks, cc)
     spacing = np.array(grid.spacing, dtype=np.float64)
     origin = np.array(grid.origin, dtype=np.float64)
     pts = np.ascontiguousarray(raster.points)

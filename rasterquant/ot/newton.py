@@ -420,15 +420,17 @@ def _multiscale_start(
     return psi, len(chain)
 
 
-def _start_labels(raster, psi, cache):
-    """Labels at the start of a step, for the step limits.
+def _limit_windows(raster, psi, cache):
+    """Labels or cell boxes at the start of a step, for the step limits.
 
-    ``cache[0]``, or after a polygon pass (no labels) the centre labels at ``psi``,
-    computed once and kept in ``cache``.
+    ``cache`` is ``[labels3, boxes]`` of this step. After a polygon pass (no labels)
+    the boxes it computed, or else the centre labels at ``psi`` (computed once).
     """
-    if cache[0] is None and not raster.geometric:
-        cache[0] = raster.centre_labels(psi)
-    return cache[0]
+    if cache[0] is None and cache[1] is None and not raster.geometric:
+        cache[1] = raster.cell_boxes(psi)
+        if cache[1] is None:
+            cache[0] = raster.centre_labels(psi)
+    return cache
 
 
 def _groups(jac0):
@@ -638,7 +640,12 @@ def _solve_attempt(
         # one set of candidate lists serves every trial step psi + tau delta, tau <= 1;
         # new lists get twice the reach, so that the next (shorter) steps reuse them
         reach = float(np.max(np.abs(delta))) * (1 + 1e-12)
-        if not raster.geometric and not raster.covers(psi, reach):
+        if (
+            not raster.geometric
+            and not raster.polygon_ready(want_moments)
+            and not raster.covers(psi, reach)
+        ):
+            # (polygon passes need no lists: a pass that falls back builds its own)
             raster.plan(psi, 2.0 * reach)
         # in the damped phase, start the halvings from a few times the last accepted
         # step (each trial costs a sweep); the full step is tried again once taken
@@ -654,22 +661,15 @@ def _solve_attempt(
                 tau *= 0.5
         use_limits = _config.STEP_LIMITS and frac
         # the step limits follow cells on windows of the pixel labels; a polygon pass
-        # gives none: the centre labels, when a limit is first needed in this step
-        lim_labels = [labels3]
+        # gives none, but the pixels each cell meets
+        windows = [labels3, None]
         if use_limits and risky.size and last_tau < 1.0:
             # the cells that fell below the floor on earlier trials usually limit
             # this step too: their limit, found on windows, saves a rejected pass
             # (not after a full step: cells no longer empty then)
+            lab, boxes = _limit_windows(raster, psi, windows)
             lim = step_limit(
-                raster,
-                psi,
-                delta,
-                tau,
-                risky,
-                _start_labels(raster, psi, lim_labels),
-                jac,
-                eps0,
-                m[risky],
+                raster, psi, delta, tau, risky, lab, jac, eps0, m[risky], boxes=boxes
             )
             if lim is not None and lim < tau:
                 tau = max(0.9 * lim, tau / 16)
@@ -693,17 +693,19 @@ def _solve_attempt(
                 risky = np.union1d(risky, low)
             lim = None
             if use_limits and 0 < low.size <= max(64, raster.n // 10):
+                lab, boxes = _limit_windows(raster, psi, windows)
                 lim = step_limit(
                     raster,
                     psi,
                     delta,
                     tau,
                     low,
-                    _start_labels(raster, psi, lim_labels),
+                    lab,
                     jac,
                     eps0,
                     m[low],
                     mn[low],
+                    boxes=boxes,
                 )
             if lim is None:
                 tau *= 0.5
