@@ -133,6 +133,9 @@ def _grids():
     return problem()
 
 
+# a raster of a few pixels with many points (and their periodic images) can crowd
+# more than MAXA cells into one pixel: the fractional pass says so; labels stay exact
+@pytest.mark.filterwarnings("ignore:fractional quadrature:RuntimeWarning")
 @settings(max_examples=25, deadline=None)
 @given(_grids())
 def test_labels_property_exact(problem):

@@ -37,7 +37,10 @@ def _check_converged(res, tol, n):
     )
     assert res.weights.shape == (n,)
     np.testing.assert_allclose(res.masses.sum(), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(res.masses, res.cells.masses, rtol=1e-12)
+    # the solver's last pass and the moment pass may integrate differently (polygon
+    # cells or pixel pieces): both exact, up to rounding that grows with the weights
+    # (|psi| of thousands of squared pixels on white backgrounds: ~1e-12)
+    np.testing.assert_allclose(res.masses, res.cells.masses, rtol=1e-11)
     # history: the start plus one entry per iteration
     for key in ("max_mass_error", "step", "time"):
         assert len(res.history[key]) == res.n_iter + 1
@@ -410,7 +413,10 @@ def test_zero_density_newton_converges_quadratically(gap, n, seed):
     pairs = [(a, b) for a, b in itertools.pairwise(hist) if 1e-8 <= a <= 1e-2]
     assert pairs
     for a, b in pairs:
-        assert b <= 100 * a * a, hist
+        # quadratic down to the rounding floor of the masses (sums of pixel pieces or
+        # of polygon edges: about 1e-13 to 1e-12 relative); linear convergence at
+        # 1/200 would leave b >= 5e-11 here
+        assert b <= 100 * a * a + 2e-12, hist
 
 
 @pytest.mark.parametrize(

@@ -174,3 +174,73 @@ def test_row_prefix():
     assert p.shape == (3, 5)
     np.testing.assert_allclose(p[:, 0], 0.0)
     np.testing.assert_allclose(p[:, -1], rho.sum(axis=1) * 0.5)
+
+
+def _without_pair(graph, n, i, k):
+    a = sp.csr_matrix((np.ones(len(graph[1])), graph[1], graph[0]), shape=(n, n))
+    a = a.tolil()
+    a[i, k] = 0
+    a[k, i] = 0
+    a = a.tocsr()
+    a.eliminate_zeros()
+    return a.indptr.astype(np.int64), a.indices.astype(np.int64)
+
+
+def test_facet_check_catches_a_short_missing_facet(rng):
+    """Cells built from their 1-ring only, with the shortest facet's pair removed
+    from the graph: the two cells overlap their lost neighbour by a sliver, which the
+    facet check sees (the facets around it differ in length from the two sides), and
+    the pass retries with wider rings."""
+    density, pts, w = _problem(rng, (40, 40), 80, weight_scale=0.3)
+    r = _Raster(density, pts, "fractional")
+    _, m, _, jac = r.evaluate(w, None, False, True)
+    n = len(pts)
+    off = sp.triu(jac, 1).tocoo()
+    k = np.argmax(off.data)  # the least negative entry: the shortest facet
+    i, j = int(off.row[k]), int(off.col[k])
+    graph = _without_pair(r.graph, n, i, j)
+    r._polygon(w, False)  # prepares the raster's prefix sums
+    rho, _, prefix, lo, hi, spacing = r._poly_data
+    bufs = [np.empty(n), np.empty(n), np.empty((n, 4), np.int64)]
+    bufs += [np.empty(n * _polygons.MAX_FACETS, t) for t in (np.int64, np.int64)]
+    bufs += [np.empty(n * _polygons.MAX_FACETS) for _ in range(2)]
+    args = (pts, w, graph[0], graph[1], lo, hi, lo, spacing, rho, np.zeros((1, 1)))
+    overflow, check = _polygons._polygon_pass(*args, prefix, True, False, 1, 8, *bufs)
+    tol = _polygons.LENGTH_RTOL * np.sqrt(density.grid.volume / n)
+    assert overflow == 0
+    assert abs(check) > tol
+    # with the full graph the 1-rings are exact: the check holds
+    overflow, check = _polygons._polygon_pass(
+        pts, w, r.graph[0], r.graph[1], *args[4:], prefix, True, False, 1, 8, *bufs
+    )
+    assert abs(check) <= tol
+    res = _polygons.polygon_cells(
+        pts, w, graph, lo, hi, lo, spacing, rho, None, prefix, True, 8, depth=1
+    )
+    assert res is not None and res[-1] >= 2
+    np.testing.assert_allclose(res[0], m, rtol=1e-11, atol=1e-13 * m.sum())
+
+
+def test_polygon_pass_on_zero_density(rng):
+    """Zero pixels: the adjacency of a pixel pass lacks the facets through them, the
+    weak links add them; the polygon pass then matches the pixel pass, and its links
+    form a Laplacian (symmetric, rows summing to zero)."""
+    values = rng.random((48, 40)) + 0.1
+    values[10:30, 5:35] = 0.0
+    density = rq.Density.from_array(values)
+    pts = rq.sample_points(density, 120, seed=3)
+    r = _Raster(density, pts, "fractional")
+    w = np.zeros(len(pts))
+    labels, m, _, jac = r.evaluate(w, None, False, True)
+    links = r.floor_links(labels)
+    r.extend_graph(links)
+    res = r._polygon(w, True)
+    assert res is not None
+    np.testing.assert_allclose(res[0], m, rtol=1e-11, atol=1e-13 * m.sum())
+    assert abs(res[1]() - jac).max() <= 1e-11 * abs(jac).max()
+    poly_links = r.floor_links(None, w)
+    assert poly_links is not None and poly_links.nnz > 0
+    assert abs(poly_links - poly_links.T).max() <= 1e-15 * abs(poly_links).max()
+    np.testing.assert_allclose(
+        np.asarray(poly_links.sum(axis=1)).ravel(), 0, atol=1e-12
+    )

@@ -28,12 +28,21 @@ __all__ = ["polygon_cells", "row_prefix"]
 
 #: vertices of a cell polygon
 MAXV = 64
-#: the areas certify a pass when their sum is the box's to this relative error
-CERTIFY_RTOL = 1e-10
-#: a pass whose areas exceed the box by more than this fraction is not retried
+#: the areas certify a pass when their sum is the box's to this relative error (their
+#: rounding is about 1e-15; a missed neighbour that overlaps less than this leaves
+#: mass errors below CERTIFY_RTOL * N relative)
+CERTIFY_RTOL = 1e-13
+#: a pass whose areas exceed the box by more than this fraction is not retried with
+#: 3-rings
 RETRY_EXCESS = 1e-3
+#: the lengths of a facet seen from its two cells agree to this, relative to the mean
+#: cell size (else a neighbour is missing from a candidate list); so does the facet
+#: check (see ``_polygon_pass``), whose rounding is about 1e-15 sqrt(facets)
+LENGTH_RTOL = 1e-9
 #: candidates of a cell
 MAXC = 512
+#: room for the row prefixes over a cell's box (larger boxes use the raster's)
+LOCAL_PREFIX = 1 << 14
 #: facet triplets per cell (to neighbours of higher index)
 MAX_FACETS = 24
 
@@ -46,14 +55,19 @@ def row_prefix(rho, hx):
 
 
 @kernel(parallel=False)
-def _walk(y0, x0, y1, x1, oy, ox, hy, hx, rho, rhoj, prefix, cref, want_s):
+def _walk(
+    y0, x0, y1, x1, oy, ox, hy, hx, rho, rhol, lp, stride, r0, c0, local, want_s, want_l
+):
     """Integrals along the segment (y0, x0) -> (y1, x1) through the pixels.
 
-    Returns ``(int (F - F_cref) dy, int rhoj ds)`` with ``F`` the row prefix of
-    ``rho`` and ``F_cref`` its value at the left border of column ``cref`` (a function
-    of the row alone, whose integral over a closed curve vanishes: it only lessens
-    cancellation). The second integral is computed when ``want_s``; on a pixel border
-    it takes the mean of the two pixels.
+    Returns ``(int (F - F_c0) dy, int rho ds, int rhol ds)`` with ``F`` the row
+    prefix of ``rho`` and ``F_c0`` its value at the left border of column ``c0`` (a
+    function of the row alone, whose integral over a closed curve vanishes: it keeps
+    the terms, and their rounding, to the size of the cell's own mass). ``lp`` holds
+    the row prefixes from column ``c0`` (``local``: row ``r`` at ``(r - r0) * stride``)
+    or from column 0 (the whole raster's, ``r0 = 0``). The second integral is computed
+    when ``want_s``, the third (``rhol``: the floor density of the links through zero
+    pixels) when ``want_l``; on a pixel border they take the mean of the two pixels.
     """
     h_rows = rho.shape[0]
     w_cols = rho.shape[1]
@@ -85,6 +99,7 @@ def _walk(y0, x0, y1, x1, oy, ox, hy, hx, rho, rhoj, prefix, cref, want_s):
         tc = (ox + kx * hx - x0) / dx
     accf = 0.0
     accs = 0.0
+    accl = 0.0
     ta = 0.0
     while True:
         tb = min(tr, tc, 1.0)
@@ -97,19 +112,31 @@ def _walk(y0, x0, y1, x1, oy, ox, hy, hx, rho, rhoj, prefix, cref, want_s):
             r = min(max(int(np.floor(fr)), 0), h_rows - 1)
             c = min(max(int(np.floor(fc)), 0), w_cols - 1)
             if dy != 0.0:
-                f = prefix[r, c] - prefix[r, cref] + rho[r, c] * (xm - (ox + c * hx))
+                q = (r - r0) * stride
+                if local:
+                    f = lp[q + c - c0]
+                else:
+                    f = lp[q + c] - lp[q + c0]
+                f += rho[r, c] * (xm - (ox + c * hx))
                 accf += f * (tb - ta) * dy
             if want_s:
-                rj = rhoj[r, c]
+                # on a pixel border: the mean of the pixels on its two sides
+                r2 = r
+                c2 = c
                 if dy == 0.0:
                     k = np.round(fr)
                     if abs(fr - k) < 1e-9 and 0 < k < h_rows:
-                        rj = 0.5 * (rhoj[int(k) - 1, c] + rhoj[int(k), c])
+                        r = int(k) - 1
+                        r2 = int(k)
                 elif dx == 0.0:
                     k = np.round(fc)
                     if abs(fc - k) < 1e-9 and 0 < k < w_cols:
-                        rj = 0.5 * (rhoj[r, int(k) - 1] + rhoj[r, int(k)])
-                accs += rj * (tb - ta) * length
+                        c = int(k) - 1
+                        c2 = int(k)
+                ds = (tb - ta) * length
+                accs += 0.5 * (rho[r, c] + rho[r2, c2]) * ds
+                if want_l:
+                    accl += 0.5 * (rhol[r, c] + rhol[r2, c2]) * ds
         if tb >= 1.0:
             break
         if tr <= tb:
@@ -119,7 +146,7 @@ def _walk(y0, x0, y1, x1, oy, ox, hy, hx, rho, rhoj, prefix, cref, want_s):
             kx += sx
             tc = (ox + kx * hx - x0) / dx
         ta = tb
-    return accf, accs
+    return accf, accs, accl
 
 
 @kernel(parallel=True)
@@ -133,9 +160,10 @@ def _polygon_pass(
     origin,
     spacing,
     rho,
-    rhoj,
+    rhol,
     prefix,
     want_jac,
+    want_links,
     depth,
     n_chunks,
     masses,
@@ -144,15 +172,19 @@ def _polygon_pass(
     rows,
     cols,
     vals,
+    lvals,
 ):
     """Build every cell from its 2-ring in the graph ``nb_ptr, nb_idx``; see module.
 
     Writes ``masses``, ``areas`` (N,), the pixels each cell meets ``boxes`` (N, 4:
     first and last row, first and last column; empty cells get first > last) and the
     facet triplets of cell ``i`` to
-    ``rows, cols, vals[i * MAX_FACETS: (i + 1) * MAX_FACETS]`` (unused slots are
+    ``rows, cols, vals, lvals[i * MAX_FACETS: (i + 1) * MAX_FACETS]`` (each facet
+    from both of its cells, its Jacobian entry from the lower index; unused slots are
     ``(i, i, 0)``, which the Laplacian assembly skips). Returns the number of cells
-    whose buffers overflowed (the pass is then not usable).
+    whose buffers overflowed (the pass is then not usable), and the facet check: the
+    sum over facets of their lengths times a hash of the pair of cells, + from the
+    lower index, - from the higher one (zero to rounding for exact cells).
     """
     n = pts.shape[0]
     oy = origin[0]
@@ -162,6 +194,7 @@ def _polygon_pass(
     h_rows = rho.shape[0]
     w_cols = rho.shape[1]
     bad = np.zeros(n_chunks, np.int64)
+    odd = np.zeros(n_chunks)
     for ch in prange(n_chunks):
         stamp = np.full(n, -1, np.int64)
         py = np.empty((2, MAXV))
@@ -169,6 +202,8 @@ def _polygon_pass(
         pt = np.empty((2, MAXV), np.int64)
         sv = np.empty(MAXV)
         cand = np.empty(MAXC, np.int64)
+        lp = np.empty(LOCAL_PREFIX)
+        prefix_flat = prefix.ravel()
         for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             yi = pts[i, 0]
             xi = pts[i, 1]
@@ -182,7 +217,7 @@ def _polygon_pass(
             py[0, 3] = hi[0] - yi
             px[0, 3] = lo[1] - xi
             for k in range(4):
-                pt[0, k] = -1
+                pt[0, k] = -1  # the box
             nv = 4
             # candidates: the rings of i in the graph, nearest ring first
             stamp[i] = i
@@ -209,13 +244,21 @@ def _polygon_pass(
                                 cand[ncand] = c
                                 ncand += 1
                 r0 = r1
+            # a disc around the polygon (centre, radius; updated after each cut): a
+            # candidate whose half-plane holds the whole disc cannot cut (one test
+            # instead of one per vertex: most candidates of the outer rings)
+            my = 0.0
+            mx = 0.0
+            rad = np.inf
             for a in range(ncand):
                 if over:
                     break
                 c = cand[a]
                 ey = pts[c, 0] - yi
                 ex = pts[c, 1] - xi
-                b = ey * ey + ex * ex - w[c] + w[i]
+                b = ey * ey + ex * ex + (w[i] - w[c])  # the difference first: exact
+                if 2.0 * (my * ey + mx * ex + rad * np.sqrt(ey * ey + ex * ex)) < b:
+                    continue
                 smax = -np.inf
                 smin = np.inf
                 for k in range(nv):
@@ -255,11 +298,23 @@ def _polygon_pass(
                 nv = no
                 if nv > MAXV - 2:
                     over = True
+                my = 0.0
+                mx = 0.0
+                for k in range(nv):
+                    my += py[cur, k]
+                    mx += px[cur, k]
+                my /= max(nv, 1)
+                mx /= max(nv, 1)
+                rad = 0.0
+                for k in range(nv):
+                    rad = max(rad, (py[cur, k] - my) ** 2 + (px[cur, k] - mx) ** 2)
+                rad = np.sqrt(rad) * (1.0 + 1e-12) + 1e-12
             base = i * MAX_FACETS
             for f in range(MAX_FACETS):
                 rows[base + f] = i
                 cols[base + f] = i
                 vals[base + f] = 0.0
+                lvals[base + f] = 0.0
             if over:
                 bad[ch] += 1
                 masses[i] = 0.0
@@ -291,41 +346,94 @@ def _polygon_pass(
             boxes[i, 1] = min(max(int(np.floor((ymax + yi - oy) / hy)), 0), h_rows - 1)
             boxes[i, 2] = min(max(int(np.floor((xmin + xi - ox) / hx)), 0), w_cols - 1)
             boxes[i, 3] = min(max(int(np.floor((xmax + xi - ox) / hx)), 0), w_cols - 1)
-            cref = min(max(int(np.floor((xmin + xi - ox) / hx)), 0), w_cols)
+            # row prefixes over the cell's box (or the raster's, for a huge box)
+            r0 = boxes[i, 0]
+            c0 = boxes[i, 2]
+            stride = boxes[i, 3] - c0 + 2
+            local = (boxes[i, 1] - r0 + 1) * stride <= LOCAL_PREFIX
+            if local:
+                for rr in range(boxes[i, 1] - r0 + 1):
+                    acc = 0.0
+                    q = rr * stride
+                    lp[q] = 0.0
+                    for cc in range(stride - 1):
+                        acc += rho[r0 + rr, c0 + cc] * hx
+                        lp[q + cc + 1] = acc
+                buf = lp
+            else:
+                buf = prefix_flat
+                stride = w_cols + 1
+                r0 = 0
             mass = 0.0
             nf = 0
             for k in range(nv):
                 k2 = k + 1 if k + 1 < nv else 0
                 t = pt[cur, k]
-                facet = want_jac and t > i
+                # every facet is seen from both of its cells: their lengths must
+                # agree (see below); its Jacobian entry comes from the lower index
+                facet = t >= 0 and t != i
+                first = facet and t > i
                 ay = py[cur, k] + yi
                 ax = px[cur, k] + xi
                 by = py[cur, k2] + yi
                 bx = px[cur, k2] + xi
                 if ay == by and not facet:
                     continue
-                f, s = _walk(
-                    ay, ax, by, bx, oy, ox, hy, hx, rho, rhoj, prefix, cref, facet
+                f, sj, sl = _walk(
+                    ay,
+                    ax,
+                    by,
+                    bx,
+                    oy,
+                    ox,
+                    hy,
+                    hx,
+                    rho,
+                    rhol,
+                    buf,
+                    stride,
+                    r0,
+                    c0,
+                    local,
+                    first and want_jac,
+                    first and want_links,
                 )
                 mass += f
-                if facet and s > 0.0:
+                if facet:
+                    # also where the density is zero (the adjacency)
                     if nf == MAX_FACETS:
                         over = True
                         continue
                     ey = pts[t, 0] - yi
                     ex = pts[t, 1] - xi
+                    d2 = 2.0 * np.sqrt(ey * ey + ex * ex)
                     cols[base + nf] = t
-                    vals[base + nf] = s / (2.0 * np.sqrt(ey * ey + ex * ex))
+                    vals[base + nf] = sj / d2 if first else 0.0
+                    lvals[base + nf] = sl / d2 if first else 0.0
                     nf += 1
+                    # the facet's length, + from its lower cell and - from the other,
+                    # times a hash of the pair: sums to rounding when every facet is
+                    # seen from both of its cells with one length. A neighbour missing
+                    # from a candidate list cuts a facet short on one side only (an
+                    # overlap too small for the area sum)
+                    lo_c = min(i, t)
+                    hi_c = max(i, t)
+                    hsh = ((lo_c * 73856093) ^ (hi_c * 19349663)) & 1048575
+                    g = (1.0 + hsh / 1048576.0) * np.sqrt(
+                        (by - ay) ** 2 + (bx - ax) ** 2
+                    )
+                    odd[ch] += g if first else -g
             if over:
                 bad[ch] += 1
             # Green's theorem holds for the counter-clockwise orientation in (x, y)
             masses[i] = mass if area > 0.0 else -mass
             areas[i] = abs(area)
     total = 0
+    check = 0.0
     for ch in range(n_chunks):
         total += bad[ch]
-    return total
+        check += odd[ch]
+    return total, check
 
 
 def polygon_cells(
@@ -337,7 +445,7 @@ def polygon_cells(
     origin,
     spacing,
     rho,
-    rhoj,
+    rhol,
     prefix,
     want_jac,
     n_chunks,
@@ -348,8 +456,10 @@ def polygon_cells(
     ``graph = (indptr, indices)``: each cell's neighbours at nearby weights. The
     candidates of a cell are its rings up to ``depth`` (2 or 3); if the areas do not
     certify the 2-rings but nearly do (a few cells met a neighbour from further away:
-    a long Newton step), the 3-rings. Returns ``(masses, rows, cols, vals, boxes,
-    depth)``, ``depth`` the one that certified.
+    a long Newton step), the 3-rings. ``rhol`` (or None): the floor density of zero
+    pixels, whose facet integrals are the weak links (``lvals``) of cells that meet
+    only where the density is zero. Returns ``(masses, rows, cols, vals, lvals,
+    boxes, depth)``, ``depth`` the one that certified.
     """
     n = len(pts)
     masses = np.empty(n)
@@ -358,9 +468,16 @@ def polygon_cells(
     rows = np.empty(n * MAX_FACETS, np.int64)
     cols = np.empty(n * MAX_FACETS, np.int64)
     vals = np.empty(n * MAX_FACETS)
+    lvals = np.empty(n * MAX_FACETS)
+    # lengths of a facet seen from its two cells agree to rounding (of coordinates of
+    # the size of a cell)
+    len_tol = LENGTH_RTOL * np.sqrt(np.prod(np.asarray(hi) - np.asarray(lo)) / n)
+    links = rhol is not None
+    if not links:
+        rhol = np.zeros((1, 1))
     box = float(np.prod(np.asarray(hi) - np.asarray(lo)))
     for d in range(depth, 4):
-        bad = _polygon_pass(
+        overflow, check = _polygon_pass(
             pts,
             weights,
             graph[0],
@@ -370,9 +487,10 @@ def polygon_cells(
             origin,
             spacing,
             rho,
-            rhoj,
+            rhol,
             prefix,
             want_jac,
+            want_jac and links,
             d,
             n_chunks,
             masses,
@@ -381,10 +499,12 @@ def polygon_cells(
             rows,
             cols,
             vals,
+            lvals,
         )
         excess = float(np.sum(areas)) - box
-        if not bad and abs(excess) <= CERTIFY_RTOL * box:
-            return masses, rows, cols, vals, boxes, d
-        if bad or excess > RETRY_EXCESS * box:
+        exact = abs(excess) <= CERTIFY_RTOL * box and abs(check) <= len_tol
+        if not overflow and exact:
+            return masses, rows, cols, vals, lvals, boxes, d
+        if overflow or excess > RETRY_EXCESS * box:
             break
     return None

@@ -354,7 +354,9 @@ class _Raster:
         if want_jac:
             r, cc, v, pieces = (np.concatenate([p[a] for p in parts]) for a in range(4))
             seg = np.concatenate([[0], np.cumsum([len(p[0]) for p in parts])])
-            jac = _Deferred(lambda: self._assemble(r, cc, v, seg.astype(np.int64)))
+            jac = _Deferred(
+                lambda: self._assemble(r, cc, v, seg.astype(np.int64), adjacency=True)
+            )
             # the facet pieces, for the first-order effect of moving the sites
             self.facets = (np.array(weights, dtype=np.float64), r, cc, v, pieces, jac)
         return out, jac
@@ -381,11 +383,13 @@ class _Raster:
             self._buffers = kept
         return kept
 
-    def _assemble(self, rows, cols, vals, segments=None):
+    def _assemble(self, rows, cols, vals, segments=None, adjacency=False):
         """Build the (N, N) CSR Laplacian of facet pieces ``(rows, cols, vals)``.
 
         With ``segments`` (the chunks of a pass), the pieces of each facet are first
-        summed within their chunk (several times fewer entries to assemble).
+        summed within their chunk (several times fewer entries to assemble). With
+        ``adjacency`` (the exact Jacobian of a fractional pass), its pattern becomes
+        the cells' adjacency graph (the candidates of polygon passes).
         """
         n = self.n
         if segments is not None:
@@ -393,14 +397,15 @@ class _Raster:
         indptr, indices, data = _kernels._laplacian_csr(rows, cols, vals, n)
         jac = sp.csr_matrix((data, indices, indptr), shape=(n, n))
         jac.has_sorted_indices = True
-        self.graph = (indptr, indices)
+        if adjacency:
+            self.graph = (indptr.copy(), indices.copy())
         return jac
 
     def polygon_ready(self, want_moments):
         """Tell whether a pass can build the cells as polygons (see ``_polygons``).
 
-        2D fractional rasters without periodic axes or zero pixels, for masses and the
-        Jacobian only, once an earlier Jacobian gave the cells' adjacency.
+        2D fractional rasters without periodic axes, for masses and the Jacobian only,
+        once an earlier Jacobian gave the cells' adjacency.
         """
         return (
             _config.POLYGON_CELLS
@@ -409,7 +414,6 @@ class _Raster:
             and self.quadrature == "fractional"
             and self.grid.ndim == 2
             and not self.grid.any_periodic
-            and not self.has_zeros
             and len(self.graph[0]) == self.n + 1
         )
 
@@ -424,14 +428,19 @@ class _Raster:
             )
             rho = np.ascontiguousarray(v / (hy * hx), dtype=np.float64)
             lo = np.array(self.grid.origin, dtype=np.float64)
+            # the floor density of zero pixels: the weak links (see floor_links)
+            rhol = None
+            if self.has_zeros:
+                rhol = np.where(rho > 0, 0.0, self.jacobian_floor / (hy * hx))
             self._poly_data = (
                 rho,
+                rhol,
                 _polygons.row_prefix(rho, hx),
                 lo,
                 lo + np.array(self.grid.lengths, dtype=np.float64),
                 np.array(self.grid.spacing, dtype=np.float64),
             )
-        rho, prefix, lo, hi, spacing = self._poly_data
+        rho, rhol, prefix, lo, hi, spacing = self._poly_data
         res = _polygons.polygon_cells(
             np.ascontiguousarray(self.points, dtype=np.float64),
             np.ascontiguousarray(weights, dtype=np.float64),
@@ -441,7 +450,7 @@ class _Raster:
             lo,
             spacing,
             rho,
-            rho,
+            rhol,
             prefix,
             want_jac,
             self.n_chunks,
@@ -450,15 +459,16 @@ class _Raster:
         if res is None:
             self._poly_depth = 2
             return None
-        m, rows, cols, vals, boxes, self._poly_depth = res
-        # the cells' windows for the step limits (which would read them from labels)
-        entry = (np.array(weights, dtype=np.float64), boxes)
+        m, rows, cols, vals, lvals, boxes, self._poly_depth = res
+        # the cells' windows for the step limits (which would read them from labels),
+        # and the weak links through zero pixels
+        entry = (np.array(weights, dtype=np.float64), boxes, (rows, cols, lvals))
         self._poly_boxes = [entry, *self._poly_boxes[:2]]
         jac = None
         if want_jac:
             # the pixel pieces of the facets (for moving sites) are not computed here
             self.facets = None
-            jac = _Deferred(lambda: self._assemble(rows, cols, vals))
+            jac = _Deferred(lambda: self._assemble(rows, cols, vals, adjacency=True))
         return m, jac
 
     def cell_boxes(self, weights):
@@ -467,7 +477,7 @@ class _Raster:
         First and last row, first and last column, from one of the last polygon passes
         (None if none was at these weights).
         """
-        for w, boxes in self._poly_boxes:
+        for w, boxes, _ in self._poly_boxes:
             if np.array_equal(w, weights):
                 return boxes
         return None
@@ -583,16 +593,37 @@ class _Raster:
             return jac()
         return self._face_jacobian(labels3, floor, False)
 
-    def floor_links(self, labels3):
+    def floor_links(self, labels3, weights=None):
         """Laplacian of the faces between zero-density pixels, with the floor mass.
 
         Added to the exact Jacobian, it keeps cells that meet only where the density
         is zero weakly connected (a regulariser of the Newton systems; None when the
-        density has no zero pixel).
+        density has no zero pixel). Without labels (after a polygon pass at
+        ``weights``), the facets through zero pixels at the floor density.
         """
         if not self.has_zeros:
             return None
+        if labels3 is None:
+            for w, _, (rows, cols, lvals) in self._poly_boxes:
+                if np.array_equal(w, weights):
+                    return self._assemble(rows, cols, lvals)
+            labels3 = self.centre_labels(weights)
         return self._face_jacobian(labels3, self.jacobian_floor, True)
+
+    def extend_graph(self, links):
+        """Add the pattern of ``links`` (weak links) to the adjacency graph.
+
+        A pixel pass lists no facet where the density is zero; the links through zero
+        pixels do.
+        """
+        if self.graph is None or links is None:
+            return
+        n = self.n
+        ones = np.ones(len(self.graph[1]))
+        g = sp.csr_matrix((ones, self.graph[1], self.graph[0]), shape=(n, n))
+        u = (g + abs(links)).tocsr()
+        u.sort_indices()
+        self.graph = (u.indptr.astype(np.int64), u.indices.astype(np.int64))
 
     def _face_jacobian(self, labels3, floor, zero_only):
         common = (

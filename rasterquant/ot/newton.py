@@ -439,7 +439,7 @@ def _groups(jac0):
     ``(n_groups, group of each cell)`` from the exact Jacobian ``jac0``; None when
     the cells form one group (``jac0`` is then connected).
     """
-    a = jac0.tocsr()
+    a = jac0.tocsr(copy=True)
     a.eliminate_zeros()
     n_comp, comp = connected_components(a, directed=False)
     return None if n_comp == 1 else (n_comp, comp)
@@ -604,7 +604,10 @@ def _solve_attempt(
             # flux that no mass follows (Newton's direction then moves too little):
             # they fade with the error, as the regulariser of Levenberg-Marquardt
             # methods that keeps the local convergence quadratic
-            links = raster.floor_links(labels3)
+            links = raster.floor_links(labels3, psi)
+            if labels3 is not None:
+                # a pixel pass: the facets through zero pixels join the adjacency
+                raster.extend_graph(links)
             fade = min(1.0, err)
             if comp is None:
                 jac = jac + fade * links
