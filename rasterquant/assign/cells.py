@@ -135,8 +135,9 @@ class _Raster:
         #: candidates of polygon passes (see ``_polygons``)
         self.graph = None
         self._poly_data = None
-        #: ring depth of the last certified polygon pass (the next one starts there)
-        self._poly_depth = 2
+        #: ring depth the next polygon pass starts with: 3 for long (damped) Newton
+        #: steps, whose cells meet neighbours from further away (the solver sets it)
+        self.poly_depth = 2
         #: (weights, pixel boxes of the cells) of the last polygon passes
         self._poly_boxes = []
         self.set_points(points)
@@ -454,12 +455,11 @@ class _Raster:
             prefix,
             want_jac,
             self.n_chunks,
-            self._poly_depth,
+            self.poly_depth,
         )
         if res is None:
-            self._poly_depth = 2
             return None
-        m, rows, cols, vals, lvals, boxes, self._poly_depth = res
+        m, rows, cols, vals, lvals, boxes, _ = res
         # the cells' windows for the step limits (which would read them from labels),
         # and the weak links through zero pixels
         entry = (np.array(weights, dtype=np.float64), boxes, (rows, cols, lvals))

@@ -682,6 +682,8 @@ def _solve_attempt(
         want_jac = frac
         while True:
             cand = psi + tau * delta
+            # damped steps move the cells far: their candidates, the 3-rings
+            raster.poly_depth = 3 if tau < 1.0 else 2
             new_labels, mn, mom_n, jac_n = raster.evaluate_deferred(
                 cand, new_labels, want_moments, want_jac
             )
