@@ -22,7 +22,7 @@ from ._validation import (
     check_real,
     check_tol,
 )
-from .assign._kernels import _facet_move_rates
+from .assign._kernels import _facet_move_rates, _facet_move_rates_at
 from .assign.cells import _Raster
 from .errors import ConvergenceWarning, ResolutionWarning
 from .ot._jacobian import preconditioned_cg
@@ -110,20 +110,32 @@ def _follow_moves(raster, psi, moves):
                 if raster.grid.ndim == 3
                 else np.column_stack([np.zeros(len(moves)), moves])
             )
-            dm = _facet_move_rates(
-                rows,
-                cols,
-                vals,
-                pix,
-                raster.points3,
-                np.ascontiguousarray(d3),
-                raster.shape3,
-                raster.spacing3,
-                raster.origin3,
-                raster.lengths3,
-                raster.periodic3,
-                len(psi),
-            )
+            if pix.ndim == 2:
+                # a polygon pass: each facet at its density-weighted centre
+                dm = _facet_move_rates_at(
+                    rows,
+                    cols,
+                    vals,
+                    pix,
+                    raster.points3,
+                    np.ascontiguousarray(d3),
+                    len(psi),
+                )
+            else:
+                dm = _facet_move_rates(
+                    rows,
+                    cols,
+                    vals,
+                    pix,
+                    raster.points3,
+                    np.ascontiguousarray(d3),
+                    raster.shape3,
+                    raster.spacing3,
+                    raster.origin3,
+                    raster.lengths3,
+                    raster.periodic3,
+                    len(psi),
+                )
             # the Jacobian at these weights; the last factorisation (maybe of an
             # earlier Newton step) preconditions it
             step = preconditioned_cg(

@@ -8,7 +8,6 @@ import scipy.sparse as sp
 
 import rasterquant as rq
 from rasterquant import _config
-from rasterquant.assign import _polygons
 from rasterquant.assign.cells import _Raster
 
 
@@ -45,7 +44,7 @@ def _pixel_and_polygon(density, pts, w, graph_weights=None):
     res = r._polygon(w, True)
     if res is None:
         return m, jac, None, None
-    return m, jac, res[0], res[1]()
+    return m, jac, res[0], res[2]()
 
 
 @pytest.mark.parametrize(
@@ -74,7 +73,7 @@ def test_polygon_jacobian_is_the_derivative_of_its_masses(rng):
     density, pts, w = _problem(rng, (24, 20), 30)
     r = _Raster(density, pts, "fractional")
     r.evaluate(w, None, False, True)
-    _, jac = r._polygon(w, True)
+    _, _, jac = r._polygon(w, True)
     jac = jac().toarray()
     h = 1e-6
     for i in rng.choice(len(pts), 6, replace=False):
@@ -130,11 +129,11 @@ def test_polygon_pass_identical_for_one_and_two_threads(rng):
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        m1, j1 = r._polygon(w, True)
+        m1, _, j1 = r._polygon(w, True)
         j1 = j1()
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
         r.evaluate(w, None, False, True)  # same graph again
-        m2, j2 = r._polygon(w, True)
+        m2, _, j2 = r._polygon(w, True)
         j2 = j2()
     finally:
         numba.set_num_threads(old)
@@ -150,8 +149,8 @@ def test_solve_with_polygon_passes_matches_pixel_passes(rng, monkeypatch):
     calls = []
     orig = _Raster._polygon
 
-    def spy(self, weights, want_jac):
-        res = orig(self, weights, want_jac)
+    def spy(self, weights, want_jac, want_moments=False):
+        res = orig(self, weights, want_jac, want_moments)
         calls.append(res is not None)
         return res
 
@@ -168,79 +167,67 @@ def test_solve_with_polygon_passes_matches_pixel_passes(rng, monkeypatch):
     np.testing.assert_array_equal(a.labels, b.labels)
 
 
-def test_row_prefix():
-    rho = np.arange(12.0).reshape(3, 4)
-    p = _polygons.row_prefix(rho, 0.5)
-    assert p.shape == (3, 5)
-    np.testing.assert_allclose(p[:, 0], 0.0)
-    np.testing.assert_allclose(p[:, -1], rho.sum(axis=1) * 0.5)
-
-
-def _without_pair(graph, n, i, k):
-    a = sp.csr_matrix((np.ones(len(graph[1])), graph[1], graph[0]), shape=(n, n))
-    a = a.tolil()
-    a[i, k] = 0
-    a[k, i] = 0
-    a = a.tocsr()
-    a.eliminate_zeros()
-    return a.indptr.astype(np.int64), a.indices.astype(np.int64)
-
-
-def test_facet_check_catches_a_short_missing_facet(rng):
-    """Cells built from their 1-ring only, with the shortest facet's pair removed
-    from the graph: the two cells overlap their lost neighbour by a sliver, which the
-    facet check sees (the facets around it differ in length from the two sides), and
-    the pass retries with wider rings."""
-    density, pts, w = _problem(rng, (40, 40), 80, weight_scale=0.3)
+@pytest.mark.parametrize("zeros", [False, True])
+def test_polygon_moments_match_pixel_pass_and_reference(rng, zeros):
+    """Barycenters and energies of polygon cells (Green's theorem with Simpson's rule
+    on each piece) equal the pixel pass's and the half-space reference's."""
+    density, pts, w = _problem(rng, (21, 17), 12)
+    if zeros:
+        v = density.values.copy()
+        v[5:12, 3:9] = 0.0
+        density = rq.Density.from_array(v, density.grid)
     r = _Raster(density, pts, "fractional")
-    _, m, _, jac = r.evaluate(w, None, False, True)
-    n = len(pts)
-    off = sp.triu(jac, 1).tocoo()
-    k = np.argmax(off.data)  # the least negative entry: the shortest facet
-    i, j = int(off.row[k]), int(off.col[k])
-    graph = _without_pair(r.graph, n, i, j)
-    r._polygon(w, False)  # prepares the raster's prefix sums
-    rho, _, prefix, lo, hi, spacing = r._poly_data
-    bufs = [np.empty(n), np.empty(n), np.empty((n, 4), np.int64)]
-    bufs += [np.empty(n * _polygons.MAX_FACETS, t) for t in (np.int64, np.int64)]
-    bufs += [np.empty(n * _polygons.MAX_FACETS) for _ in range(2)]
-    args = (pts, w, graph[0], graph[1], lo, hi, lo, spacing, rho, np.zeros((1, 1)))
-    overflow, check = _polygons._polygon_pass(*args, prefix, True, False, 1, 8, *bufs)
-    tol = _polygons.LENGTH_RTOL * np.sqrt(density.grid.volume / n)
-    assert overflow == 0
-    assert abs(check) > tol
-    # with the full graph the 1-rings are exact: the check holds
-    overflow, check = _polygons._polygon_pass(
-        pts, w, r.graph[0], r.graph[1], *args[4:], prefix, True, False, 1, 8, *bufs
-    )
-    assert abs(check) <= tol
-    res = _polygons.polygon_cells(
-        pts, w, graph, lo, hi, lo, spacing, rho, None, prefix, True, 8, depth=1
-    )
-    assert res is not None and res[-1] >= 2
-    np.testing.assert_allclose(res[0], m, rtol=1e-11, atol=1e-13 * m.sum())
+    _, _, (m_ref, bary, energy), _ = r.evaluate(w, None, True, True)
+    if zeros:
+        r.extend_graph(r.floor_links(r.centre_labels(w)))
+    labels, _, mom, _ = r.evaluate(w, None, True, True)
+    assert labels is None, "expected a polygon pass"
+    np.testing.assert_allclose(mom[0], m_ref, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(mom[1], bary, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mom[2], energy, rtol=1e-10, atol=1e-13)
+    ref_m, ref_b = reference.fractional_moments(density.grid, density.values, pts, w)
+    np.testing.assert_allclose(mom[0], ref_m, rtol=1e-7, atol=1e-12)
+    ok = ref_m > 0
+    np.testing.assert_allclose(mom[1][ok], ref_b[ok], atol=1e-7)
 
 
-def test_polygon_pass_on_zero_density(rng):
-    """Zero pixels: the adjacency of a pixel pass lacks the facets through them, the
-    weak links add them; the polygon pass then matches the pixel pass, and its links
-    form a Laplacian (symmetric, rows summing to zero)."""
-    values = rng.random((48, 40)) + 0.1
-    values[10:30, 5:35] = 0.0
-    density = rq.Density.from_array(values)
-    pts = rq.sample_points(density, 120, seed=3)
+def test_facet_move_rates_at_centres_agree_with_pixel_centres(rng):
+    """The predictor's rates from facet centres (polygon passes) are the exact first
+    order of the masses in the site moves (the error of a move of size s shrinks as
+    s); the pixel pass's pieces at pixel centres agree to a fraction of a pixel."""
+    from rasterquant.assign._kernels import _facet_move_rates, _facet_move_rates_at
+
+    density, pts, w = _problem(rng, (30, 26), 25)
     r = _Raster(density, pts, "fractional")
-    w = np.zeros(len(pts))
-    labels, m, _, jac = r.evaluate(w, None, False, True)
-    links = r.floor_links(labels)
-    r.extend_graph(links)
+    r.evaluate(w, None, False, True)
     res = r._polygon(w, True)
-    assert res is not None
-    np.testing.assert_allclose(res[0], m, rtol=1e-11, atol=1e-13 * m.sum())
-    assert abs(res[1]() - jac).max() <= 1e-11 * abs(jac).max()
-    poly_links = r.floor_links(None, w)
-    assert poly_links is not None and poly_links.nnz > 0
-    assert abs(poly_links - poly_links.T).max() <= 1e-15 * abs(poly_links).max()
-    np.testing.assert_allclose(
-        np.asarray(poly_links.sum(axis=1)).ravel(), 0, atol=1e-12
+    _, rows, cols, vals, centres, _ = r.facets
+    n = len(pts)
+    direction = rng.normal(size=(n, 2))
+    errors = []
+    for scale in (1e-4, 1e-5):
+        d3 = np.column_stack([np.zeros(n), scale * direction])
+        dm = _facet_move_rates_at(rows, cols, vals, centres, r.points3, d3, n)
+        moved = _Raster(density, pts + scale * direction, "fractional")
+        _, m1, _, _ = moved.evaluate(w, None, False, False)
+        errors.append(np.abs(m1 - res[0] - dm).max() / np.abs(dm).max())
+    assert errors[1] <= 1e-3 and errors[1] <= errors[0] / 5, errors
+    # the pixel pass's pieces at pixel centres
+    r.graph = None
+    r.evaluate(w, None, False, True)
+    _, prow, pcol, pval, pix, _ = r.facets
+    dmp = _facet_move_rates(
+        prow,
+        pcol,
+        pval,
+        pix,
+        r.points3,
+        d3,
+        r.shape3,
+        r.spacing3,
+        r.origin3,
+        r.lengths3,
+        r.periodic3,
+        n,
     )
+    np.testing.assert_allclose(dmp, dm, atol=0.05 * np.abs(dm).max())

@@ -528,6 +528,31 @@ def _facet_move_rates(
 
 
 @kernel(parallel=False)
+def _facet_move_rates_at(rows, cols, vals, centres, points3, moves3, n_points):
+    """As ``_facet_move_rates``, each facet piece at its own point ``centres[t]``.
+
+    ``centres`` (T, 3): the density-weighted centre of each facet (polygon passes,
+    no periodic axes), which makes the first order exact for the piece.
+    """
+    dm = np.zeros(n_points)
+    for t in range(rows.size):
+        a = rows[t]
+        b = cols[t]
+        if a == b:
+            continue
+        g = 0.0
+        for ax in range(3):
+            xa = centres[t, ax]
+            g += (xa - points3[a, ax]) * moves3[a, ax] - (xa - points3[b, ax]) * moves3[
+                b, ax
+            ]
+        g *= 2.0 * vals[t]
+        dm[a] += g
+        dm[b] -= g
+    return dm
+
+
+@kernel(parallel=False)
 def _laplacian_csr(rows, cols, vals, n):
     """Return the CSR arrays of the Laplacian ``L = D - W`` of pair weights.
 

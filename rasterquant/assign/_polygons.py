@@ -19,12 +19,14 @@ box's area: that sum certifies the whole pass. The caller falls back to the pixe
 sweep when it does not hold.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import prange
 
 from .._jit import kernel
 
-__all__ = ["polygon_cells", "row_prefix"]
+__all__ = ["PolygonPass", "polygon_cells"]
 
 #: vertices of a cell polygon
 MAXV = 64
@@ -41,34 +43,50 @@ RETRY_EXCESS = 1e-3
 LENGTH_RTOL = 1e-9
 #: candidates of a cell
 MAXC = 512
-#: room for the row prefixes over a cell's box (larger boxes use the raster's)
+#: room for the row prefixes over a cell's box (grown for larger boxes)
 LOCAL_PREFIX = 1 << 14
 #: facet triplets per cell (to neighbours of higher index)
 MAX_FACETS = 24
 
 
-def row_prefix(rho, hx):
-    """Return ``P[r, c] = hx * sum(rho[r, :c])``, shape (H, W + 1)."""
-    p = np.zeros((rho.shape[0], rho.shape[1] + 1))
-    np.cumsum(rho * hx, axis=1, out=p[:, 1:])
-    return p
+@kernel(parallel=False)
+def _prefix_at(lp, q, c, rho_rc, xl, x, moments):
+    """Return the row prefixes ``(F0, F1, F2)`` at ``x`` in column ``c``.
+
+    The integrals of ``rho``, ``rho s``, ``rho s^2`` from the start of the row's
+    prefixes ``lp`` (offset ``q``; 3 values per column border); ``xl`` is the
+    column's left border, ``x`` and ``xl`` relative to the site.
+    """
+    f0 = lp[q + 3 * c] + rho_rc * (x - xl)
+    if not moments:
+        return f0, 0.0, 0.0
+    f1 = lp[q + 3 * c + 1] + rho_rc * (x * x - xl * xl) / 2.0
+    f2 = lp[q + 3 * c + 2] + rho_rc * (x * x * x - xl * xl * xl) / 3.0
+    return f0, f1, f2
 
 
 @kernel(parallel=False)
 def _walk(
-    y0, x0, y1, x1, oy, ox, hy, hx, rho, rhol, lp, stride, r0, c0, local, want_s, want_l
+    y0, x0, y1, x1, yi, xi, oy, ox, hy, hx, rho, rhol, lp, stride, r0, c0, flags, acc
 ):
-    """Integrals along the segment (y0, x0) -> (y1, x1) through the pixels.
+    """Add integrals along the segment (y0, x0) -> (y1, x1) to ``acc``.
 
-    Returns ``(int (F - F_c0) dy, int rho ds, int rhol ds)`` with ``F`` the row
-    prefix of ``rho`` and ``F_c0`` its value at the left border of column ``c0`` (a
-    function of the row alone, whose integral over a closed curve vanishes: it keeps
-    the terms, and their rounding, to the size of the cell's own mass). ``lp`` holds
-    the row prefixes from column ``c0`` (``local``: row ``r`` at ``(r - r0) * stride``)
-    or from column 0 (the whole raster's, ``r0 = 0``). The second integral is computed
-    when ``want_s``, the third (``rhol``: the floor density of the links through zero
-    pixels) when ``want_l``; on a pixel border they take the mean of the two pixels.
+    ``acc[0] += int F0 dy`` with ``F0`` the row prefix of ``rho`` from the left border
+    of column ``c0`` (a function of the row alone, whose integral over a closed curve
+    vanishes, is left out: the terms, and their rounding, stay the size of the cell's
+    own mass). ``lp`` holds the prefixes of the rows ``r0, ...`` from column ``c0``:
+    ``F0, F1, F2`` (integrals of ``rho``, ``rho (x - xi)``, ``rho (x - xi)^2``) at
+    each column's left border, row ``r`` at ``(r - r0) * stride``. ``flags``: bit 1,
+    the facet integrals ``acc[1] += int rho ds``, ``acc[6:8] += int rho (y, x) ds``;
+    bit 2, ``acc[2] += int rhol ds`` (the floor density of zero pixels, for the weak
+    links); on a pixel border they take the mean of the two pixels. Bit 4, the
+    moments ``acc[3] += int (y - yi) F0 dy``, ``acc[4] += int F1 dy``,
+    ``acc[5] += int (F2 + (y - yi)^2 F0) dy`` (Simpson's rule: exact, the integrands
+    are cubic along each piece).
     """
+    want_s = (flags & 1) != 0
+    want_l = (flags & 2) != 0
+    want_m = (flags & 4) != 0
     h_rows = rho.shape[0]
     w_cols = rho.shape[1]
     dy = y1 - y0
@@ -97,9 +115,6 @@ def _walk(
         sx = -1.0
         kx = np.ceil((x0 - ox) / hx) - 1.0
         tc = (ox + kx * hx - x0) / dx
-    accf = 0.0
-    accs = 0.0
-    accl = 0.0
     ta = 0.0
     while True:
         tb = min(tr, tc, 1.0)
@@ -113,12 +128,28 @@ def _walk(
             c = min(max(int(np.floor(fc)), 0), w_cols - 1)
             if dy != 0.0:
                 q = (r - r0) * stride
-                if local:
-                    f = lp[q + c - c0]
-                else:
-                    f = lp[q + c] - lp[q + c0]
-                f += rho[r, c] * (xm - (ox + c * hx))
-                accf += f * (tb - ta) * dy
+                rc = rho[r, c]
+                xl = ox + c * hx - xi
+                cc = c - c0
+                wdy = (tb - ta) * dy
+                f0, f1, f2 = _prefix_at(lp, q, cc, rc, xl, xm - xi, want_m)
+                acc[0] += f0 * wdy
+                if want_m:
+                    ya = y0 + ta * dy - yi
+                    yb = y0 + tb * dy - yi
+                    yc = ym - yi
+                    a0, a1, a2 = _prefix_at(lp, q, cc, rc, xl, x0 + ta * dx - xi, True)
+                    b0, b1, b2 = _prefix_at(lp, q, cc, rc, xl, x0 + tb * dx - xi, True)
+                    w6 = wdy / 6.0
+                    acc[3] += w6 * (ya * a0 + 4.0 * yc * f0 + yb * b0)
+                    acc[4] += w6 * (a1 + 4.0 * f1 + b1)
+                    acc[5] += w6 * (
+                        a2
+                        + ya * ya * a0
+                        + 4.0 * (f2 + yc * yc * f0)
+                        + b2
+                        + yb * yb * b0
+                    )
             if want_s:
                 # on a pixel border: the mean of the pixels on its two sides
                 r2 = r
@@ -134,9 +165,12 @@ def _walk(
                         c = int(k) - 1
                         c2 = int(k)
                 ds = (tb - ta) * length
-                accs += 0.5 * (rho[r, c] + rho[r2, c2]) * ds
+                rs = 0.5 * (rho[r, c] + rho[r2, c2]) * ds
+                acc[1] += rs
+                acc[6] += rs * ym
+                acc[7] += rs * xm
                 if want_l:
-                    accl += 0.5 * (rhol[r, c] + rhol[r2, c2]) * ds
+                    acc[2] += 0.5 * (rhol[r, c] + rhol[r2, c2]) * ds
         if tb >= 1.0:
             break
         if tr <= tb:
@@ -146,7 +180,6 @@ def _walk(
             kx += sx
             tc = (ox + kx * hx - x0) / dx
         ta = tb
-    return accf, accs, accl
 
 
 @kernel(parallel=True)
@@ -161,18 +194,20 @@ def _polygon_pass(
     spacing,
     rho,
     rhol,
-    prefix,
     want_jac,
     want_links,
+    want_moments,
     depth,
     n_chunks,
     masses,
+    mom,
     areas,
     boxes,
     rows,
     cols,
     vals,
     lvals,
+    fpos,
 ):
     """Build every cell from its 2-ring in the graph ``nb_ptr, nb_idx``; see module.
 
@@ -203,7 +238,7 @@ def _polygon_pass(
         sv = np.empty(MAXV)
         cand = np.empty(MAXC, np.int64)
         lp = np.empty(LOCAL_PREFIX)
-        prefix_flat = prefix.ravel()
+        acc = np.empty(8)
         for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             yi = pts[i, 0]
             xi = pts[i, 1]
@@ -315,11 +350,17 @@ def _polygon_pass(
                 cols[base + f] = i
                 vals[base + f] = 0.0
                 lvals[base + f] = 0.0
+                fpos[base + f, 0] = 0.0
+                fpos[base + f, 1] = 0.0
             if over:
                 bad[ch] += 1
                 masses[i] = 0.0
                 areas[i] = np.inf
                 continue
+            if want_moments:
+                mom[i, 0] = 0.0
+                mom[i, 1] = 0.0
+                mom[i, 2] = 0.0
             if nv < 3:
                 masses[i] = 0.0
                 areas[i] = 0.0
@@ -346,25 +387,36 @@ def _polygon_pass(
             boxes[i, 1] = min(max(int(np.floor((ymax + yi - oy) / hy)), 0), h_rows - 1)
             boxes[i, 2] = min(max(int(np.floor((xmin + xi - ox) / hx)), 0), w_cols - 1)
             boxes[i, 3] = min(max(int(np.floor((xmax + xi - ox) / hx)), 0), w_cols - 1)
-            # row prefixes over the cell's box (or the raster's, for a huge box)
+            # row prefixes over the cell's box: F0, F1, F2 at each column's left
+            # border (x relative to the site)
             r0 = boxes[i, 0]
             c0 = boxes[i, 2]
-            stride = boxes[i, 3] - c0 + 2
-            local = (boxes[i, 1] - r0 + 1) * stride <= LOCAL_PREFIX
-            if local:
-                for rr in range(boxes[i, 1] - r0 + 1):
-                    acc = 0.0
-                    q = rr * stride
-                    lp[q] = 0.0
-                    for cc in range(stride - 1):
-                        acc += rho[r0 + rr, c0 + cc] * hx
-                        lp[q + cc + 1] = acc
-                buf = lp
-            else:
-                buf = prefix_flat
-                stride = w_cols + 1
-                r0 = 0
-            mass = 0.0
+            ncol = boxes[i, 3] - c0 + 1
+            stride = 3 * (ncol + 1)
+            need = (boxes[i, 1] - r0 + 1) * stride
+            if need > lp.size:
+                lp = np.empty(2 * need)
+            for rr in range(boxes[i, 1] - r0 + 1):
+                q = rr * stride
+                p0 = 0.0
+                p1 = 0.0
+                p2 = 0.0
+                lp[q] = 0.0
+                lp[q + 1] = 0.0
+                lp[q + 2] = 0.0
+                for cc in range(ncol):
+                    rc = rho[r0 + rr, c0 + cc]
+                    p0 += rc * hx
+                    if want_moments:
+                        xl = ox + (c0 + cc) * hx - xi
+                        xr = xl + hx
+                        p1 += rc * (xr * xr - xl * xl) / 2.0
+                        p2 += rc * (xr * xr * xr - xl * xl * xl) / 3.0
+                    lp[q + 3 * cc + 3] = p0
+                    lp[q + 3 * cc + 4] = p1
+                    lp[q + 3 * cc + 5] = p2
+            for a in range(8):
+                acc[a] = 0.0
             nf = 0
             for k in range(nv):
                 k2 = k + 1 if k + 1 < nv else 0
@@ -379,26 +431,35 @@ def _polygon_pass(
                 bx = px[cur, k2] + xi
                 if ay == by and not facet:
                     continue
-                f, sj, sl = _walk(
+                flags = 4 if want_moments else 0
+                if first and want_jac:
+                    flags |= 1
+                    if want_links:
+                        flags |= 2
+                s1 = acc[1]
+                s2 = acc[2]
+                s6 = acc[6]
+                s7 = acc[7]
+                _walk(
                     ay,
                     ax,
                     by,
                     bx,
+                    yi,
+                    xi,
                     oy,
                     ox,
                     hy,
                     hx,
                     rho,
                     rhol,
-                    buf,
+                    lp,
                     stride,
                     r0,
                     c0,
-                    local,
-                    first and want_jac,
-                    first and want_links,
+                    flags,
+                    acc,
                 )
-                mass += f
                 if facet:
                     # also where the density is zero (the adjacency)
                     if nf == MAX_FACETS:
@@ -407,9 +468,17 @@ def _polygon_pass(
                     ey = pts[t, 0] - yi
                     ex = pts[t, 1] - xi
                     d2 = 2.0 * np.sqrt(ey * ey + ex * ex)
+                    sj = acc[1] - s1
                     cols[base + nf] = t
-                    vals[base + nf] = sj / d2 if first else 0.0
-                    lvals[base + nf] = sl / d2 if first else 0.0
+                    vals[base + nf] = sj / d2
+                    lvals[base + nf] = (acc[2] - s2) / d2
+                    # the facet's density-weighted centre (for moving sites)
+                    if sj > 0.0:
+                        fpos[base + nf, 0] = (acc[6] - s6) / sj
+                        fpos[base + nf, 1] = (acc[7] - s7) / sj
+                    else:
+                        fpos[base + nf, 0] = 0.5 * (ay + by)
+                        fpos[base + nf, 1] = 0.5 * (ax + bx)
                     nf += 1
                     # the facet's length, + from its lower cell and - from the other,
                     # times a hash of the pair: sums to rounding when every facet is
@@ -426,7 +495,12 @@ def _polygon_pass(
             if over:
                 bad[ch] += 1
             # Green's theorem holds for the counter-clockwise orientation in (x, y)
-            masses[i] = mass if area > 0.0 else -mass
+            sgn = 1.0 if area > 0.0 else -1.0
+            masses[i] = sgn * acc[0]
+            if want_moments:
+                mom[i, 0] = sgn * acc[3]
+                mom[i, 1] = sgn * acc[4]
+                mom[i, 2] = sgn * acc[5]
             areas[i] = abs(area)
     total = 0
     check = 0.0
@@ -434,6 +508,29 @@ def _polygon_pass(
         total += bad[ch]
         check += odd[ch]
     return total, check
+
+
+@dataclass
+class PolygonPass:
+    """Results of a certified polygon pass (``polygon_cells``).
+
+    ``masses`` (N,); ``moments`` (N, 3) or None: ``int rho (y - y_i)``,
+    ``int rho (x - x_i)`` and ``int rho |x - y_i|^2`` over each cell; the facets, in
+    ``MAX_FACETS`` slots per cell, unused ones ``(i, i)``: ``rows``, ``cols``,
+    ``vals`` (Jacobian entries, from the lower index of each pair), ``lvals`` (weak
+    links through zero pixels), ``centres`` (T, 2; density-weighted, for moving
+    sites); ``boxes`` (N, 4) the pixels each cell meets; ``depth`` the rings used.
+    """
+
+    masses: np.ndarray
+    moments: np.ndarray | None
+    rows: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    lvals: np.ndarray
+    centres: np.ndarray
+    boxes: np.ndarray
+    depth: int
 
 
 def polygon_cells(
@@ -446,29 +543,30 @@ def polygon_cells(
     spacing,
     rho,
     rhol,
-    prefix,
     want_jac,
     n_chunks,
     depth=2,
+    want_moments=False,
 ):
-    """Masses and facet triplets of all cells, or None if the pass is not certified.
+    """Build all cells as polygons: a :class:`PolygonPass`, or None (not certified).
 
     ``graph = (indptr, indices)``: each cell's neighbours at nearby weights. The
     candidates of a cell are its rings up to ``depth`` (2 or 3); if the areas do not
     certify the 2-rings but nearly do (a few cells met a neighbour from further away:
     a long Newton step), the 3-rings. ``rhol`` (or None): the floor density of zero
     pixels, whose facet integrals are the weak links (``lvals``) of cells that meet
-    only where the density is zero. Returns ``(masses, rows, cols, vals, lvals,
-    boxes, depth)``, ``depth`` the one that certified.
+    only where the density is zero.
     """
     n = len(pts)
     masses = np.empty(n)
+    mom = np.empty((n, 3) if want_moments else (1, 3))
     areas = np.empty(n)
     boxes = np.empty((n, 4), np.int64)
     rows = np.empty(n * MAX_FACETS, np.int64)
     cols = np.empty(n * MAX_FACETS, np.int64)
     vals = np.empty(n * MAX_FACETS)
     lvals = np.empty(n * MAX_FACETS)
+    centres = np.empty((n * MAX_FACETS, 2))
     # lengths of a facet seen from its two cells agree to rounding (of coordinates of
     # the size of a cell)
     len_tol = LENGTH_RTOL * np.sqrt(np.prod(np.asarray(hi) - np.asarray(lo)) / n)
@@ -488,23 +586,35 @@ def polygon_cells(
             spacing,
             rho,
             rhol,
-            prefix,
             want_jac,
             want_jac and links,
+            want_moments,
             d,
             n_chunks,
             masses,
+            mom,
             areas,
             boxes,
             rows,
             cols,
             vals,
             lvals,
+            centres,
         )
         excess = float(np.sum(areas)) - box
         exact = abs(excess) <= CERTIFY_RTOL * box and abs(check) <= len_tol
         if not overflow and exact:
-            return masses, rows, cols, vals, lvals, boxes, d
+            return PolygonPass(
+                masses,
+                mom if want_moments else None,
+                rows,
+                cols,
+                vals,
+                lvals,
+                centres,
+                boxes,
+                d,
+            )
         if overflow or excess > RETRY_EXCESS * box:
             break
     return None

@@ -405,21 +405,24 @@ class _Raster:
     def polygon_ready(self, want_moments):
         """Tell whether a pass can build the cells as polygons (see ``_polygons``).
 
-        2D fractional rasters without periodic axes, for masses and the Jacobian only,
-        once an earlier Jacobian gave the cells' adjacency.
+        2D fractional rasters without periodic axes, once an earlier Jacobian gave the
+        cells' adjacency.
         """
         return (
             _config.POLYGON_CELLS
             and self.graph is not None
-            and not want_moments
             and self.quadrature == "fractional"
             and self.grid.ndim == 2
             and not self.grid.any_periodic
             and len(self.graph[0]) == self.n + 1
         )
 
-    def _polygon(self, weights, want_jac):
-        """Masses and deferred Jacobian from polygon cells, or None (not certified)."""
+    def _polygon(self, weights, want_jac, want_moments=False):
+        """Polygon cells: ``(masses, out, jacobian)``, or None (not certified).
+
+        ``out`` (N, 5) as a pixel pass's sums (mass, moments about the site, second
+        moment) or None; the Jacobian deferred, or None.
+        """
         if self._poly_data is None:
             hy, hx = self.grid.spacing
             v = (
@@ -436,12 +439,11 @@ class _Raster:
             self._poly_data = (
                 rho,
                 rhol,
-                _polygons.row_prefix(rho, hx),
                 lo,
                 lo + np.array(self.grid.lengths, dtype=np.float64),
                 np.array(self.grid.spacing, dtype=np.float64),
             )
-        rho, rhol, prefix, lo, hi, spacing = self._poly_data
+        rho, rhol, lo, hi, spacing = self._poly_data
         res = _polygons.polygon_cells(
             np.ascontiguousarray(self.points, dtype=np.float64),
             np.ascontiguousarray(weights, dtype=np.float64),
@@ -452,24 +454,32 @@ class _Raster:
             spacing,
             rho,
             rhol,
-            prefix,
             want_jac,
             self.n_chunks,
             self.poly_depth,
+            want_moments,
         )
         if res is None:
             return None
-        m, rows, cols, vals, lvals, boxes, _ = res
+        w = np.array(weights, dtype=np.float64)
         # the cells' windows for the step limits (which would read them from labels),
         # and the weak links through zero pixels
-        entry = (np.array(weights, dtype=np.float64), boxes, (rows, cols, lvals))
+        entry = (w, res.boxes, (res.rows, res.cols, res.lvals))
         self._poly_boxes = [entry, *self._poly_boxes[:2]]
+        out = None
+        if want_moments:
+            out = np.zeros((self.n, 5))
+            out[:, 0] = res.masses
+            out[:, 2:5] = res.moments
         jac = None
         if want_jac:
-            # the pixel pieces of the facets (for moving sites) are not computed here
-            self.facets = None
+            rows, cols, vals = res.rows, res.cols, res.vals
             jac = _Deferred(lambda: self._assemble(rows, cols, vals, adjacency=True))
-        return m, jac
+            # the facets with their centres, for the first-order effect of moving
+            # the sites (lloyd)
+            centres = np.column_stack([np.full(len(rows), 0.5), res.centres])
+            self.facets = (w, rows, cols, vals, centres, jac)
+        return res.masses, out, jac
 
     def cell_boxes(self, weights):
         """Pixels each cell meets (N, 4) at ``weights``, or None.
@@ -525,10 +535,12 @@ class _Raster:
                 None if jac is None else _Deferred(lambda: jac),
             )
         if self.polygon_ready(want_moments):
-            # cells a few pixels wide: built as polygons, no labels (None)
-            res = self._polygon(weights, want_jac)
+            # built as polygons, no labels (None)
+            res = self._polygon(weights, want_jac, want_moments)
             if res is not None:
-                return None, res[0], None, res[1]
+                m, out, jac = res
+                mom = self._finish_moments(out, 0.0) if want_moments else None
+                return None, m, mom, jac
         if labels is None:
             labels = np.empty(tuple(self.shape3), dtype=np.int32)
         out, jac = self._fractional(weights, labels, want_moments, want_jac)
@@ -548,6 +560,8 @@ class _Raster:
             if self.geometric:
                 out = self._geometric(weights, True, False)[0]
             else:
+                if labels3 is None:
+                    labels3 = np.empty(tuple(self.shape3), dtype=np.int32)
                 out = self._fractional(weights, labels3, True, False)[0].sum(axis=0)
             extent = 0.0
         else:
