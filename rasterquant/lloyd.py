@@ -117,8 +117,8 @@ def _follow_moves(raster, psi, moves):
                     cols,
                     vals,
                     pix,
-                    raster.points3,
-                    np.ascontiguousarray(d3),
+                    np.ascontiguousarray(raster.points),
+                    np.ascontiguousarray(moves),
                     len(psi),
                 )
             else:

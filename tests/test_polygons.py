@@ -207,7 +207,7 @@ def test_facet_move_rates_at_centres_agree_with_pixel_centres(rng):
     errors = []
     for scale in (1e-4, 1e-5):
         d3 = np.column_stack([np.zeros(n), scale * direction])
-        dm = _facet_move_rates_at(rows, cols, vals, centres, r.points3, d3, n)
+        dm = _facet_move_rates_at(rows, cols, vals, centres, pts, scale * direction, n)
         moved = _Raster(density, pts + scale * direction, "fractional")
         _, m1, _, _ = moved.evaluate(w, None, False, False)
         errors.append(np.abs(m1 - res[0] - dm).max() / np.abs(dm).max())

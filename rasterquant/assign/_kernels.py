@@ -528,11 +528,12 @@ def _facet_move_rates(
 
 
 @kernel(parallel=False)
-def _facet_move_rates_at(rows, cols, vals, centres, points3, moves3, n_points):
+def _facet_move_rates_at(rows, cols, vals, centres, points, moves, n_points):
     """As ``_facet_move_rates``, each facet piece at its own point ``centres[t]``.
 
-    ``centres`` (T, 3): the density-weighted centre of each facet (polygon passes,
-    no periodic axes), which makes the first order exact for the piece.
+    2D, no periodic axes: ``centres`` (T, 2) the density-weighted centre of each
+    facet (polygon passes), which makes the first order exact; ``points`` and
+    ``moves`` (N, 2).
     """
     dm = np.zeros(n_points)
     for t in range(rows.size):
@@ -541,9 +542,9 @@ def _facet_move_rates_at(rows, cols, vals, centres, points3, moves3, n_points):
         if a == b:
             continue
         g = 0.0
-        for ax in range(3):
+        for ax in range(2):
             xa = centres[t, ax]
-            g += (xa - points3[a, ax]) * moves3[a, ax] - (xa - points3[b, ax]) * moves3[
+            g += (xa - points[a, ax]) * moves[a, ax] - (xa - points[b, ax]) * moves[
                 b, ax
             ]
         g *= 2.0 * vals[t]

@@ -26,7 +26,7 @@ from numba import prange
 
 from .._jit import kernel
 
-__all__ = ["PolygonPass", "polygon_cells"]
+__all__ = ["PolygonPass", "new_buffers", "polygon_cells"]
 
 #: vertices of a cell polygon
 MAXV = 64
@@ -54,12 +54,13 @@ def _prefix_at(lp, q, c, rho_rc, xl, x, moments):
     """Return the row prefixes ``(F0, F1, F2)`` at ``x`` in column ``c``.
 
     The integrals of ``rho``, ``rho s``, ``rho s^2`` from the start of the row's
-    prefixes ``lp`` (offset ``q``; 3 values per column border); ``xl`` is the
-    column's left border, ``x`` and ``xl`` relative to the site.
+    prefixes ``lp`` (offset ``q``; 3 values per column border with ``moments``, else
+    ``F0`` alone); ``xl`` is the column's left border, ``x`` and ``xl`` relative to
+    the site.
     """
-    f0 = lp[q + 3 * c] + rho_rc * (x - xl)
     if not moments:
-        return f0, 0.0, 0.0
+        return lp[q + c] + rho_rc * (x - xl), 0.0, 0.0
+    f0 = lp[q + 3 * c] + rho_rc * (x - xl)
     f1 = lp[q + 3 * c + 1] + rho_rc * (x * x - xl * xl) / 2.0
     f2 = lp[q + 3 * c + 2] + rho_rc * (x * x * x - xl * xl * xl) / 3.0
     return f0, f1, f2
@@ -71,17 +72,17 @@ def _walk(
 ):
     """Add integrals along the segment (y0, x0) -> (y1, x1) to ``acc``.
 
-    ``acc[0] += int F0 dy`` with ``F0`` the row prefix of ``rho`` from the left border
+    ``g0 += int F0 dy`` with ``F0`` the row prefix of ``rho`` from the left border
     of column ``c0`` (a function of the row alone, whose integral over a closed curve
     vanishes, is left out: the terms, and their rounding, stay the size of the cell's
     own mass). ``lp`` holds the prefixes of the rows ``r0, ...`` from column ``c0``:
     ``F0, F1, F2`` (integrals of ``rho``, ``rho (x - xi)``, ``rho (x - xi)^2``) at
     each column's left border, row ``r`` at ``(r - r0) * stride``. ``flags``: bit 1,
-    the facet integrals ``acc[1] += int rho ds``, ``acc[6:8] += int rho (y, x) ds``;
-    bit 2, ``acc[2] += int rhol ds`` (the floor density of zero pixels, for the weak
+    the facet integrals ``g1 += int rho ds``, ``acc[6:8] += int rho (y, x) ds``;
+    bit 2, ``g2 += int rhol ds`` (the floor density of zero pixels, for the weak
     links); on a pixel border they take the mean of the two pixels. Bit 4, the
-    moments ``acc[3] += int (y - yi) F0 dy``, ``acc[4] += int F1 dy``,
-    ``acc[5] += int (F2 + (y - yi)^2 F0) dy`` (Simpson's rule: exact, the integrands
+    moments ``g3 += int (y - yi) F0 dy``, ``g4 += int F1 dy``,
+    ``g5 += int (F2 + (y - yi)^2 F0) dy`` (Simpson's rule: exact, the integrands
     are cubic along each piece).
     """
     want_s = (flags & 1) != 0
@@ -115,6 +116,7 @@ def _walk(
         sx = -1.0
         kx = np.ceil((x0 - ox) / hx) - 1.0
         tc = (ox + kx * hx - x0) / dx
+    g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = 0.0
     ta = 0.0
     while True:
         tb = min(tr, tc, 1.0)
@@ -133,7 +135,7 @@ def _walk(
                 cc = c - c0
                 wdy = (tb - ta) * dy
                 f0, f1, f2 = _prefix_at(lp, q, cc, rc, xl, xm - xi, want_m)
-                acc[0] += f0 * wdy
+                g0 += f0 * wdy
                 if want_m:
                     ya = y0 + ta * dy - yi
                     yb = y0 + tb * dy - yi
@@ -141,9 +143,9 @@ def _walk(
                     a0, a1, a2 = _prefix_at(lp, q, cc, rc, xl, x0 + ta * dx - xi, True)
                     b0, b1, b2 = _prefix_at(lp, q, cc, rc, xl, x0 + tb * dx - xi, True)
                     w6 = wdy / 6.0
-                    acc[3] += w6 * (ya * a0 + 4.0 * yc * f0 + yb * b0)
-                    acc[4] += w6 * (a1 + 4.0 * f1 + b1)
-                    acc[5] += w6 * (
+                    g3 += w6 * (ya * a0 + 4.0 * yc * f0 + yb * b0)
+                    g4 += w6 * (a1 + 4.0 * f1 + b1)
+                    g5 += w6 * (
                         a2
                         + ya * ya * a0
                         + 4.0 * (f2 + yc * yc * f0)
@@ -166,11 +168,11 @@ def _walk(
                         c2 = int(k)
                 ds = (tb - ta) * length
                 rs = 0.5 * (rho[r, c] + rho[r2, c2]) * ds
-                acc[1] += rs
-                acc[6] += rs * ym
-                acc[7] += rs * xm
+                g1 += rs
+                g6 += rs * ym
+                g7 += rs * xm
                 if want_l:
-                    acc[2] += 0.5 * (rhol[r, c] + rhol[r2, c2]) * ds
+                    g2 += 0.5 * (rhol[r, c] + rhol[r2, c2]) * ds
         if tb >= 1.0:
             break
         if tr <= tb:
@@ -180,6 +182,15 @@ def _walk(
             kx += sx
             tc = (ox + kx * hx - x0) / dx
         ta = tb
+    # (sums in locals: stores to acc in the loop could alias lp and stay in memory)
+    acc[0] += g0
+    acc[1] += g1
+    acc[2] += g2
+    acc[3] += g3
+    acc[4] += g4
+    acc[5] += g5
+    acc[6] += g6
+    acc[7] += g7
 
 
 @kernel(parallel=True)
@@ -214,12 +225,13 @@ def _polygon_pass(
     Writes ``masses``, ``areas`` (N,), the pixels each cell meets ``boxes`` (N, 4:
     first and last row, first and last column; empty cells get first > last) and the
     facet triplets of cell ``i`` to
-    ``rows, cols, vals, lvals[i * MAX_FACETS: (i + 1) * MAX_FACETS]`` (each facet
-    from both of its cells, its Jacobian entry from the lower index; unused slots are
-    ``(i, i, 0)``, which the Laplacian assembly skips). Returns the number of cells
-    whose buffers overflowed (the pass is then not usable), and the facet check: the
-    sum over facets of their lengths times a hash of the pair of cells, + from the
-    lower index, - from the higher one (zero to rounding for exact cells).
+    ``rows, cols, vals, lvals, fpos[i * MAX_FACETS: (i + 1) * MAX_FACETS]`` (each
+    facet from both of its cells, its Jacobian entry from the lower index; unused
+    slots are ``(i, i)``, their values unset: every reader skips them). Returns the
+    number of cells whose buffers overflowed (the pass is then not usable), and the
+    facet check: the sum over facets of their lengths times a hash of the pair of
+    cells, + from the lower index, - from the higher one (zero to rounding for exact
+    cells).
     """
     n = pts.shape[0]
     oy = origin[0]
@@ -238,6 +250,7 @@ def _polygon_pass(
         sv = np.empty(MAXV)
         cand = np.empty(MAXC, np.int64)
         lp = np.empty(LOCAL_PREFIX)
+        width = 3 if want_moments else 1  # prefix values per column border
         acc = np.empty(8)
         for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             yi = pts[i, 0]
@@ -345,13 +358,10 @@ def _polygon_pass(
                     rad = max(rad, (py[cur, k] - my) ** 2 + (px[cur, k] - mx) ** 2)
                 rad = np.sqrt(rad) * (1.0 + 1e-12) + 1e-12
             base = i * MAX_FACETS
+            # unused slots: (i, i), which every reader skips
             for f in range(MAX_FACETS):
                 rows[base + f] = i
                 cols[base + f] = i
-                vals[base + f] = 0.0
-                lvals[base + f] = 0.0
-                fpos[base + f, 0] = 0.0
-                fpos[base + f, 1] = 0.0
             if over:
                 bad[ch] += 1
                 masses[i] = 0.0
@@ -392,7 +402,7 @@ def _polygon_pass(
             r0 = boxes[i, 0]
             c0 = boxes[i, 2]
             ncol = boxes[i, 3] - c0 + 1
-            stride = 3 * (ncol + 1)
+            stride = width * (ncol + 1)
             need = (boxes[i, 1] - r0 + 1) * stride
             if need > lp.size:
                 lp = np.empty(2 * need)
@@ -401,20 +411,20 @@ def _polygon_pass(
                 p0 = 0.0
                 p1 = 0.0
                 p2 = 0.0
-                lp[q] = 0.0
-                lp[q + 1] = 0.0
-                lp[q + 2] = 0.0
+                for j in range(width):
+                    lp[q + j] = 0.0
                 for cc in range(ncol):
                     rc = rho[r0 + rr, c0 + cc]
                     p0 += rc * hx
+                    q2 = q + width * (cc + 1)
+                    lp[q2] = p0
                     if want_moments:
                         xl = ox + (c0 + cc) * hx - xi
                         xr = xl + hx
                         p1 += rc * (xr * xr - xl * xl) / 2.0
                         p2 += rc * (xr * xr * xr - xl * xl * xl) / 3.0
-                    lp[q + 3 * cc + 3] = p0
-                    lp[q + 3 * cc + 4] = p1
-                    lp[q + 3 * cc + 5] = p2
+                        lp[q2 + 1] = p1
+                        lp[q2 + 2] = p2
             for a in range(8):
                 acc[a] = 0.0
             nf = 0
@@ -533,6 +543,22 @@ class PolygonPass:
     depth: int
 
 
+def new_buffers(n):
+    """Arrays for the results of a polygon pass over ``n`` cells."""
+    nf = n * MAX_FACETS
+    return (
+        np.empty(n),
+        np.empty((n, 3)),
+        np.empty(n),
+        np.empty((n, 4), np.int64),
+        np.empty(nf, np.int64),
+        np.empty(nf, np.int64),
+        np.empty(nf),
+        np.empty(nf),
+        np.empty((nf, 2)),
+    )
+
+
 def polygon_cells(
     pts,
     weights,
@@ -547,6 +573,7 @@ def polygon_cells(
     n_chunks,
     depth=2,
     want_moments=False,
+    buffers=None,
 ):
     """Build all cells as polygons: a :class:`PolygonPass`, or None (not certified).
 
@@ -555,18 +582,15 @@ def polygon_cells(
     certify the 2-rings but nearly do (a few cells met a neighbour from further away:
     a long Newton step), the 3-rings. ``rhol`` (or None): the floor density of zero
     pixels, whose facet integrals are the weak links (``lvals``) of cells that meet
-    only where the density is zero.
+    only where the density is zero. ``buffers`` (from :func:`new_buffers`) are
+    written in place of new arrays (the results then live in them).
     """
     n = len(pts)
-    masses = np.empty(n)
-    mom = np.empty((n, 3) if want_moments else (1, 3))
-    areas = np.empty(n)
-    boxes = np.empty((n, 4), np.int64)
-    rows = np.empty(n * MAX_FACETS, np.int64)
-    cols = np.empty(n * MAX_FACETS, np.int64)
-    vals = np.empty(n * MAX_FACETS)
-    lvals = np.empty(n * MAX_FACETS)
-    centres = np.empty((n * MAX_FACETS, 2))
+    if buffers is None:
+        buffers = new_buffers(n)
+    masses, mom, areas, boxes, rows, cols, vals, lvals, centres = buffers
+    if not want_moments:
+        mom = mom[:1]
     # lengths of a facet seen from its two cells agree to rounding (of coordinates of
     # the size of a cell)
     len_tol = LENGTH_RTOL * np.sqrt(np.prod(np.asarray(hi) - np.asarray(lo)) / n)

@@ -138,7 +138,11 @@ class _Raster:
         #: ring depth the next polygon pass starts with: 3 for long (damped) Newton
         #: steps, whose cells meet neighbours from further away (the solver sets it)
         self.poly_depth = 2
-        #: (weights, pixel boxes of the cells) of the last polygon passes
+        #: result arrays of polygon passes, used in turn: a pass's results (its
+        #: Jacobian, boxes and links, kept for the next steps) outlive the next
+        #: POLY_KEEP passes
+        self._poly_pool = []
+        #: (weights, pixel boxes of the cells, links) of the last polygon passes
         self._poly_boxes = []
         self.set_points(points)
         # facet pieces of a first Jacobian pass: at most about 10 n sqrt(pixels per
@@ -162,6 +166,7 @@ class _Raster:
         """Move the sites; candidate lists are kept while their move bound holds."""
         self.facets = None
         self._poly_boxes = []
+        self._poly_pool = []
         self._moved = None
         self.points = points
         self.n = len(points)
@@ -458,6 +463,7 @@ class _Raster:
             self.n_chunks,
             self.poly_depth,
             want_moments,
+            self._poly_buffers(),
         )
         if res is None:
             return None
@@ -465,7 +471,7 @@ class _Raster:
         # the cells' windows for the step limits (which would read them from labels),
         # and the weak links through zero pixels
         entry = (w, res.boxes, (res.rows, res.cols, res.lvals))
-        self._poly_boxes = [entry, *self._poly_boxes[:2]]
+        self._poly_boxes = [entry, *self._poly_boxes[: self.POLY_KEEP - 1]]
         out = None
         if want_moments:
             out = np.zeros((self.n, 5))
@@ -477,9 +483,22 @@ class _Raster:
             jac = _Deferred(lambda: self._assemble(rows, cols, vals, adjacency=True))
             # the facets with their centres, for the first-order effect of moving
             # the sites (lloyd)
-            centres = np.column_stack([np.full(len(rows), 0.5), res.centres])
-            self.facets = (w, rows, cols, vals, centres, jac)
-        return res.masses, out, jac
+            self.facets = (w, rows, cols, vals, res.centres, jac)
+        # (the masses outlive the pool: the solver keeps its best iterate)
+        return res.masses.copy(), out, jac
+
+    #: polygon passes whose results are kept (boxes and links for the step limits)
+    POLY_KEEP = 3
+
+    def _poly_buffers(self):
+        """Return the next buffers of the pool (one more than the results kept)."""
+        pool = self._poly_pool
+        if len(pool) <= self.POLY_KEEP:
+            pool.append(_polygons.new_buffers(self.n))
+            return pool[-1]
+        bufs = pool.pop(0)
+        pool.append(bufs)
+        return bufs
 
     def cell_boxes(self, weights):
         """Pixels each cell meets (N, 4) at ``weights``, or None.
