@@ -149,8 +149,8 @@ def test_solve_with_polygon_passes_matches_pixel_passes(rng, monkeypatch):
     calls = []
     orig = _Raster._polygon
 
-    def spy(self, weights, want_jac, want_moments=False):
-        res = orig(self, weights, want_jac, want_moments)
+    def spy(self, weights, want_jac, want_moments=False, floor=None):
+        res = orig(self, weights, want_jac, want_moments, floor)
         calls.append(res is not None)
         return res
 
@@ -231,3 +231,26 @@ def test_facet_move_rates_at_centres_agree_with_pixel_centres(rng):
         n,
     )
     np.testing.assert_allclose(dmp, dm, atol=0.05 * np.abs(dm).max())
+
+
+def test_uncertified_pass_bounds_masses_from_above(rng):
+    """A pass that the areas do not certify still bounds every mass from above (each
+    polygon contains its cell): with a floor that some bound is below, a Newton trial
+    is rejected from it, without a pixel pass."""
+    density, pts, w = _problem(rng, (40, 40), 80, weight_scale=0.3)
+    r = _Raster(density, pts, "fractional")
+    r.evaluate(w, None, False, True)  # the adjacency at w
+    far = w + rng.normal(scale=40.0, size=len(pts))
+    exact = _Raster(density, pts, "fractional").evaluate(far, None, False, False)[1]
+    assert exact.min() == 0.0  # some cells are empty there
+    floor = 0.5 * exact[exact > 0].min()
+    labels, m, _, jac = r.evaluate_deferred(far, None, False, True, floor=floor)
+    assert labels is None and jac is None  # (the bound path, for this case)
+    if labels is None and jac is None:
+        # the upper bounds
+        assert (m >= exact - 1e-12).all() and m.min() < floor
+    else:
+        np.testing.assert_allclose(m, exact, rtol=1e-11, atol=1e-14)
+    # without a floor: exact masses (certified polygons or the pixel pass)
+    _, m2, _, _ = r.evaluate_deferred(far, None, False, True)
+    np.testing.assert_allclose(m2, exact, rtol=1e-11, atol=1e-14)

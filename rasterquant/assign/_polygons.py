@@ -530,6 +530,8 @@ class PolygonPass:
     ``vals`` (Jacobian entries, from the lower index of each pair), ``lvals`` (weak
     links through zero pixels), ``centres`` (T, 2; density-weighted, for moving
     sites); ``boxes`` (N, 4) the pixels each cell meets; ``depth`` the rings used.
+    ``upper_bound``: the pass is not certified, and ``masses`` are only upper bounds
+    (each polygon contains its cell), the other fields unset.
     """
 
     masses: np.ndarray
@@ -541,6 +543,7 @@ class PolygonPass:
     centres: np.ndarray
     boxes: np.ndarray
     depth: int
+    upper_bound: bool = False
 
 
 def new_buffers(n):
@@ -574,6 +577,7 @@ def polygon_cells(
     depth=2,
     want_moments=False,
     buffers=None,
+    floor=None,
 ):
     """Build all cells as polygons: a :class:`PolygonPass`, or None (not certified).
 
@@ -583,7 +587,10 @@ def polygon_cells(
     a long Newton step), the 3-rings. ``rhol`` (or None): the floor density of zero
     pixels, whose facet integrals are the weak links (``lvals``) of cells that meet
     only where the density is zero. ``buffers`` (from :func:`new_buffers`) are
-    written in place of new arrays (the results then live in them).
+    written in place of new arrays (the results then live in them). With a mass
+    ``floor``: when the pass is not certified but some polygon, which contains its
+    cell, has a mass below the floor, the result holds these upper bounds
+    (``upper_bound``).
     """
     n = len(pts)
     if buffers is None:
@@ -639,6 +646,13 @@ def polygon_cells(
                 boxes,
                 d,
             )
-        if overflow or excess > RETRY_EXCESS * box:
+        if overflow:
+            break
+        if floor is not None and masses.min() < floor:
+            # each polygon contains its cell: some cell is certainly below the floor
+            return PolygonPass(
+                masses, None, rows, cols, vals, lvals, centres, boxes, d, True
+            )
+        if excess > RETRY_EXCESS * box:
             break
     return None

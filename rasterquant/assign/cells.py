@@ -422,11 +422,13 @@ class _Raster:
             and len(self.graph[0]) == self.n + 1
         )
 
-    def _polygon(self, weights, want_jac, want_moments=False):
+    def _polygon(self, weights, want_jac, want_moments=False, floor=None):
         """Polygon cells: ``(masses, out, jacobian)``, or None (not certified).
 
         ``out`` (N, 5) as a pixel pass's sums (mass, moments about the site, second
-        moment) or None; the Jacobian deferred, or None.
+        moment) or None; the Jacobian deferred, or None. With a ``floor``, a pass
+        that is not certified but bounds some mass below it returns
+        ``(upper bounds of the masses, None, None)``.
         """
         if self._poly_data is None:
             hy, hx = self.grid.spacing
@@ -464,9 +466,12 @@ class _Raster:
             self.poly_depth,
             want_moments,
             self._poly_buffers(),
+            floor,
         )
         if res is None:
             return None
+        if res.upper_bound:
+            return res.masses.copy(), None, None
         w = np.array(weights, dtype=np.float64)
         # the cells' windows for the step limits (which would read them from labels),
         # and the weak links through zero pixels
@@ -531,12 +536,15 @@ class _Raster:
         return labels, m, mom, None if jac is None else jac()
 
     def evaluate_deferred(
-        self, weights, labels=None, want_moments=False, want_jac=False
+        self, weights, labels=None, want_moments=False, want_jac=False, floor=None
     ):
         """As :meth:`evaluate`, with the Jacobian as a callable (or None).
 
         The callable assembles the Jacobian on its first call: a Newton trial step
-        that is rejected never pays for it.
+        that is rejected never pays for it. With a mass ``floor``, a polygon pass
+        that is not certified but whose cells (supersets of the true ones) prove some
+        mass below the floor returns those upper bounds of the masses, no moments and
+        no Jacobian: enough to reject a Newton trial, without a pixel pass.
         """
         if self.quadrature != "fractional":
             labels, m = self.labels_masses(weights, labels)
@@ -555,9 +563,11 @@ class _Raster:
             )
         if self.polygon_ready(want_moments):
             # built as polygons, no labels (None)
-            res = self._polygon(weights, want_jac, want_moments)
+            res = self._polygon(weights, want_jac, want_moments, floor)
             if res is not None:
                 m, out, jac = res
+                if out is None and jac is None and (want_moments or want_jac):
+                    return None, m, None, None  # upper bounds below the floor
                 mom = self._finish_moments(out, 0.0) if want_moments else None
                 return None, m, mom, jac
         if labels is None:

@@ -684,8 +684,9 @@ def _solve_attempt(
             cand = psi + tau * delta
             # damped steps move the cells far: their candidates, the 3-rings
             raster.poly_depth = 3 if tau < 1.0 else 2
+            # (with the floor: a pass may prove a cell below it, from upper bounds)
             new_labels, mn, mom_n, jac_n = raster.evaluate_deferred(
-                cand, new_labels, want_moments, want_jac
+                cand, new_labels, want_moments, want_jac, floor=eps0
             )
             rn = alpha - mn if proj is None else proj(alpha - mn)
             if mn.min() >= eps0 and np.linalg.norm(rn) <= (1 - tau / 2) * res:
