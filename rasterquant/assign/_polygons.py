@@ -226,8 +226,8 @@ def _polygon_pass(
     first and last row, first and last column; empty cells get first > last) and the
     facet triplets of cell ``i`` to
     ``rows, cols, vals, lvals, fpos[i * MAX_FACETS: (i + 1) * MAX_FACETS]`` (each
-    facet from both of its cells, its Jacobian entry from the lower index; unused
-    slots are ``(i, i)``, their values unset: every reader skips them). Returns the
+    facet once, from its lower index; unused slots are ``(i, i)``, their values
+    unset: every reader skips them). Returns the
     number of cells whose buffers overflowed (the pass is then not usable), and the
     facet check: the sum over facets of their lengths times a hash of the pair of
     cells, + from the lower index, - from the higher one (zero to rounding for exact
@@ -470,8 +470,9 @@ def _polygon_pass(
                     flags,
                     acc,
                 )
-                if facet:
-                    # also where the density is zero (the adjacency)
+                if first:
+                    # from the lower index only (the Jacobian's assembly makes it
+                    # symmetric); also where the density is zero (the adjacency)
                     if nf == MAX_FACETS:
                         over = True
                         continue
@@ -490,6 +491,7 @@ def _polygon_pass(
                         fpos[base + nf, 0] = 0.5 * (ay + by)
                         fpos[base + nf, 1] = 0.5 * (ax + bx)
                     nf += 1
+                if facet:
                     # the facet's length, + from its lower cell and - from the other,
                     # times a hash of the pair: sums to rounding when every facet is
                     # seen from both of its cells with one length. A neighbour missing
