@@ -271,8 +271,18 @@ def lloyd(
         while True:
             raster.set_points(pts)
             if method == "voronoi":
-                labels3, _ = raster.labels_masses(np.zeros(n))
-                m, bary, energies = raster.moments(labels3, np.zeros(n))
+                zero = np.zeros(n)
+                if raster.quadrature == "fractional":
+                    # one pass for the moments; in 2D its Jacobian gives the cells'
+                    # adjacency, from which the next pass builds them as polygons
+                    _, _, (m, bary, energies), jac = raster.evaluate_deferred(
+                        zero, None, True, raster.grid.ndim == 2
+                    )
+                    if jac is not None:
+                        jac()
+                else:
+                    labels3, _ = raster.labels_masses(zero)
+                    m, bary, energies = raster.moments(labels3, zero)
                 err = float("nan")
                 newton, repairs = 0, 0
             else:

@@ -254,3 +254,27 @@ def test_uncertified_pass_bounds_masses_from_above(rng):
     # without a floor: exact masses (certified polygons or the pixel pass)
     _, m2, _, _ = r.evaluate_deferred(far, None, False, True)
     np.testing.assert_allclose(m2, exact, rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["voronoi", "uniform"])
+def test_lloyd_with_polygon_passes_matches_pixel_passes(rng, monkeypatch, method):
+    """Lloyd iterations take polygon passes (moments, and the facet centres for the
+    weights' predictor): the same points and energies as with pixel passes."""
+    lum = rng.random((48, 56))
+    density = rq.Density.from_luminance(lum, floor=0.1)
+    pts = rq.sample_points(density, 150, seed=2)
+    calls = []
+    orig = _Raster._polygon
+
+    def spy(self, weights, want_jac, want_moments=False, floor=None):
+        res = orig(self, weights, want_jac, want_moments, floor)
+        calls.append(res is not None and want_moments)
+        return res
+
+    monkeypatch.setattr(_Raster, "_polygon", spy)
+    a = rq.lloyd(density, pts, method=method, n_iter=4, ot_tol=1e-9)
+    assert any(calls), "no polygon pass with moments was used"
+    monkeypatch.setattr(_config, "POLYGON_CELLS", False)
+    b = rq.lloyd(density, pts, method=method, n_iter=4, ot_tol=1e-9)
+    np.testing.assert_allclose(a.points, b.points, atol=1e-6)
+    np.testing.assert_allclose(a.history["energy"], b.history["energy"], rtol=1e-8)
