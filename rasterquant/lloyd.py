@@ -275,11 +275,14 @@ def lloyd(
                 if raster.quadrature == "fractional":
                     # one pass for the moments; in 2D its Jacobian gives the cells'
                     # adjacency, from which the next pass builds them as polygons
-                    _, _, (m, bary, energies), jac = raster.evaluate_deferred(
+                    labels3, _, (m, bary, energies), jac = raster.evaluate_deferred(
                         zero, None, True, raster.grid.ndim == 2
                     )
                     if jac is not None:
                         jac()
+                        if labels3 is not None and raster.has_zeros:
+                            # a pixel pass lists no facet through zero pixels
+                            raster.extend_graph(raster.floor_links(labels3))
                 else:
                     labels3, _ = raster.labels_masses(zero)
                     m, bary, energies = raster.moments(labels3, zero)

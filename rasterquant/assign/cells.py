@@ -166,7 +166,8 @@ class _Raster:
         """Move the sites; candidate lists are kept while their move bound holds."""
         self.facets = None
         self._poly_boxes = []
-        self._poly_pool = []
+        if len(points) != getattr(self, "n", -1):
+            self._poly_pool = []  # (kept while the number of sites holds)
         self._moved = None
         self.points = points
         self.n = len(points)
