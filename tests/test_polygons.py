@@ -278,3 +278,32 @@ def test_lloyd_with_polygon_passes_matches_pixel_passes(rng, monkeypatch, method
     b = rq.lloyd(density, pts, method=method, n_iter=4, ot_tol=1e-9)
     np.testing.assert_allclose(a.points, b.points, atol=1e-6)
     np.testing.assert_allclose(a.history["energy"], b.history["energy"], rtol=1e-8)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.25, 0.5, 1.0 / 3.0])
+def test_polygon_grid_cloud_closed_forms(offset):
+    """A grid cloud on a uniform density: cells are squares of 4 x 4 pixels, shifted
+    by ``offset`` pixels against the pixels (facets on pixel borders at 0). Masses,
+    energies and the Jacobian equal the closed forms; the pass is the polygon one."""
+    density = rq.Density.uniform((32, 32))
+    g = (np.arange(8) + 0.5) * 4.0
+    pts = np.array([(y, x) for y in g for x in g]) + offset
+    pts = np.clip(pts, 0.01, 31.99)
+    w = np.zeros(len(pts))
+    r = _Raster(density, pts, "fractional")
+    r.evaluate(w, None, False, True)
+    labels, _, (masses, bary, energy), jac = r.evaluate(w, None, True, True)
+    assert labels is None, "expected a polygon pass"
+    k = np.arange(64)
+    inner = (k // 8 >= 1) & (k // 8 <= 6) & (k % 8 >= 1) & (k % 8 <= 6)
+    # interior cells (not in the first or last row or column of the grid): 4 x 4
+    # squares centred on their sites
+    np.testing.assert_allclose(masses[inner], 16 / 1024, rtol=1e-12)
+    np.testing.assert_allclose(bary[inner], pts[inner], atol=1e-12)
+    np.testing.assert_allclose(energy[inner], 16 * (16 + 16) / 12 / 1024, rtol=1e-12)
+    # facets of interior neighbours: length 4, sites 4 apart, density 1/1024
+    a = jac.toarray()
+    i = int(np.flatnonzero(inner)[0])
+    j = int(np.flatnonzero(np.abs(pts - pts[i] - [0, 4]).sum(axis=1) < 1e-9)[0])
+    assert abs(a[i, j] + 4 / (2 * 4) / 1024) <= 1e-15
+    np.testing.assert_allclose(masses.sum(), 1.0, rtol=1e-13)

@@ -68,21 +68,38 @@ def _prefix_at(lp, q, c, rho_rc, xl, x, moments):
 
 @kernel(parallel=False)
 def _walk(
-    y0, x0, y1, x1, yi, xi, oy, ox, hy, hx, rho, rhol, lp, stride, r0, c0, flags, acc
+    y0,
+    x0,
+    y1,
+    x1,
+    yi,
+    xi,
+    oy,
+    ox,
+    hy,
+    hx,
+    rho,
+    rhol,
+    lp,
+    stride,
+    box,
+    flags,
+    acc,
 ):
     """Add integrals along the segment (y0, x0) -> (y1, x1) to ``acc``.
 
-    ``g0 += int F0 dy`` with ``F0`` the row prefix of ``rho`` from the left border
+    ``acc[0] += int F0 dy`` with ``F0`` the row prefix of ``rho`` from the left border
     of column ``c0`` (a function of the row alone, whose integral over a closed curve
     vanishes, is left out: the terms, and their rounding, stay the size of the cell's
-    own mass). ``lp`` holds the prefixes of the rows ``r0, ...`` from column ``c0``:
+    own mass). ``lp`` holds the prefixes of the rows of the cell's ``box`` (first and
+    last row, first and last column) from its first column ``c0``:
     ``F0, F1, F2`` (integrals of ``rho``, ``rho (x - xi)``, ``rho (x - xi)^2``) at
-    each column's left border, row ``r`` at ``(r - r0) * stride``. ``flags``: bit 1,
-    the facet integrals ``g1 += int rho ds``, ``acc[6:8] += int rho (y, x) ds``;
-    bit 2, ``g2 += int rhol ds`` (the floor density of zero pixels, for the weak
+    each column's left border, row ``r`` at ``(r - box[0]) * stride``. ``flags``: bit 1,
+    the facet integrals ``acc[1] += int rho ds``, ``acc[6:8] += int rho (y, x) ds``;
+    bit 2, ``acc[2] += int rhol ds`` (the floor density of zero pixels, for the weak
     links); on a pixel border they take the mean of the two pixels. Bit 4, the
-    moments ``g3 += int (y - yi) F0 dy``, ``g4 += int F1 dy``,
-    ``g5 += int (F2 + (y - yi)^2 F0) dy`` (Simpson's rule: exact, the integrands
+    moments ``acc[3] += int (y - yi) F0 dy``, ``acc[4] += int F1 dy``,
+    ``acc[5] += int (F2 + (y - yi)^2 F0) dy`` (Simpson's rule: exact, the integrands
     are cubic along each piece).
     """
     want_s = (flags & 1) != 0
@@ -129,7 +146,12 @@ def _walk(
             r = min(max(int(np.floor(fr)), 0), h_rows - 1)
             c = min(max(int(np.floor(fc)), 0), w_cols - 1)
             if dy != 0.0:
-                q = (r - r0) * stride
+                # the cell's box holds the piece (a rounding step past its border,
+                # on a piece of length ~0, stays in it)
+                r = min(max(r, box[0]), box[1])
+                c = min(max(c, box[2]), box[3])
+                c0 = box[2]
+                q = (r - box[0]) * stride
                 rc = rho[r, c]
                 xl = ox + c * hx - xi
                 cc = c - c0
@@ -465,8 +487,7 @@ def _polygon_pass(
                     rhol,
                     lp,
                     stride,
-                    r0,
-                    c0,
+                    boxes[i],
                     flags,
                     acc,
                 )
