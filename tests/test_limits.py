@@ -19,6 +19,16 @@ def _problem(rng, shape=(40, 52), n=30, uniform=False):
     return dens, pts
 
 
+def _clustered(rng):
+    """Clustered points on 64 x 64, uniform targets: a cold Newton step from zero
+    weights empties some cells. Returns ``(density, points, alpha, raster, psi)``."""
+    dens, _ = _problem(rng, shape=(64, 64))
+    pts = np.vstack([rng.normal([20, 20], 4.0, (40, 2)), rng.random((40, 2)) * 63])
+    pts = np.clip(pts, 0.5, 63.5)
+    n = len(pts)
+    return dens, pts, np.full(n, 1 / n), _Raster(dens, pts, "fractional"), np.zeros(n)
+
+
 @pytest.mark.parametrize("uniform", [False, True])
 def test_cell_masses_equal_a_full_pass(rng, uniform):
     dens, pts = _problem(rng, uniform=uniform)
@@ -53,13 +63,7 @@ def test_cell_masses_equal_a_full_pass(rng, uniform):
 
 def test_step_limit_keeps_the_low_cells_above_the_floor(rng):
     # a cold Newton step on clustered points: the full step empties some cells
-    dens, _ = _problem(rng, shape=(64, 64))
-    pts = np.vstack([rng.normal([20, 20], 4.0, (40, 2)), rng.random((40, 2)) * 63])
-    pts = np.clip(pts, 0.5, 63.5)
-    n = len(pts)
-    alpha = np.full(n, 1 / n)
-    raster = _Raster(dens, pts, "fractional")
-    psi = np.zeros(n)
+    _, _, alpha, raster, psi = _clustered(rng)
     labels3, m, _, jac = raster.evaluate(psi, None, False, True)
     eps0 = 0.5 * min(alpha.min(), m.min())
     delta = solve_newton_system(jac, alpha - m)
@@ -78,13 +82,7 @@ def test_step_limit_keeps_the_low_cells_above_the_floor(rng):
 def test_step_limit_from_polygon_boxes(rng):
     """After a polygon pass (no labels) the windows come from the pixels each cell
     meets: the same limit, to the bisection's resolution."""
-    dens, _ = _problem(rng, shape=(64, 64))
-    pts = np.vstack([rng.normal([20, 20], 4.0, (40, 2)), rng.random((40, 2)) * 63])
-    pts = np.clip(pts, 0.5, 63.5)
-    n = len(pts)
-    alpha = np.full(n, 1 / n)
-    raster = _Raster(dens, pts, "fractional")
-    psi = np.zeros(n)
+    _, _, alpha, raster, psi = _clustered(rng)
     labels3, m, _, jac = raster.evaluate(psi, None, False, True)
     # the second pass at psi is a polygon pass (the first gave the adjacency)
     lab2, m2, _, _ = raster.evaluate(psi, None, False, True)
@@ -94,7 +92,7 @@ def test_step_limit_from_polygon_boxes(rng):
     assert boxes is not None
     assert raster.cell_boxes(psi + 1.0) is None
     # every pixel centre of a cell lies in its box
-    rows, cols = np.indices(dens.grid.shape)
+    rows, cols = np.indices(raster.grid.shape)
     lab = labels3[0]
     assert (boxes[lab, 0] <= rows).all() and (rows <= boxes[lab, 1]).all()
     assert (boxes[lab, 2] <= cols).all() and (cols <= boxes[lab, 3]).all()

@@ -28,6 +28,22 @@ def _problem(rng, shape, n, uniform=False, weight_scale=0.5):
     return density, pts, w
 
 
+def _spy_polygon_passes(monkeypatch, moments=False):
+    """Record, for every polygon pass (with moments, if ``moments``), whether it was
+    certified."""
+    calls = []
+    orig = _Raster._polygon
+
+    def spy(self, weights, want_jac, want_moments=False, floor=None):
+        res = orig(self, weights, want_jac, want_moments, floor)
+        if want_moments or not moments:
+            calls.append(res is not None)
+        return res
+
+    monkeypatch.setattr(_Raster, "_polygon", spy)
+    return calls
+
+
 def _pixel_and_polygon(density, pts, w, graph_weights=None):
     """Masses and Jacobian of a pixel pass, and of a polygon pass (or None)."""
     r = _Raster(density, pts, "fractional")
@@ -146,15 +162,7 @@ def test_solve_with_polygon_passes_matches_pixel_passes(rng, monkeypatch):
     lum = rng.random((64, 72))
     density = rq.Density.from_luminance(lum, floor=0.1)
     pts = rq.sample_points(density, 400, seed=1)
-    calls = []
-    orig = _Raster._polygon
-
-    def spy(self, weights, want_jac, want_moments=False, floor=None):
-        res = orig(self, weights, want_jac, want_moments, floor)
-        calls.append(res is not None)
-        return res
-
-    monkeypatch.setattr(_Raster, "_polygon", spy)
+    calls = _spy_polygon_passes(monkeypatch)
     a = rq.solve_ot(density, pts, tol=1e-8)
     assert any(calls), "no polygon pass was used"
     monkeypatch.setattr(_config, "POLYGON_CELLS", False)
@@ -215,21 +223,9 @@ def test_facet_move_rates_at_centres_agree_with_pixel_centres(rng):
     # the pixel pass's pieces at pixel centres
     r.graph = None
     r.evaluate(w, None, False, True)
-    _, prow, pcol, pval, pix, _ = r.facets
-    dmp = _facet_move_rates(
-        prow,
-        pcol,
-        pval,
-        pix,
-        r.points3,
-        d3,
-        r.shape3,
-        r.spacing3,
-        r.origin3,
-        r.lengths3,
-        r.periodic3,
-        n,
-    )
+    _, *pieces, _ = r.facets
+    geometry = (r.shape3, r.spacing3, r.origin3, r.lengths3, r.periodic3)
+    dmp = _facet_move_rates(*pieces, r.points3, d3, *geometry, n)
     np.testing.assert_allclose(dmp, dm, atol=0.05 * np.abs(dm).max())
 
 
@@ -263,15 +259,7 @@ def test_lloyd_with_polygon_passes_matches_pixel_passes(rng, monkeypatch, method
     lum = rng.random((48, 56))
     density = rq.Density.from_luminance(lum, floor=0.1)
     pts = rq.sample_points(density, 150, seed=2)
-    calls = []
-    orig = _Raster._polygon
-
-    def spy(self, weights, want_jac, want_moments=False, floor=None):
-        res = orig(self, weights, want_jac, want_moments, floor)
-        calls.append(res is not None and want_moments)
-        return res
-
-    monkeypatch.setattr(_Raster, "_polygon", spy)
+    calls = _spy_polygon_passes(monkeypatch, moments=True)
     a = rq.lloyd(density, pts, method=method, n_iter=4, ot_tol=1e-9)
     assert any(calls), "no polygon pass with moments was used"
     monkeypatch.setattr(_config, "POLYGON_CELLS", False)

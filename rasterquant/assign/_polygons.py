@@ -67,26 +67,26 @@ def _prefix_at(lp, q, c, rho_rc, xl, x, moments):
 
 
 @kernel(parallel=False)
-def _walk(
-    y0,
-    x0,
-    y1,
-    x1,
-    yi,
-    xi,
-    oy,
-    ox,
-    hy,
-    hx,
-    rho,
-    rhol,
-    lp,
-    stride,
-    box,
-    flags,
-    acc,
-):
+def _first_border(p0, d, o, h):
+    """Return ``(step, index, t)``: the first grid line ``o + index h`` crossed.
+
+    The segment is ``p0 + t d``, ``t`` in (0, 1]; ``t = 2``: none.
+    """
+    if d > 0.0:
+        k = np.floor((p0 - o) / h) + 1.0
+        return 1.0, k, (o + k * h - p0) / d
+    if d < 0.0:
+        k = np.ceil((p0 - o) / h) - 1.0
+        return -1.0, k, (o + k * h - p0) / d
+    return 0.0, 0.0, 2.0
+
+
+@kernel(parallel=False)
+def _walk(y0, x0, y1, x1, yi, xi, geo, rho, rhol, lp, stride, box, flags, acc):
     """Add integrals along the segment (y0, x0) -> (y1, x1) to ``acc``.
+
+    ``geo``: the raster's origin and pixel size ``(oy, ox, hy, hx)``; ``(yi, xi)``
+    the cell's site.
 
     ``acc[0] += int F0 dy`` with ``F0`` the row prefix of ``rho`` from the left border
     of column ``c0`` (a function of the row alone, whose integral over a closed curve
@@ -102,6 +102,7 @@ def _walk(
     ``acc[5] += int (F2 + (y - yi)^2 F0) dy`` (Simpson's rule: exact, the integrands
     are cubic along each piece).
     """
+    oy, ox, hy, hx = geo[0], geo[1], geo[2], geo[3]
     want_s = (flags & 1) != 0
     want_l = (flags & 2) != 0
     want_m = (flags & 4) != 0
@@ -111,28 +112,8 @@ def _walk(
     dx = x1 - x0
     length = np.sqrt(dy * dy + dx * dx)
     # next row / column border along the segment, as a parameter t in (0, 1]
-    sy = 0.0
-    ky = 0.0
-    tr = 2.0
-    if dy > 0.0:
-        sy = 1.0
-        ky = np.floor((y0 - oy) / hy) + 1.0
-        tr = (oy + ky * hy - y0) / dy
-    elif dy < 0.0:
-        sy = -1.0
-        ky = np.ceil((y0 - oy) / hy) - 1.0
-        tr = (oy + ky * hy - y0) / dy
-    sx = 0.0
-    kx = 0.0
-    tc = 2.0
-    if dx > 0.0:
-        sx = 1.0
-        kx = np.floor((x0 - ox) / hx) + 1.0
-        tc = (ox + kx * hx - x0) / dx
-    elif dx < 0.0:
-        sx = -1.0
-        kx = np.ceil((x0 - ox) / hx) - 1.0
-        tc = (ox + kx * hx - x0) / dx
+    sy, ky, tr = _first_border(y0, dy, oy, hy)
+    sx, kx, tc = _first_border(x0, dx, ox, hx)
     g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = 0.0
     ta = 0.0
     while True:
@@ -274,6 +255,7 @@ def _polygon_pass(
         lp = np.empty(LOCAL_PREFIX)
         width = 3 if want_moments else 1  # prefix values per column border
         acc = np.empty(8)
+        geo = np.array([oy, ox, hy, hx])
         for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             yi = pts[i, 0]
             xi = pts[i, 1]
@@ -479,10 +461,7 @@ def _polygon_pass(
                     bx,
                     yi,
                     xi,
-                    oy,
-                    ox,
-                    hy,
-                    hx,
+                    geo,
                     rho,
                     rhol,
                     lp,
@@ -621,6 +600,7 @@ def polygon_cells(
     masses, mom, areas, boxes, rows, cols, vals, lvals, centres = buffers
     if not want_moments:
         mom = mom[:1]
+    out = (masses, mom, areas, boxes, rows, cols, vals, lvals, centres)
     # lengths of a facet seen from its two cells agree to rounding (of coordinates of
     # the size of a cell)
     len_tol = LENGTH_RTOL * np.sqrt(np.prod(np.asarray(hi) - np.asarray(lo)) / n)
@@ -645,15 +625,7 @@ def polygon_cells(
             want_moments,
             d,
             n_chunks,
-            masses,
-            mom,
-            areas,
-            boxes,
-            rows,
-            cols,
-            vals,
-            lvals,
-            centres,
+            *out,
         )
         excess = float(np.sum(areas)) - box
         exact = abs(excess) <= CERTIFY_RTOL * box and abs(check) <= len_tol
