@@ -23,7 +23,7 @@ from ._validation import (
     check_tol,
 )
 from .assign._kernels import _facet_move_rates, _facet_move_rates_at
-from .assign.cells import _Raster
+from .assign.cells import _Raster, polygon_buffer_bytes
 from .errors import ConvergenceWarning, ResolutionWarning
 from .ot._jacobian import preconditioned_cg
 from .ot.newton import RESOLUTION, _rel_error, _solve, resolution_message
@@ -220,6 +220,7 @@ def lloyd(
         n,
         uniform=density.is_uniform,
         n_label_arrays=3,
+        extra_bytes=polygon_buffer_bytes(density, n),
         what="lloyd",
     )
     check_n_points(n, density)

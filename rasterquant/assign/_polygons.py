@@ -26,7 +26,7 @@ from numba import prange
 
 from .._jit import kernel
 
-__all__ = ["PolygonPass", "new_buffers", "polygon_cells"]
+__all__ = ["PolygonPass", "buffer_bytes", "new_buffers", "polygon_cells"]
 
 #: vertices of a cell polygon
 MAXV = 64
@@ -546,6 +546,11 @@ class PolygonPass:
     boxes: np.ndarray
     depth: int
     upper_bound: bool = False
+
+
+def buffer_bytes(n):
+    """Bytes of one set of :func:`new_buffers` for ``n`` cells."""
+    return n * (8 + 24 + 8 + 32 + MAX_FACETS * (8 + 8 + 8 + 8 + 16))
 
 
 def new_buffers(n):

@@ -59,6 +59,17 @@ class Cells:
         return int(np.count_nonzero(self.masses <= 0))
 
 
+def polygon_buffer_bytes(density, n):
+    """Return the bytes that polygon passes over ``n`` cells of ``density`` keep.
+
+    2D without periodic axes: the raster's two sets of result buffers; else 0.
+    """
+    grid = density.grid
+    if grid.ndim != 2 or grid.any_periodic or not _config.POLYGON_CELLS:
+        return 0
+    return 2 * _polygons.buffer_bytes(n)
+
+
 class _Deferred:
     """A value computed on first call, then kept.
 
@@ -138,11 +149,11 @@ class _Raster:
         #: ring depth the next polygon pass starts with: 3 for long (damped) Newton
         #: steps, whose cells meet neighbours from further away (the solver sets it)
         self.poly_depth = 2
-        #: result arrays of polygon passes, used in turn: a pass's results (its
-        #: Jacobian, boxes and links, kept for the next steps) outlive the next
-        #: POLY_KEEP passes
+        #: result arrays of polygon passes, used in turn: the last pass's results
+        #: (its deferred Jacobian, links and facets) stay valid during the next one
         self._poly_pool = []
-        #: (weights, pixel boxes of the cells, links) of the last polygon passes
+        #: (weights, pixel boxes of the cells, links or None) of the last polygon
+        #: passes, the newest first (only it keeps its links: they live in the pool)
         self._poly_boxes = []
         self.set_points(points)
         # facet pieces of a first Jacobian pass: at most about 10 n sqrt(pixels per
@@ -476,8 +487,9 @@ class _Raster:
         w = np.array(weights, dtype=np.float64)
         # the cells' windows for the step limits (which would read them from labels),
         # and the weak links through zero pixels
-        entry = (w, res.boxes, (res.rows, res.cols, res.lvals))
-        self._poly_boxes = [entry, *self._poly_boxes[: self.POLY_KEEP - 1]]
+        older = [(w_, b_, None) for w_, b_, _ in self._poly_boxes[: self.POLY_KEEP - 1]]
+        entry = (w, res.boxes.copy(), (res.rows, res.cols, res.lvals))
+        self._poly_boxes = [entry, *older]
         out = None
         if want_moments:
             out = np.zeros((self.n, 5))
@@ -493,13 +505,16 @@ class _Raster:
         # (the masses outlive the pool: the solver keeps its best iterate)
         return res.masses.copy(), out, jac
 
-    #: polygon passes whose results are kept (boxes and links for the step limits)
+    #: polygon passes whose boxes are kept (for the step limits)
     POLY_KEEP = 3
 
     def _poly_buffers(self):
-        """Return the next buffers of the pool (one more than the results kept)."""
+        """Return the next of the pool's two sets of buffers.
+
+        The other set holds the results of the last pass.
+        """
         pool = self._poly_pool
-        if len(pool) <= self.POLY_KEEP:
+        if len(pool) < 2:
             pool.append(_polygons.new_buffers(self.n))
             return pool[-1]
         bufs = pool.pop(0)
@@ -648,9 +663,9 @@ class _Raster:
         if not self.has_zeros:
             return None
         if labels3 is None:
-            for w, _, (rows, cols, lvals) in self._poly_boxes:
-                if np.array_equal(w, weights):
-                    return self._assemble(rows, cols, lvals)
+            for w, _, links in self._poly_boxes:
+                if links is not None and np.array_equal(w, weights):
+                    return self._assemble(*links)
             labels3 = self.centre_labels(weights)
         return self._face_jacobian(labels3, self.jacobian_floor, True)
 

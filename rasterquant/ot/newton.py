@@ -25,7 +25,7 @@ from .._validation import (
     check_tol,
     check_weights,
 )
-from ..assign.cells import Cells, _Raster
+from ..assign.cells import Cells, _Raster, polygon_buffer_bytes
 from ..errors import ConvergenceWarning, EmptyCellError, ResolutionWarning
 from ._jacobian import solve_newton_system
 from ._limits import step_limit
@@ -909,6 +909,7 @@ def solve_ot(
         n,
         uniform=density.is_uniform,
         n_label_arrays=3,
+        extra_bytes=polygon_buffer_bytes(density, n),
         what="solve_ot",
     )
     raster = _Raster(density, pts, quadrature)
