@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import rasterquant as rq
+from rasterquant.assign._polygons import cell_masses_at
 from rasterquant.assign.cells import _Raster
 from rasterquant.ot._jacobian import solve_newton_system
 from rasterquant.ot._limits import _cell_masses, step_limit
@@ -40,6 +41,7 @@ def test_cell_masses_equal_a_full_pass(rng, uniform):
     h, w = dens.grid.shape
     boxes = np.tile(np.array([0, h, 0, w], np.int64), (n, 1))  # whole raster
     nbr_idx = np.concatenate([np.delete(np.arange(n), i) for i in range(n)])
+    nbr_idx = nbr_idx.astype(np.int64)
     nbr_ptr = np.arange(0, n * (n - 1) + 1, n - 1, dtype=np.int64)
     values = raster.values3[0] if raster.umass < 0 else np.zeros((1, 1))
     for t in (0.0, 0.3, 1.0):
@@ -59,6 +61,14 @@ def test_cell_masses_equal_a_full_pass(rng, uniform):
         )
         _, want = raster.labels_masses(psi + t * delta)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-13)
+        # the same cells as polygons (every other site a candidate)
+        rho, _, lo, hi, spacing = raster.poly_data()
+        geo = np.array([*dens.grid.origin, *spacing])
+        poly, ok = cell_masses_at(
+            cells, np.full(n, t), nbr_ptr, nbr_idx, pts, psi, delta, lo, hi, geo, rho
+        )
+        assert ok
+        np.testing.assert_allclose(poly, want, rtol=1e-11, atol=1e-14)
 
 
 def test_step_limit_keeps_the_low_cells_above_the_floor(rng):

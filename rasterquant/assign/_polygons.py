@@ -26,7 +26,13 @@ from numba import prange
 
 from .._jit import kernel
 
-__all__ = ["PolygonPass", "buffer_bytes", "new_buffers", "polygon_cells"]
+__all__ = [
+    "PolygonPass",
+    "buffer_bytes",
+    "cell_masses_at",
+    "new_buffers",
+    "polygon_cells",
+]
 
 #: vertices of a cell polygon
 MAXV = 64
@@ -196,6 +202,207 @@ def _walk(y0, x0, y1, x1, yi, xi, geo, rho, rhol, lp, stride, box, flags, acc):
     acc[7] += g7
 
 
+@kernel(parallel=False)
+def _box_prefixes(py, px, cur, nv, yi, xi, geo, rho, want_moments, lp, box):
+    """Return the polygon's area, and the pixels it meets with their row prefixes.
+
+    Writes ``box`` (first and last row, first and last column) and the prefixes
+    ``F0`` (and ``F1, F2`` with ``want_moments``) at each column's left border of
+    each row of the box to ``lp`` (grown if needed). Returns ``(signed area, row
+    stride of lp, lp)``.
+    """
+    oy, ox, hy, hx = geo[0], geo[1], geo[2], geo[3]
+    h_rows = rho.shape[0]
+    w_cols = rho.shape[1]
+    area = 0.0
+    xmin = np.inf
+    xmax = -np.inf
+    ymin = np.inf
+    ymax = -np.inf
+    for k in range(nv):
+        k2 = k + 1 if k + 1 < nv else 0
+        area += px[cur, k] * py[cur, k2] - px[cur, k2] * py[cur, k]
+        xmin = min(xmin, px[cur, k])
+        xmax = max(xmax, px[cur, k])
+        ymin = min(ymin, py[cur, k])
+        ymax = max(ymax, py[cur, k])
+    area *= 0.5
+    # the pixels the cell meets (rows, then columns; inclusive)
+    box[0] = min(max(int(np.floor((ymin + yi - oy) / hy)), 0), h_rows - 1)
+    box[1] = min(max(int(np.floor((ymax + yi - oy) / hy)), 0), h_rows - 1)
+    box[2] = min(max(int(np.floor((xmin + xi - ox) / hx)), 0), w_cols - 1)
+    box[3] = min(max(int(np.floor((xmax + xi - ox) / hx)), 0), w_cols - 1)
+    # row prefixes over the cell's box: F0 (F1, F2) at each column's left
+    # border (x relative to the site)
+    width = 3 if want_moments else 1
+    r0 = box[0]
+    c0 = box[2]
+    ncol = box[3] - c0 + 1
+    stride = width * (ncol + 1)
+    need = (box[1] - r0 + 1) * stride
+    if need > lp.size:
+        lp = np.empty(2 * need)
+    for rr in range(box[1] - r0 + 1):
+        q = rr * stride
+        p0 = 0.0
+        p1 = 0.0
+        p2 = 0.0
+        for j in range(width):
+            lp[q + j] = 0.0
+        for cc in range(ncol):
+            rc = rho[r0 + rr, c0 + cc]
+            p0 += rc * hx
+            q2 = q + width * (cc + 1)
+            lp[q2] = p0
+            if want_moments:
+                xl = ox + (c0 + cc) * hx - xi
+                xr = xl + hx
+                p1 += rc * (xr * xr - xl * xl) / 2.0
+                p2 += rc * (xr * xr * xr - xl * xl * xl) / 3.0
+                lp[q2 + 1] = p1
+                lp[q2 + 2] = p2
+    return area, stride, lp
+
+
+@kernel(parallel=False)
+def _clip_cell(i, pts, w, dw, t, cand, ncand, over, lo, hi, py, px, pt, sv):
+    """Build cell ``i`` at the weights ``w + t dw``.
+
+    The box, clipped by the half-planes of the candidates ``cand[:ncand]``.
+
+    The polygon is written to rows ``cur`` of ``py, px`` (relative to the site) with
+    the edge tags ``pt`` (the neighbour across, -1 on the box); ``sv`` is scratch.
+    Returns ``(cur, nv, over)``: ``nv`` vertices (0: empty), ``over`` if the buffers
+    overflowed (or ``over`` was given).
+    """
+    yi = pts[i, 0]
+    xi = pts[i, 1]
+    cur = 0
+    py[0, 0] = lo[0] - yi
+    px[0, 0] = lo[1] - xi
+    py[0, 1] = lo[0] - yi
+    px[0, 1] = hi[1] - xi
+    py[0, 2] = hi[0] - yi
+    px[0, 2] = hi[1] - xi
+    py[0, 3] = hi[0] - yi
+    px[0, 3] = lo[1] - xi
+    for k in range(4):
+        pt[0, k] = -1  # the box
+    nv = 4
+    # a disc around the polygon (centre, radius; updated after each cut): a
+    # candidate whose half-plane holds the whole disc cannot cut (one test
+    # instead of one per vertex: most candidates of the outer rings)
+    my = 0.0
+    mx = 0.0
+    rad = np.inf
+    for a in range(ncand):
+        if over:
+            break
+        c = cand[a]
+        ey = pts[c, 0] - yi
+        ex = pts[c, 1] - xi
+        # the weight differences first (exact for close weights), then the step
+        b = ey * ey + ex * ex + ((w[i] - w[c]) + t * (dw[i] - dw[c]))
+        if 2.0 * (my * ey + mx * ex + rad * np.sqrt(ey * ey + ex * ex)) < b:
+            continue
+        smax = -np.inf
+        smin = np.inf
+        for k in range(nv):
+            s = 2.0 * (py[cur, k] * ey + px[cur, k] * ex) - b
+            sv[k] = s
+            smax = max(smax, s)
+            smin = min(smin, s)
+        if smax <= 0.0:
+            continue
+        if smin > 0.0:
+            nv = 0
+            break
+        o = 1 - cur
+        no = 0
+        for k in range(nv):
+            k2 = k + 1 if k + 1 < nv else 0
+            sp = sv[k]
+            sq = sv[k2]
+            if sp <= 0.0:
+                py[o, no] = py[cur, k]
+                px[o, no] = px[cur, k]
+                pt[o, no] = c if (sp == 0.0 and sq == 0.0) else pt[cur, k]
+                no += 1
+                if sq > 0.0:
+                    u = sp / (sp - sq)
+                    py[o, no] = py[cur, k] + u * (py[cur, k2] - py[cur, k])
+                    px[o, no] = px[cur, k] + u * (px[cur, k2] - px[cur, k])
+                    pt[o, no] = c
+                    no += 1
+            elif sq <= 0.0:
+                u = sp / (sp - sq)
+                py[o, no] = py[cur, k] + u * (py[cur, k2] - py[cur, k])
+                px[o, no] = px[cur, k] + u * (px[cur, k2] - px[cur, k])
+                pt[o, no] = pt[cur, k]
+                no += 1
+        cur = o
+        nv = no
+        if nv > MAXV - 2:
+            over = True
+        my = 0.0
+        mx = 0.0
+        for k in range(nv):
+            my += py[cur, k]
+            mx += px[cur, k]
+        my /= max(nv, 1)
+        mx /= max(nv, 1)
+        rad = 0.0
+        for k in range(nv):
+            rad = max(rad, (py[cur, k] - my) ** 2 + (px[cur, k] - mx) ** 2)
+        rad = np.sqrt(rad) * (1.0 + 1e-12) + 1e-12
+    return cur, nv, over
+
+
+@kernel(parallel=True)
+def cell_masses_at(cells, t, nbr_ptr, nbr_idx, pts, psi, delta, lo, hi, geo, rho):
+    """Return the masses of ``cells`` at the weights ``psi + t[k] delta``, and ok.
+
+    Cell ``cells[k]`` is built as a polygon from the candidates
+    ``nbr_idx[nbr_ptr[k]:nbr_ptr[k + 1]]`` (a superset of the cell if a neighbour is
+    missing: its mass is then too large). ``geo``: origin and pixel size; ``rho``
+    the density per unit area. ``ok`` is False if a polygon overflowed its buffers.
+    """
+    m = np.zeros(len(cells))
+    fail = np.zeros(len(cells), np.bool_)
+    for k in prange(len(cells)):
+        i = cells[k]
+        py = np.empty((2, MAXV))
+        px = np.empty((2, MAXV))
+        pt = np.empty((2, MAXV), np.int64)
+        sv = np.empty(MAXV)
+        cand = nbr_idx[nbr_ptr[k] : nbr_ptr[k + 1]]
+        cur, nv, over = _clip_cell(
+            i, pts, psi, delta, t[k], cand, len(cand), False, lo, hi, py, px, pt, sv
+        )
+        if over:
+            fail[k] = True
+            continue
+        if nv < 3:
+            continue
+        yi = pts[i, 0]
+        xi = pts[i, 1]
+        box = np.empty(4, np.int64)
+        area, stride, lp = _box_prefixes(
+            py, px, cur, nv, yi, xi, geo, rho, False, np.empty(64), box
+        )
+        acc = np.zeros(8)
+        for e in range(nv):
+            e2 = e + 1 if e + 1 < nv else 0
+            ay = py[cur, e] + yi
+            by = py[cur, e2] + yi
+            if ay != by:
+                ax = px[cur, e] + xi
+                bx = px[cur, e2] + xi
+                _walk(ay, ax, by, bx, yi, xi, geo, rho, rho, lp, stride, box, 0, acc)
+        m[k] = acc[0] if area > 0.0 else -acc[0]
+    return m, not fail.any()
+
+
 @kernel(parallel=True)
 def _polygon_pass(
     pts,
@@ -253,24 +460,11 @@ def _polygon_pass(
         sv = np.empty(MAXV)
         cand = np.empty(MAXC, np.int64)
         lp = np.empty(LOCAL_PREFIX)
-        width = 3 if want_moments else 1  # prefix values per column border
         acc = np.empty(8)
         geo = np.array([oy, ox, hy, hx])
         for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             yi = pts[i, 0]
             xi = pts[i, 1]
-            cur = 0
-            py[0, 0] = lo[0] - yi
-            px[0, 0] = lo[1] - xi
-            py[0, 1] = lo[0] - yi
-            px[0, 1] = hi[1] - xi
-            py[0, 2] = hi[0] - yi
-            px[0, 2] = hi[1] - xi
-            py[0, 3] = hi[0] - yi
-            px[0, 3] = lo[1] - xi
-            for k in range(4):
-                pt[0, k] = -1  # the box
-            nv = 4
             # candidates: the rings of i in the graph, nearest ring first
             stamp[i] = i
             ncand = 0
@@ -296,71 +490,9 @@ def _polygon_pass(
                                 cand[ncand] = c
                                 ncand += 1
                 r0 = r1
-            # a disc around the polygon (centre, radius; updated after each cut): a
-            # candidate whose half-plane holds the whole disc cannot cut (one test
-            # instead of one per vertex: most candidates of the outer rings)
-            my = 0.0
-            mx = 0.0
-            rad = np.inf
-            for a in range(ncand):
-                if over:
-                    break
-                c = cand[a]
-                ey = pts[c, 0] - yi
-                ex = pts[c, 1] - xi
-                b = ey * ey + ex * ex + (w[i] - w[c])  # the difference first: exact
-                if 2.0 * (my * ey + mx * ex + rad * np.sqrt(ey * ey + ex * ex)) < b:
-                    continue
-                smax = -np.inf
-                smin = np.inf
-                for k in range(nv):
-                    s = 2.0 * (py[cur, k] * ey + px[cur, k] * ex) - b
-                    sv[k] = s
-                    smax = max(smax, s)
-                    smin = min(smin, s)
-                if smax <= 0.0:
-                    continue
-                if smin > 0.0:
-                    nv = 0
-                    break
-                o = 1 - cur
-                no = 0
-                for k in range(nv):
-                    k2 = k + 1 if k + 1 < nv else 0
-                    sp = sv[k]
-                    sq = sv[k2]
-                    if sp <= 0.0:
-                        py[o, no] = py[cur, k]
-                        px[o, no] = px[cur, k]
-                        pt[o, no] = c if (sp == 0.0 and sq == 0.0) else pt[cur, k]
-                        no += 1
-                        if sq > 0.0:
-                            t = sp / (sp - sq)
-                            py[o, no] = py[cur, k] + t * (py[cur, k2] - py[cur, k])
-                            px[o, no] = px[cur, k] + t * (px[cur, k2] - px[cur, k])
-                            pt[o, no] = c
-                            no += 1
-                    elif sq <= 0.0:
-                        t = sp / (sp - sq)
-                        py[o, no] = py[cur, k] + t * (py[cur, k2] - py[cur, k])
-                        px[o, no] = px[cur, k] + t * (px[cur, k2] - px[cur, k])
-                        pt[o, no] = pt[cur, k]
-                        no += 1
-                cur = o
-                nv = no
-                if nv > MAXV - 2:
-                    over = True
-                my = 0.0
-                mx = 0.0
-                for k in range(nv):
-                    my += py[cur, k]
-                    mx += px[cur, k]
-                my /= max(nv, 1)
-                mx /= max(nv, 1)
-                rad = 0.0
-                for k in range(nv):
-                    rad = max(rad, (py[cur, k] - my) ** 2 + (px[cur, k] - mx) ** 2)
-                rad = np.sqrt(rad) * (1.0 + 1e-12) + 1e-12
+            cur, nv, over = _clip_cell(
+                i, pts, w, w, 0.0, cand, ncand, over, lo, hi, py, px, pt, sv
+            )
             base = i * MAX_FACETS
             # unused slots: (i, i), which every reader skips
             for f in range(MAX_FACETS):
@@ -383,52 +515,9 @@ def _polygon_pass(
                 boxes[i, 2] = w_cols
                 boxes[i, 3] = -1
                 continue
-            area = 0.0
-            xmin = np.inf
-            xmax = -np.inf
-            ymin = np.inf
-            ymax = -np.inf
-            for k in range(nv):
-                k2 = k + 1 if k + 1 < nv else 0
-                area += px[cur, k] * py[cur, k2] - px[cur, k2] * py[cur, k]
-                xmin = min(xmin, px[cur, k])
-                xmax = max(xmax, px[cur, k])
-                ymin = min(ymin, py[cur, k])
-                ymax = max(ymax, py[cur, k])
-            area *= 0.5
-            # the pixels the cell meets (rows, then columns; inclusive)
-            boxes[i, 0] = min(max(int(np.floor((ymin + yi - oy) / hy)), 0), h_rows - 1)
-            boxes[i, 1] = min(max(int(np.floor((ymax + yi - oy) / hy)), 0), h_rows - 1)
-            boxes[i, 2] = min(max(int(np.floor((xmin + xi - ox) / hx)), 0), w_cols - 1)
-            boxes[i, 3] = min(max(int(np.floor((xmax + xi - ox) / hx)), 0), w_cols - 1)
-            # row prefixes over the cell's box: F0, F1, F2 at each column's left
-            # border (x relative to the site)
-            r0 = boxes[i, 0]
-            c0 = boxes[i, 2]
-            ncol = boxes[i, 3] - c0 + 1
-            stride = width * (ncol + 1)
-            need = (boxes[i, 1] - r0 + 1) * stride
-            if need > lp.size:
-                lp = np.empty(2 * need)
-            for rr in range(boxes[i, 1] - r0 + 1):
-                q = rr * stride
-                p0 = 0.0
-                p1 = 0.0
-                p2 = 0.0
-                for j in range(width):
-                    lp[q + j] = 0.0
-                for cc in range(ncol):
-                    rc = rho[r0 + rr, c0 + cc]
-                    p0 += rc * hx
-                    q2 = q + width * (cc + 1)
-                    lp[q2] = p0
-                    if want_moments:
-                        xl = ox + (c0 + cc) * hx - xi
-                        xr = xl + hx
-                        p1 += rc * (xr * xr - xl * xl) / 2.0
-                        p2 += rc * (xr * xr * xr - xl * xl * xl) / 3.0
-                        lp[q2 + 1] = p1
-                        lp[q2 + 2] = p2
+            area, stride, lp = _box_prefixes(
+                py, px, cur, nv, yi, xi, geo, rho, want_moments, lp, boxes[i]
+            )
             for a in range(8):
                 acc[a] = 0.0
             nf = 0

@@ -434,13 +434,11 @@ class _Raster:
             and len(self.graph[0]) == self.n + 1
         )
 
-    def _polygon(self, weights, want_jac, want_moments=False, floor=None):
-        """Polygon cells: ``(masses, out, jacobian)``, or None (not certified).
+    def poly_data(self):
+        """Return ``(rho, rhol, lo, hi, spacing)`` for polygon passes (made once).
 
-        ``out`` (N, 5) as a pixel pass's sums (mass, moments about the site, second
-        moment) or None; the Jacobian deferred, or None. With a ``floor``, a pass
-        that is not certified but bounds some mass below it returns
-        ``(upper bounds of the masses, None, None)``.
+        ``rho`` the density per unit area (H, W), ``rhol`` the floor density of the
+        zero pixels (or None), the box's corners and the pixel size.
         """
         if self._poly_data is None:
             hy, hx = self.grid.spacing
@@ -462,7 +460,17 @@ class _Raster:
                 lo + np.array(self.grid.lengths, dtype=np.float64),
                 np.array(self.grid.spacing, dtype=np.float64),
             )
-        rho, rhol, lo, hi, spacing = self._poly_data
+        return self._poly_data
+
+    def _polygon(self, weights, want_jac, want_moments=False, floor=None):
+        """Polygon cells: ``(masses, out, jacobian)``, or None (not certified).
+
+        ``out`` (N, 5) as a pixel pass's sums (mass, moments about the site, second
+        moment) or None; the Jacobian deferred, or None. With a ``floor``, a pass
+        that is not certified but bounds some mass below it returns
+        ``(upper bounds of the masses, None, None)``.
+        """
+        rho, rhol, lo, hi, spacing = self.poly_data()
         res = _polygons.polygon_cells(
             np.ascontiguousarray(self.points, dtype=np.float64),
             np.ascontiguousarray(weights, dtype=np.float64),

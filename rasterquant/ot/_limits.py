@@ -17,6 +17,7 @@ from numba import prange
 from .._jit import kernel
 from ..assign._fractional import MAXV, _clip_rows, _cut_value, _moments_rows
 from ..assign._fractional import _square_rows as _square
+from ..assign._polygons import cell_masses_at
 
 #: each cell's limit is found to tau / 2^BISECTIONS
 BISECTIONS = 8
@@ -228,9 +229,22 @@ def step_limit(
     dens = raster.values3[0] if raster.umass < 0 else np.zeros((1, 1))
     rest = (pts, psi, delta, dens, raster.umass, origin, spacing)
 
+    polygons = raster.polygon_ready(False)
+    if polygons:
+        rho, _, lo_box, hi_box, _ = raster.poly_data()
+        geo = np.array([*origin, *spacing])
+
     def floor_gap(sel, t, win=boxes):
         b, ptr, idx = _subset(sel, win, nbr_ptr, nbr_idx)
-        return _cell_masses(low[sel], t, b, ptr, idx, *rest) - eps0
+        ok = False
+        if polygons:
+            # each cell as a polygon from its 2-ring (no pixel clipping)
+            m, ok = cell_masses_at(
+                low[sel], t, ptr, idx, pts, psi, delta, lo_box, hi_box, geo, rho
+            )
+        if not ok:
+            m = _cell_masses(low[sel], t, b, ptr, idx, *rest)
+        return m - eps0
 
     everyone = np.arange(nlow)
     # at the start the cells have not moved: the unpadded windows suffice
