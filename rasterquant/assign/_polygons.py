@@ -8,15 +8,18 @@ piecewise-constant density is integrated over the polygon by Green's theorem:
     int_P rho dA = oint_dP F dy,   F(x, y) = int^x rho(s, y) ds (a row prefix sum),
 
 which, on each piece of an edge inside one pixel, is linear along the piece (exact by
-the midpoint rule). A facet's Jacobian entry is ``int rho ds / (2 |y_i - y_j|)`` along
+the midpoint rule; the moments' integrands are at most cubic there: exact by
+Simpson's rule). A facet's Jacobian entry is ``int rho ds / (2 |y_i - y_j|)`` along
 it (on a pixel border, the mean of the two pixels, as in the pixel sweep). The cost
 grows with the cells' perimeters in pixels, not with their areas.
 
-Candidates: the 2-ring of each cell in a neighbour graph (the cells' adjacency at
-nearby weights). A polygon clipped by fewer half-planes than all contains the true
-cell, so the polygons tile the box exactly if and only if their areas sum to the
-box's area: that sum certifies the whole pass. The caller falls back to the pixel
-sweep when it does not hold.
+Candidates: the rings (2 or 3 deep) of each cell in a neighbour graph (the cells'
+adjacency at nearby weights). A polygon clipped by fewer half-planes than all
+contains the true cell, so the polygons tile the box exactly if and only if their
+areas sum to the box's area, and every facet then has one length seen from both of
+its cells. Both are checked (the second catches slivers below the rounding of the
+first): they certify the pass. The caller falls back to the pixel sweep when they do
+not hold; the masses of a pass that is not certified are still upper bounds.
 """
 
 from dataclasses import dataclass
