@@ -281,9 +281,10 @@ def lloyd(
                     )
                     if jac is not None:
                         jac()
-                        if labels3 is not None and raster.has_zeros:
-                            # a pixel pass lists no facet through zero pixels
-                            raster.extend_graph(raster.floor_links(labels3))
+                        if labels3 is not None:
+                            # a pixel pass: its floor links add the facets through
+                            # zero pixels to the adjacency
+                            raster.floor_links(labels3)
                 else:
                     labels3, _ = raster.labels_masses(zero)
                     m, bary, energies = raster.moments(labels3, zero)

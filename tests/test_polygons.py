@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 import rasterquant as rq
 from rasterquant import _config
+from rasterquant.assign import _polygons
 from rasterquant.assign.cells import _Raster
 
 
@@ -89,7 +90,7 @@ def test_polygon_jacobian_is_the_derivative_of_its_masses(rng):
     density, pts, w = _problem(rng, (24, 20), 30)
     r = _Raster(density, pts, "fractional")
     r.evaluate(w, None, False, True)
-    _, _, jac = r._polygon(w, True)
+    _, _, jac, _ = r._polygon(w, True)
     jac = jac().toarray()
     h = 1e-6
     for i in rng.choice(len(pts), 6, replace=False):
@@ -145,11 +146,11 @@ def test_polygon_pass_identical_for_one_and_two_threads(rng):
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        m1, _, j1 = r._polygon(w, True)
+        m1, _, j1, _ = r._polygon(w, True)
         j1 = j1()
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
         r.evaluate(w, None, False, True)  # same graph again
-        m2, _, j2 = r._polygon(w, True)
+        m2, _, j2, _ = r._polygon(w, True)
         j2 = j2()
     finally:
         numba.set_num_threads(old)
@@ -187,7 +188,7 @@ def test_polygon_moments_match_pixel_pass_and_reference(rng, zeros):
     r = _Raster(density, pts, "fractional")
     _, _, (m_ref, bary, energy), _ = r.evaluate(w, None, True, True)
     if zeros:
-        r.extend_graph(r.floor_links(r.centre_labels(w)))
+        r.floor_links(r.centre_labels(w))  # (their links join the adjacency)
     labels, _, mom, _ = r.evaluate(w, None, True, True)
     assert labels is None, "expected a polygon pass"
     np.testing.assert_allclose(mom[0], m_ref, rtol=1e-11, atol=1e-14)

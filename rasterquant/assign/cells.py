@@ -419,7 +419,7 @@ class _Raster:
             self.graph = (indptr.copy(), indices.copy())
         return jac
 
-    def polygon_ready(self, want_moments):
+    def polygon_ready(self):
         """Tell whether a pass can build the cells as polygons (see ``_polygons``).
 
         2D fractional rasters without periodic axes, once an earlier Jacobian gave the
@@ -463,12 +463,12 @@ class _Raster:
         return self._poly_data
 
     def _polygon(self, weights, want_jac, want_moments=False, floor=None):
-        """Polygon cells: ``(masses, out, jacobian)``, or None (not certified).
+        """Polygon cells: ``(masses, out, jacobian, exact)``, or None.
 
         ``out`` (N, 5) as a pixel pass's sums (mass, moments about the site, second
-        moment) or None; the Jacobian deferred, or None. With a ``floor``, a pass
-        that is not certified but bounds some mass below it returns
-        ``(upper bounds of the masses, None, None)``.
+        moment) or None; the Jacobian deferred, or None. None if the pass is not
+        certified, except with a ``floor`` that it bounds some mass below: then
+        ``(upper bounds of the masses, None, None, False)``.
         """
         rho, rhol, lo, hi, spacing = self.poly_data()
         res = _polygons.polygon_cells(
@@ -491,7 +491,7 @@ class _Raster:
         if res is None:
             return None
         if res.upper_bound:
-            return res.masses.copy(), None, None
+            return res.masses.copy(), None, None, False
         w = np.array(weights, dtype=np.float64)
         # the cells' windows for the step limits (which would read them from labels),
         # and the weak links through zero pixels
@@ -511,7 +511,7 @@ class _Raster:
             # the sites (lloyd)
             self.facets = (w, rows, cols, vals, res.centres, jac)
         # (the masses outlive the pool: the solver keeps its best iterate)
-        return res.masses.copy(), out, jac
+        return res.masses.copy(), out, jac, True
 
     #: polygon passes whose boxes are kept (for the step limits)
     POLY_KEEP = 3
@@ -585,12 +585,12 @@ class _Raster:
                 mom,
                 None if jac is None else _Deferred(lambda: jac),
             )
-        if self.polygon_ready(want_moments):
+        if self.polygon_ready():
             # built as polygons, no labels (None)
             res = self._polygon(weights, want_jac, want_moments, floor)
             if res is not None:
-                m, out, jac = res
-                if out is None and jac is None and (want_moments or want_jac):
+                m, out, jac, exact = res
+                if not exact:
                     return None, m, None, None  # upper bounds below the floor
                 mom = self._finish_moments(out, 0.0) if want_moments else None
                 return None, m, mom, jac
@@ -666,7 +666,9 @@ class _Raster:
         Added to the exact Jacobian, it keeps cells that meet only where the density
         is zero weakly connected (a regulariser of the Newton systems; None when the
         density has no zero pixel). Without labels (after a polygon pass at
-        ``weights``), the facets through zero pixels at the floor density.
+        ``weights``), the facets through zero pixels at the floor density. Links made
+        from labels also join the adjacency graph: a pixel pass lists no facet
+        where the density is zero.
         """
         if not self.has_zeros:
             return None
@@ -675,15 +677,13 @@ class _Raster:
                 if links is not None and np.array_equal(w, weights):
                     return self._assemble(*links)
             labels3 = self.centre_labels(weights)
-        return self._face_jacobian(labels3, self.jacobian_floor, True)
+        links = self._face_jacobian(labels3, self.jacobian_floor, True)
+        self._extend_graph(links)
+        return links
 
-    def extend_graph(self, links):
-        """Add the pattern of ``links`` (weak links) to the adjacency graph.
-
-        A pixel pass lists no facet where the density is zero; the links through zero
-        pixels do.
-        """
-        if self.graph is None or links is None:
+    def _extend_graph(self, links):
+        """Add the pattern of ``links`` (weak links) to the adjacency graph."""
+        if self.graph is None:
             return
         n = self.n
         ones = np.ones(len(self.graph[1]))

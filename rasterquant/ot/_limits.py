@@ -229,7 +229,7 @@ def step_limit(
     dens = raster.values3[0] if raster.umass < 0 else np.zeros((1, 1))
     rest = (pts, psi, delta, dens, raster.umass, origin, spacing)
 
-    polygons = raster.polygon_ready(False)
+    polygons = raster.polygon_ready()
     if polygons:
         rho, _, lo_box, hi_box, _ = raster.poly_data()
         geo = np.array([*origin, *spacing])

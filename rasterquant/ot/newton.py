@@ -605,9 +605,6 @@ def _solve_attempt(
             # they fade with the error, as the regulariser of Levenberg-Marquardt
             # methods that keeps the local convergence quadratic
             links = raster.floor_links(labels3, psi)
-            if labels3 is not None:
-                # a pixel pass: the facets through zero pixels join the adjacency
-                raster.extend_graph(links)
             fade = min(1.0, err)
             if comp is None:
                 jac = jac + fade * links
@@ -645,7 +642,7 @@ def _solve_attempt(
         reach = float(np.max(np.abs(delta))) * (1 + 1e-12)
         if (
             not raster.geometric
-            and not raster.polygon_ready(want_moments)
+            and not raster.polygon_ready()
             and not raster.covers(psi, reach)
         ):
             # (polygon passes need no lists: a pass that falls back builds its own)
