@@ -296,3 +296,118 @@ def test_polygon_grid_cloud_closed_forms(offset):
     j = int(np.flatnonzero(np.abs(pts - pts[i] - [0, 4]).sum(axis=1) < 1e-9)[0])
     assert abs(a[i, j] + 4 / (2 * 4) / 1024) <= 1e-15
     np.testing.assert_allclose(masses.sum(), 1.0, rtol=1e-13)
+
+
+def _without_pair(graph, n, i, k):
+    a = sp.csr_matrix((np.ones(len(graph[1])), graph[1], graph[0]), shape=(n, n))
+    a = a.tolil()
+    a[i, k] = 0
+    a[k, i] = 0
+    a = a.tocsr()
+    a.eliminate_zeros()
+    return a.indptr.astype(np.int64), a.indices.astype(np.int64)
+
+
+def test_facet_check_catches_a_short_missing_facet(rng):
+    """Cells built from their 1-ring only, with the shortest facet's pair removed
+    from the graph: the two cells overlap their lost neighbour by a sliver, which the
+    facet check sees (the facets around it differ in length from the two sides), and
+    the pass retries with wider rings."""
+    density, pts, w = _problem(rng, (40, 40), 80, weight_scale=0.3)
+    r = _Raster(density, pts, "fractional")
+    _, m, _, jac = r.evaluate(w, None, False, True)
+    n = len(pts)
+    off = sp.triu(jac, 1).tocoo()
+    k = np.argmax(off.data)  # the least negative entry: the shortest facet
+    i, j = int(off.row[k]), int(off.col[k])
+    graph = _without_pair(r.graph, n, i, j)
+    rho, _, lo, hi, spacing = r.poly_data()
+    bufs = _polygons.new_buffers(n)
+    args = (lo, hi, lo, spacing, rho, np.zeros((1, 1)), True, False, False, 1, 8)
+    overflow, check = _polygons._polygon_pass(pts, w, *graph, *args, *bufs)
+    tol = _polygons.LENGTH_RTOL * np.sqrt(density.grid.volume / n)
+    assert overflow == 0
+    assert abs(check) > tol
+    # with the full graph the 1-rings are exact: the check holds
+    overflow, check = _polygons._polygon_pass(pts, w, *r.graph, *args, *bufs)
+    assert overflow == 0
+    assert abs(check) <= tol
+    res = _polygons.polygon_cells(
+        pts, w, graph, lo, hi, lo, spacing, rho, None, True, 8, depth=1
+    )
+    assert res is not None and res.depth >= 2
+    np.testing.assert_allclose(res.masses, m, rtol=1e-11, atol=1e-13 * m.sum())
+
+
+def test_polygon_pass_on_zero_density(rng):
+    """Zero pixels: the adjacency of a pixel pass lacks the facets through them, the
+    weak links add them; the polygon pass then matches the pixel pass, and its links
+    form a Laplacian (symmetric, rows summing to zero)."""
+    values = rng.random((48, 40)) + 0.1
+    values[10:30, 5:35] = 0.0
+    density = rq.Density.from_array(values)
+    pts = rq.sample_points(density, 120, seed=3)
+    r = _Raster(density, pts, "fractional")
+    w = np.zeros(len(pts))
+    labels, m, _, jac = r.evaluate(w, None, False, True)
+    r.floor_links(labels)  # (its links join the adjacency)
+    res = r._polygon(w, True)
+    assert res is not None
+    np.testing.assert_allclose(res[0], m, rtol=1e-11, atol=1e-13 * m.sum())
+    assert abs(res[2]() - jac).max() <= 1e-11 * abs(jac).max()
+    poly_links = r.floor_links(None, w)
+    assert poly_links is not None and poly_links.nnz > 0
+    assert abs(poly_links - poly_links.T).max() <= 1e-15 * abs(poly_links).max()
+    np.testing.assert_allclose(
+        np.asarray(poly_links.sum(axis=1)).ravel(), 0, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize(("shape", "periodic"), [((12, 14), True), ((6, 7, 8), False)])
+def test_periodic_and_3d_rasters_keep_pixel_passes(rng, shape, periodic):
+    """Polygon passes are 2D without periodic axes: the others keep the pixel
+    passes (labels returned), which tests/reference.py checks in 2D, 3D and
+    periodic cases (tests/test_assign.py)."""
+    density = rq.Density.from_array(rng.random(shape) + 0.1, periodic=periodic)
+    pts = rng.random((8, len(shape))) * (np.array(shape) - 1) + 0.5
+    r = _Raster(density, pts, "fractional")
+    w = np.zeros(len(pts))
+    r.evaluate(w, None, False, True)
+    assert not r.polygon_ready()
+    labels, m, _, _ = r.evaluate(w, None, False, True)
+    assert labels is not None
+    ref_m, _ = reference.fractional_moments(density.grid, density.values, pts, w)
+    np.testing.assert_allclose(m, ref_m, rtol=1e-7, atol=1e-12)
+
+
+def test_cell_masses_at_match_reference(rng):
+    """The step limits' polygon masses equal the half-space reference at the trial
+    weights."""
+    density, pts, w = _problem(rng, (14, 12), 10)
+    n = len(pts)
+    delta = rng.normal(scale=0.5, size=n)
+    r = _Raster(density, pts, "fractional")
+    rho, _, lo, hi, spacing = r.poly_data()
+    geo = np.array([*density.grid.origin, *spacing])
+    cells = np.arange(n, dtype=np.int64)
+    nbr_idx = np.concatenate([np.delete(np.arange(n), i) for i in range(n)])
+    nbr_ptr = np.arange(0, n * (n - 1) + 1, n - 1, dtype=np.int64)
+    for t in (0.0, 0.7):
+        m, ok = _polygons.cell_masses_at(
+            cells,
+            np.full(n, t),
+            nbr_ptr,
+            nbr_idx.astype(np.int64),
+            pts,
+            w,
+            delta,
+            lo,
+            hi,
+            geo,
+            rho,
+        )
+        assert ok
+        ref, _ = reference.fractional_moments(
+            density.grid, density.values, pts, w + t * delta
+        )
+        np.testing.assert_allclose(m, ref, rtol=1e-7, atol=1e-12)
