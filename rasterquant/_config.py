@@ -1,7 +1,12 @@
 """Named defaults shared by the kernels and the solvers."""
 
-#: fastmath flags for every kernel: never "nnan"/"ninf", kernels use np.inf sentinels.
-FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+#: fastmath flags for every kernel. Only "nsz": the value-changing flags ("reassoc",
+#: "contract", "arcp", "afn") let LLVM round differently depending on what it inlines,
+#: and a kernel compiled in this process inlines its callees while one loaded from
+#: numba's cache calls their cached code, so a first (compiling) run gave other numbers
+#: than later runs (tests/test_determinism.py). Never "nnan"/"ninf" either: kernels
+#: use np.inf sentinels.
+FASTMATH = frozenset({"nsz"})
 
 #: number of reduction chunks; fixed so results do not depend on the thread count.
 N_CHUNKS = 32

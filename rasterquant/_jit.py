@@ -1,6 +1,14 @@
-"""The single ``kernel`` decorator: nothing else in rasterquant compiles code."""
+"""The single ``kernel`` decorator: nothing else in rasterquant compiles code.
+
+It also tells a user what happens while the kernels compile (the first run after
+an install: numba writes them to its cache, later runs load them from there).
+"""
+
+import contextlib
+import time
 
 import numba
+from numba.core import event
 
 from ._config import FASTMATH
 
@@ -20,3 +28,76 @@ def kernel(parallel=False):
         )(func)
 
     return wrap
+
+
+class _CompileNotice(event.Listener):
+    """Reports numba compilations: a message at the first, then a counter.
+
+    numba fires ``numba:compile`` only for a real compilation (a signature that is
+    neither in memory nor in the on-disk cache), so nothing is shown on a run that
+    loads every kernel from the cache.
+    """
+
+    def __init__(self, log, bar):
+        self.log = log
+        self.bar = bar
+        self.count = 0
+        self.seconds = 0.0
+        self._depth = 0
+        self._t0 = None
+        self._tqdm = None
+
+    def on_start(self, ev):
+        self._depth += 1
+        if self._depth == 1:
+            self._t0 = time.perf_counter()
+        if self.count or self._depth > 1:
+            return
+        self.log(
+            "compiling numba kernels (first run only: later runs load them from "
+            "the cache)..."
+        )
+        if self.bar:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(desc="compiling kernels", unit=" kernels", leave=False)
+
+    def on_end(self, ev):
+        self.count += 1
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds += time.perf_counter() - self._t0
+        if self._tqdm is not None:
+            self._tqdm.update(1)
+
+    def close(self):
+        if self._tqdm is not None:
+            self._tqdm.close()
+        if self.count:
+            self.log(f"compiled {self.count} kernels in {self.seconds:.1f} s")
+
+
+@contextlib.contextmanager
+def compile_notice(log, *, bar=False):
+    """Report numba compilation while the block runs.
+
+    Parameters
+    ----------
+    log : callable
+        Called with one line of text when the first kernel starts to compile, and
+        once more at the end with the number of kernels compiled.
+    bar : bool
+        Also show a tqdm counter of the compiled kernels on stderr.
+
+    Yields
+    ------
+    _CompileNotice
+        Its ``count`` is the number of compilations seen so far.
+    """
+    notice = _CompileNotice(log, bar)
+    event.register("numba:compile", notice)
+    try:
+        yield notice
+    finally:
+        event.unregister("numba:compile", notice)
+        notice.close()

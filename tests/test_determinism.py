@@ -141,3 +141,71 @@ def test_same_result_in_fresh_processes_with_1_and_2_threads():
     for a in here:
         h.update(np.ascontiguousarray(a).tobytes())
     assert digests[0] == digests[1] == h.hexdigest()
+
+
+_COLD_CHILD = """
+import hashlib, json, sys, warnings
+sys.path.insert(0, sys.argv[1])
+from numba.core import event
+import numpy as np
+
+compiled = []
+
+
+class Count(event.Listener):
+    def on_start(self, ev):
+        pass
+
+    def on_end(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__qualname__)
+
+
+event.register("numba:compile", Count())
+import rasterquant as rq
+
+warnings.simplefilter("ignore")
+density = rq.Density.from_image(sys.argv[2])
+points = rq.sample_points(density, 2000, method="stratified", seed=0)
+ot = rq.solve_ot(density, points, tol=0.02)
+res = rq.lloyd(density, points, n_iter=2, ot_tol=0.02)
+h = hashlib.sha256()
+for a in (ot.weights, ot.masses, res.points, res.weights):
+    h.update(np.ascontiguousarray(a).tobytes())
+print(json.dumps({"digest": h.hexdigest(), "compiled": compiled}))
+"""
+
+
+def _cold_child(cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    out = subprocess.run(
+        [sys.executable, "-c", _COLD_CHILD, str(ROOT), str(ROOT / "data/portrait.png")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_same_result_compiled_cold_cached_and_partly_recompiled(tmp_path):
+    """A first run (numba compiles every kernel), a cached run (numba loads them)
+    and a run that recompiles one caller against cached callees give the same bits.
+
+    With value-changing fastmath flags they did not: LLVM's rounding followed what
+    it inlined, which differs between a fresh compile and a cache load (issue 17).
+    """
+    cache = tmp_path / "numba-cache"
+    cold = _cold_child(cache)
+    cached = _cold_child(cache)
+    assert cold["compiled"], "the first run compiled nothing: the cache was not fresh"
+    assert cached["compiled"] == [], "the second run compiled again"
+    # recompile the polygon pass against its callees loaded from the cache
+    stale = list(cache.rglob("_polygons._polygon_pass-*"))
+    assert stale, "the polygon pass was not compiled: the case misses the kernel"
+    for f in stale:
+        f.unlink()
+    partly = _cold_child(cache)
+    assert "_polygon_pass" in partly["compiled"]
+    assert cold["digest"] == cached["digest"], "cached run differs from the cold one"
+    assert cold["digest"] == partly["digest"], "a partial recompile changes results"

@@ -513,8 +513,25 @@ def _emit_facets(
     return cnt
 
 
+@kernel(parallel=False)
+def _pass_outputs(n_tiles, cand_ptr, want_moments, n_points, n_chunks):
+    """Tile count, longest candidate list and the zeroed outputs of a fractional pass.
+
+    Returns ``(n_t, kmax, out (n_chunks, N, 5 or 1), counts, status)``.
+    """
+    n_t = n_tiles[0] * n_tiles[1] * n_tiles[2]
+    kmax = 1
+    for t in range(n_t):
+        kmax = max(kmax, cand_ptr[t + 1] - cand_ptr[t])
+    ncomp = 5 if want_moments else 1
+    out = np.zeros((n_chunks, n_points, ncomp))
+    counts = np.zeros(n_chunks, np.int64)
+    status = np.zeros(n_chunks, np.int64)
+    return n_t, kmax, out, counts, status
+
+
 @kernel(parallel=True)
-def _fractional_tiles(
+def _fractional_tiles_2d(
     shape3,
     tile,
     n_tiles,
@@ -541,9 +558,164 @@ def _fractional_tiles(
     jac_vals,
     jac_pix,
     redo,
-    planar,
 ):
-    """Fractional-quadrature pass: centre labels, exact masses, moments and Jacobian.
+    """Fractional-quadrature pass on a 2D raster, pixels split as squares.
+
+    Every site lies in the pixels' plane. Arguments and results as in
+    :func:`_fractional_tiles_3d` (a 3D raster with one layer of voxels is not 2D: its
+    sites have their own z, so the cuts of a voxel are planes).
+    """
+    n_t, kmax, out, counts, status = _pass_outputs(
+        n_tiles, cand_ptr, want_moments, n_points, n_chunks
+    )
+    hz = spacing3[0]
+    hy = spacing3[1]
+    hx = spacing3[2]
+    for k_c in prange(n_chunks):
+        c = _spread(k_c, n_chunks)
+        if not redo[c]:
+            continue
+        keep = np.empty(kmax, np.int64)
+        keep_mid = np.empty(kmax, np.int64)
+        tb = np.empty((3, kmax))
+        ti = np.empty(kmax, np.int64)
+        mb = np.empty((3, kmax))
+        lb = np.empty(kmax)
+        piece = np.empty((MAXA, 5))
+        flen = np.empty((MAXA, MAXA))
+        poly = np.empty((6 * MAXA, MAXV))
+        iw = np.empty(4 * MAXA, np.int64)
+        sl = np.empty((8, MAXV))
+        act2 = np.empty(MAXA + sub[2], np.int64)
+        # the active candidates of an overflowing pixel
+        wide = np.empty(kmax + 1, np.int64)
+        dq2 = np.empty((kmax, sub[2]))
+        fs = np.empty((7, max(kmax, sub[2])))
+        cnt = 0
+        for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
+            ty = (t // n_tiles[2]) % n_tiles[1]
+            tx = t % n_tiles[2]
+            tj1 = min((ty + 1) * tile[1], shape3[1])
+            ti1 = min((tx + 1) * tile[2], shape3[2])
+            # two-level pruning: the tile's list to each mid box, then the mid
+            # box's survivors to each sub-box (a tile list is ~8x longer than a
+            # sub-box needs; pruning it per sub-box cost more than the sweep). The
+            # candidates are gathered once per tile into contiguous rows, so that
+            # the prunes read them in order.
+            ng = _gather_tile_2d(t, cand_ptr, cand_idx, sites, site_w, tb, ti)
+            for jm in range(ty * tile[1], tj1, MID_2D[0]):
+                jm1 = min(jm + MID_2D[0], tj1)
+                for im in range(tx * tile[2], ti1, MID_2D[1]):
+                    im1 = min(im + MID_2D[1], ti1)
+                    nm = _prune_2d(
+                        ng,
+                        tb,
+                        ti,
+                        origin3[1] + jm * hy,
+                        origin3[1] + jm1 * hy,
+                        origin3[2] + im * hx,
+                        origin3[2] + im1 * hx,
+                        lb,
+                        mb,
+                        keep_mid,
+                        owner,
+                        False,
+                    )
+                    for j0 in range(jm, jm1, sub[1]):
+                        j1 = min(j0 + sub[1], jm1)
+                        for i0 in range(im, im1, sub[2]):
+                            i1 = min(i0 + sub[2], im1)
+                            nk = _prune_2d(
+                                nm,
+                                mb,
+                                keep_mid,
+                                origin3[1] + j0 * hy,
+                                origin3[1] + j1 * hy,
+                                origin3[2] + i0 * hx,
+                                origin3[2] + i1 * hx,
+                                lb,
+                                fs,
+                                keep,
+                                owner,
+                                True,
+                            )
+                            cnt, st = _sweep_box_2d(
+                                j0,
+                                j1,
+                                i0,
+                                i1,
+                                nk,
+                                keep,
+                                origin3[0] + 0.5 * hz,
+                                origin3[1],
+                                origin3[2],
+                                hz,
+                                hy,
+                                hx,
+                                sites,
+                                owner,
+                                density,
+                                umass,
+                                extent,
+                                want_moments,
+                                want_jac,
+                                jac_floor,
+                                jac_cap,
+                                jac_rows,
+                                jac_cols,
+                                jac_vals,
+                                jac_pix,
+                                out,
+                                c,
+                                labels,
+                                cnt,
+                                dq2,
+                                fs,
+                                act2,
+                                iw,
+                                sl,
+                                piece,
+                                flen,
+                                poly,
+                                wide,
+                            )
+                            status[c] |= st
+        counts[c] = cnt
+    return out, counts, status
+
+
+@kernel(parallel=True)
+def _fractional_tiles_3d(
+    shape3,
+    tile,
+    n_tiles,
+    sub,
+    spacing3,
+    origin3,
+    sites,
+    site_w,
+    owner,
+    cand_ptr,
+    cand_idx,
+    density,
+    umass,
+    extent,
+    n_points,
+    n_chunks,
+    labels,
+    want_moments,
+    want_jac,
+    jac_floor,
+    jac_cap,
+    jac_rows,
+    jac_cols,
+    jac_vals,
+    jac_pix,
+    redo,
+):
+    """Fractional-quadrature pass on a 3D raster: labels, masses, moments, Jacobian.
+
+    Each voxel crossed by cell boundaries is split by the planes between its cells.
 
     Parameters
     ----------
@@ -564,10 +736,6 @@ def _fractional_tiles(
     redo : (n_chunks,) bool
         Chunks to compute; the others are skipped (their outputs stay zero). A rerun
         after a Jacobian buffer overflow redoes only the chunks that overflowed.
-    planar : bool
-        A 2D raster (every site in the pixels' plane): pixels are split as squares.
-        A 3D raster with one layer of voxels is not planar (its sites have their own
-        z, so the cuts of a voxel are planes).
 
     Returns
     -------
@@ -578,15 +746,9 @@ def _fractional_tiles(
     status : (n_chunks,) int64
         Bit 1: a pixel had more than MAXA active cells (truncated).
     """
-    n_t = n_tiles[0] * n_tiles[1] * n_tiles[2]
-    kmax = 1
-    for t in range(n_t):
-        kmax = max(kmax, cand_ptr[t + 1] - cand_ptr[t])
-    ncomp = 5 if want_moments else 1
-    out = np.zeros((n_chunks, n_points, ncomp))
-    counts = np.zeros(n_chunks, np.int64)
-    status = np.zeros(n_chunks, np.int64)
-    is2d = planar
+    n_t, kmax, out, counts, status = _pass_outputs(
+        n_tiles, cand_ptr, want_moments, n_points, n_chunks
+    )
     hz = spacing3[0]
     hy = spacing3[1]
     hx = spacing3[2]
@@ -596,10 +758,6 @@ def _fractional_tiles(
         if not redo[c]:
             continue
         keep = np.empty(kmax, np.int64)
-        keep_mid = np.empty(kmax, np.int64)
-        tb = np.empty((3, kmax))
-        ti = np.empty(kmax, np.int64)
-        mb = np.empty((3, kmax))
         lb = np.empty(kmax)
         dq = np.empty(kmax)
         dcen = np.empty(MAXA)
@@ -609,14 +767,8 @@ def _fractional_tiles(
         piece = np.empty((MAXA, 5))
         flen = np.empty((MAXA, MAXA))
         bufs = np.empty((6, MAXV))
-        poly = np.empty((6 * MAXA, MAXV))
-        iw = np.empty(4 * MAXA, np.int64)
-        sl = np.empty((8, MAXV))
-        act2 = np.empty(MAXA + sub[2], np.int64)
-        # active candidates: all of them (3D), or those of an overflowing pixel (2D)
+        # active candidates: all of them
         wide = np.empty(kmax + 1, np.int64)
-        dq2 = np.empty((kmax, sub[2]))
-        fs = np.empty((7, max(kmax, sub[2])))
         fv0 = np.empty((MAXF, MAXV, 3))
         fv1 = np.empty((MAXF, MAXV, 3))
         fn0 = np.empty(MAXF, np.int64)
@@ -633,91 +785,6 @@ def _fractional_tiles(
             tk1 = min((tz + 1) * tile[0], shape3[0])
             tj1 = min((ty + 1) * tile[1], shape3[1])
             ti1 = min((tx + 1) * tile[2], shape3[2])
-            if is2d:
-                # two-level pruning: the tile's list to each mid box, then the mid
-                # box's survivors to each sub-box (a tile list is ~8x longer than a
-                # sub-box needs; pruning it per sub-box cost more than the sweep). The
-                # candidates are gathered once per tile into contiguous rows, so that
-                # the prunes read them in order.
-                ng = _gather_tile_2d(t, cand_ptr, cand_idx, sites, site_w, tb, ti)
-                for jm in range(ty * tile[1], tj1, MID_2D[0]):
-                    jm1 = min(jm + MID_2D[0], tj1)
-                    for im in range(tx * tile[2], ti1, MID_2D[1]):
-                        im1 = min(im + MID_2D[1], ti1)
-                        nm = _prune_2d(
-                            ng,
-                            tb,
-                            ti,
-                            origin3[1] + jm * hy,
-                            origin3[1] + jm1 * hy,
-                            origin3[2] + im * hx,
-                            origin3[2] + im1 * hx,
-                            lb,
-                            mb,
-                            keep_mid,
-                            owner,
-                            False,
-                        )
-                        for j0 in range(jm, jm1, sub[1]):
-                            j1 = min(j0 + sub[1], jm1)
-                            for i0 in range(im, im1, sub[2]):
-                                i1 = min(i0 + sub[2], im1)
-                                nk = _prune_2d(
-                                    nm,
-                                    mb,
-                                    keep_mid,
-                                    origin3[1] + j0 * hy,
-                                    origin3[1] + j1 * hy,
-                                    origin3[2] + i0 * hx,
-                                    origin3[2] + i1 * hx,
-                                    lb,
-                                    fs,
-                                    keep,
-                                    owner,
-                                    True,
-                                )
-                                cnt, st = _sweep_box_2d(
-                                    j0,
-                                    j1,
-                                    i0,
-                                    i1,
-                                    nk,
-                                    keep,
-                                    origin3[0] + 0.5 * hz,
-                                    origin3[1],
-                                    origin3[2],
-                                    hz,
-                                    hy,
-                                    hx,
-                                    sites,
-                                    owner,
-                                    density,
-                                    umass,
-                                    extent,
-                                    want_moments,
-                                    want_jac,
-                                    jac_floor,
-                                    jac_cap,
-                                    jac_rows,
-                                    jac_cols,
-                                    jac_vals,
-                                    jac_pix,
-                                    out,
-                                    c,
-                                    labels,
-                                    cnt,
-                                    dq2,
-                                    fs,
-                                    act2,
-                                    iw,
-                                    sl,
-                                    piece,
-                                    flen,
-                                    poly,
-                                    wide,
-                                )
-                                status[c] |= st
-                continue
             for k0 in range(tz * tile[0], tk1, sub[0]):
                 k1 = min(k0 + sub[0], tk1)
                 for j0 in range(ty * tile[1], tj1, sub[1]):
@@ -1513,7 +1580,7 @@ def _sweep_box_2d(
     centre's z (every site's, in 2D), ``oy``, ``ox`` the origin. Adds masses (and
     moments) to ``out[c]``, writes the centre labels, and appends Jacobian triplets
     at ``cnt`` to row ``c`` of ``jrows``, ``jcols``, ``jvals``, ``jpix`` (when
-    ``want_jac``); the other arguments are as in ``_fractional_tiles``.
+    ``want_jac``); the other arguments are as in ``_fractional_tiles_2d``.
     Scratch: ``dq`` (kmax, sub_x) and rows 3 to 6 of ``fs`` float, ``act``
     (MAXA + sub_x) and ``iw`` (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5),
     ``flen`` (MAXA, MAXA), ``poly`` (6 MAXA, MAXV), ``wide`` (kmax + 1) int64. Whole

@@ -310,7 +310,12 @@ class _Raster:
         out = None
         while True:
             cap, rows, cols, vals, pix = self._triplet_buffers(cap)
-            out_r, counts, status = _fractional._fractional_tiles(
+            sweep = (
+                _fractional._fractional_tiles_2d
+                if self.grid.ndim == 2
+                else _fractional._fractional_tiles_3d
+            )
+            out_r, counts, status = sweep(
                 self.shape3,
                 np.array(cl.tile, dtype=np.int64),
                 np.array(cl.n_tiles, dtype=np.int64),
@@ -337,7 +342,6 @@ class _Raster:
                 vals,
                 pix,
                 redo,
-                self.grid.ndim == 2,
             )
             if out is None:
                 out = out_r
