@@ -591,7 +591,7 @@ def _fractional_tiles_2d(
         wide = np.empty(kmax + 1, np.int64)
         dq2 = np.empty((kmax, sub[2]))
         fs = np.empty((7, max(kmax, sub[2])))
-        cnt = 0
+        cnt = np.int64(0)  # not a literal: callees compile once
         for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
             ty = (t // n_tiles[2]) % n_tiles[1]
             tx = t % n_tiles[2]
@@ -777,7 +777,7 @@ def _fractional_tiles_3d(
         ft1 = np.empty(MAXF, np.int64)
         cap = np.empty((2 * MAXF + 4, 5))
         fa = (fv0, fn0, ft0, fv1, fn1, ft1, cap)
-        cnt = 0
+        cnt = np.int64(0)  # not a literal: callees compile once
         for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
             tz = t // (n_tiles[1] * n_tiles[2])
             ty = (t // n_tiles[2]) % n_tiles[1]
@@ -1172,7 +1172,7 @@ def _square_rows(hy, hx, poly, r):
     poly[r + 1, 3] = -hx / 2
     for k in range(4):
         poly[r + 2, k] = -1.0
-    return 4
+    return np.int64(4)
 
 
 @kernel(parallel=False)
@@ -1649,7 +1649,7 @@ def _sweep_box_2d(
                     mg = hy * abs(ky[q] - ky[best]) + hx * abs(kx[q] - kx[best])
                     marg[q] = mg * slack + 1e-300
             # active competitors: pd_q - pd_best <= 0 somewhere
-            nact = 1
+            nact = np.int64(1)
             act[0] = best
             over = False
             for q in range(nk):
@@ -1663,7 +1663,7 @@ def _sweep_box_2d(
                 # more than MAXA pass the test against the best (cells with far
                 # sites and large weights can crowd a pixel): collect them all, drop
                 # the dominated ones, and keep the rest if they fit
-                nw = 1
+                nw = np.int64(1)
                 wide[0] = best
                 for q in range(nk):
                     if dq[q, ii] - bd <= marg[q] and q != best:

@@ -152,8 +152,10 @@ def _walk(y0, x0, y1, x1, yi, xi, geo, rho, rhol, lp, stride, box, flags, acc):
                     ya = y0 + ta * dy - yi
                     yb = y0 + tb * dy - yi
                     yc = ym - yi
-                    a0, a1, a2 = _prefix_at(lp, q, cc, rc, xl, x0 + ta * dx - xi, True)
-                    b0, b1, b2 = _prefix_at(lp, q, cc, rc, xl, x0 + tb * dx - xi, True)
+                    xa = x0 + ta * dx - xi
+                    xb = x0 + tb * dx - xi
+                    a0, a1, a2 = _prefix_at(lp, q, cc, rc, xl, xa, want_m)
+                    b0, b1, b2 = _prefix_at(lp, q, cc, rc, xl, xb, want_m)
                     w6 = wdy / 6.0
                     g3 += w6 * (ya * a0 + 4.0 * yc * f0 + yb * b0)
                     g4 += w6 * (a1 + 4.0 * f1 + b1)
@@ -380,7 +382,20 @@ def cell_masses_at(cells, t, nbr_ptr, nbr_idx, pts, psi, delta, lo, hi, geo, rho
         sv = np.empty(MAXV)
         cand = nbr_idx[nbr_ptr[k] : nbr_ptr[k + 1]]
         cur, nv, over = _clip_cell(
-            i, pts, psi, delta, t[k], cand, len(cand), False, lo, hi, py, px, pt, sv
+            i,
+            pts,
+            psi,
+            delta,
+            t[k],
+            cand,
+            len(cand),
+            np.bool_(False),
+            lo,
+            hi,
+            py,
+            px,
+            pt,
+            sv,
         )
         if over:
             fail[k] = True
@@ -391,7 +406,7 @@ def cell_masses_at(cells, t, nbr_ptr, nbr_idx, pts, psi, delta, lo, hi, geo, rho
         xi = pts[i, 1]
         box = np.empty(4, np.int64)
         area, stride, lp = _box_prefixes(
-            py, px, cur, nv, yi, xi, geo, rho, False, np.empty(64), box
+            py, px, cur, nv, yi, xi, geo, rho, np.bool_(False), np.empty(64), box
         )
         acc = np.zeros(8)
         for e in range(nv):
@@ -401,7 +416,8 @@ def cell_masses_at(cells, t, nbr_ptr, nbr_idx, pts, psi, delta, lo, hi, geo, rho
             if ay != by:
                 ax = px[cur, e] + xi
                 bx = px[cur, e2] + xi
-                _walk(ay, ax, by, bx, yi, xi, geo, rho, rho, lp, stride, box, 0, acc)
+                fl = np.int64(0)  # masses only; not a literal (one compiled _walk)
+                _walk(ay, ax, by, bx, yi, xi, geo, rho, rho, lp, stride, box, fl, acc)
         m[k] = acc[0] if area > 0.0 else -acc[0]
     return m, not fail.any()
 
@@ -470,7 +486,7 @@ def _polygon_pass(
             xi = pts[i, 1]
             # candidates: the rings of i in the graph, nearest ring first
             stamp[i] = i
-            ncand = 0
+            ncand = np.int64(0)
             over = False
             for q in range(nb_ptr[i], nb_ptr[i + 1]):
                 c = nb_idx[q]
