@@ -982,14 +982,14 @@ CLI_CASES = [
     (
         "floor-out-of-range",
         lambda t: [_cli_input(t, "good.png"), "-n", "5", "--floor", "2"],
-        1,
-        r"error: floor must be in \[0, 1\), got 2\.0",
+        2,
+        r"argument --floor: expected a number in \[0, 1\), got 2",
     ),
     (
         "step-too-large",
         lambda t: [_cli_input(t, "good.npy"), "-n", "5", "--step", "2"],
-        1,
-        r"error: --step must be in \(0, 1\], got 2\.0",
+        2,
+        r"argument --step: expected a step in \(0, 1\], got 2",
     ),
     (
         "n-zero",
@@ -1142,17 +1142,17 @@ def test_cli_output_exists_without_force(tmp_path, capsys):
     assert code == 1
     assert re_search(r"error: output file '.*p\.csv' already exists; pass --force", err)
     assert out.read_text() == "precious\n"
-    assert not (tmp_path / "p.json").exists()
+    assert not (tmp_path / "p.csv.json").exists()
 
 
 def test_cli_existing_sidecar_without_force(tmp_path, capsys):
     src = make_file(tmp_path, "good.npy")
-    (tmp_path / "p.json").write_text("{}")
+    (tmp_path / "p.csv.json").write_text("{}")
     code, _, err = _run_cli(
         ["quantize", src, "-n", "5", "-o", str(tmp_path / "p.csv"), "--quiet"], capsys
     )
     assert code == 1
-    assert "p.json' already exists; pass --force" in err
+    assert "p.csv.json' already exists; pass --force" in err
     assert not (tmp_path / "p.csv").exists()
 
 
@@ -1180,7 +1180,7 @@ def test_cli_force_overwrites(tmp_path, capsys):
             capsys,
         )
     assert code == 0, err
-    assert out.read_text().startswith("x,y,")
+    assert out.read_text().startswith("row,col,")
 
 
 def test_cli_read_only_output_directory(tmp_path, capsys, monkeypatch):

@@ -44,8 +44,8 @@ def test_quantize_writes_points_and_sidecar(cwd, suffix, capsys):
     )
     assert code == 0
     assert (cwd / out).is_file()
-    assert (cwd / "out.json").is_file()
-    meta = json.loads((cwd / "out.json").read_text())
+    assert (cwd / f"{out}.json").is_file()
+    meta = json.loads((cwd / f"{out}.json").read_text())
     diag = meta["diagnostics"]
     assert diag["requested_tol"] == 0.05
     assert isinstance(diag["max_mass_error"], float)
@@ -57,7 +57,7 @@ def test_quantize_writes_points_and_sidecar(cwd, suffix, capsys):
     assert ((pts >= 0) & (pts <= 256)).all()
     assert "weight" in cols or len(cols) == 2
     # no stray temporary files
-    assert sorted(os.listdir(cwd)) == sorted([out, "out.json"])
+    assert sorted(os.listdir(cwd)) == sorted([out, f"{out}.json"])
 
 
 def test_quantize_voronoi_npy_roundtrip_matches_sidecar(cwd):
@@ -77,7 +77,7 @@ def test_quantize_voronoi_npy_roundtrip_matches_sidecar(cwd):
         ]
     )
     assert code == 0
-    meta = json.loads((cwd / "a.json").read_text())
+    meta = json.loads((cwd / "a.npy.json").read_text())
     assert meta["diagnostics"]["max_mass_error"] is None  # voronoi: no target masses
     pts, _ = rq.read_points(cwd / "a.npy", ndim=2)
     assert pts.shape == (50, 2)
@@ -137,7 +137,7 @@ def test_quantize_missing_input(cwd, capsys):
     assert "nope.png" in lines[0]
     assert "Traceback" not in err
     assert not (cwd / "out.csv").exists()
-    assert not (cwd / "out.json").exists()
+    assert not (cwd / "out.csv.json").exists()
 
 
 def test_quantize_too_many_points(cwd, capsys):

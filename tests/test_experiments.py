@@ -148,7 +148,9 @@ class _nullctx:
 
 
 def test_unstable_grid_stays_without_perturbation(tmp_path):
-    res = run_unstable(resolution=60, iterations=3, snapshots=(0, 2), out_dir=tmp_path)
+    res = run_unstable(
+        resolution=60, iterations=3, epsilon=0.0, snapshots=(0, 2), out_dir=tmp_path
+    )
     assert not res.summary["left_grid"]
     assert res.summary["left_at_iteration"] is None
     h = 2 * np.pi / 10

@@ -209,7 +209,7 @@ def test_failed_sidecar_removes_the_points_written_by_this_run(
     src = _make_input(tmp_path)
     code = _quantize_quick(src, tmp_path / "p.csv", tmp_path / "p.npy")
     assert code == 1
-    assert "p.json" in capsys.readouterr().err
+    assert "p.csv.json" in capsys.readouterr().err
     assert _leftovers(tmp_path) == []
     assert real is not None
 

@@ -24,6 +24,7 @@ from rasterquant.io.atomic import (
     atomic_write_text,
     check_output,
 )
+from rasterquant.io.points import COORDINATE_NAMES, point_columns
 from rasterquant.io.render import (
     grain_slices_png,
     render_png,
@@ -209,19 +210,23 @@ def test_points_round_trip_exact(tmp_path, io_rng, suffix, dim):
     got, cols = read_points(path, ndim=dim)
     np.testing.assert_array_equal(got, pts)
     assert got.dtype == np.float64 and got.flags.c_contiguous
-    if suffix == ".csv":
-        assert list(cols) == ["radius", "weight"]
-        np.testing.assert_array_equal(cols["radius"], radius)
-        np.testing.assert_array_equal(cols["weight"], weight)
-    else:
+    if suffix == ".npy":  # numbers only: the CLI records the names in its sidecar
         assert list(cols) == ["column0", "column1"]
         np.testing.assert_array_equal(cols["column0"], radius)
         np.testing.assert_array_equal(cols["column1"], weight)
+    else:  # text formats name their columns, so the names come back
+        assert list(cols) == ["radius", "weight"]
+        np.testing.assert_array_equal(cols["radius"], radius)
+        np.testing.assert_array_equal(cols["weight"], weight)
+        # without ndim too: the header says how many columns are coordinates
+        got2, cols2 = read_points(path)
+        np.testing.assert_array_equal(got2, pts)
+        assert list(cols2) == ["radius", "weight"]
     assert _leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("dim", [2, 3])
-@pytest.mark.parametrize("suffix", [".csv", ".npy", ".txt"])
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".txt", ".xyz"])
 def test_points_round_trip_without_columns(tmp_path, io_rng, suffix, dim):
     pts = _random_points(io_rng, 20, dim)
     write_points(tmp_path / f"p{suffix}", pts)
@@ -230,38 +235,93 @@ def test_points_round_trip_without_columns(tmp_path, io_rng, suffix, dim):
     assert cols == {}
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".txt", ".xyz"])
+def test_points_same_columns_in_every_format(tmp_path, io_rng, suffix, dim):
+    """One layout everywhere: array axis order, then the extra columns, and every
+    text format names them (issue #17, item 9)."""
+    pts = _random_points(io_rng, 7, dim)
+    mass = io_rng.random(7)
+    path = tmp_path / f"p{suffix}"
+    write_points(path, pts, mass=mass)
+    names = point_columns(dim, ["mass"])
+    assert names == [*COORDINATE_NAMES[dim], "mass"]
+    if suffix == ".npy":
+        table = np.load(path)
+    else:
+        lines = path.read_text().splitlines()
+        if suffix == ".csv":
+            assert lines[0] == ",".join(names)
+            table = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+        else:
+            assert lines[0] == "# " + " ".join(names)
+            table = np.loadtxt(lines, ndmin=2)
+    np.testing.assert_array_equal(table, np.column_stack([pts, mass]))
+
+
 def test_points_csv_layout(tmp_path):
     pts2 = np.array([[1.0, 2.0], [3.5, 4.0]])
     write_points(tmp_path / "a.csv", pts2, r=[0.1, 0.2], g=[0, 1], b=[1, 0])
     lines = (tmp_path / "a.csv").read_text().splitlines()
-    assert lines == ["x,y,r,g,b", "2.0,1.0,0.1,0.0,1.0", "4.0,3.5,0.2,1.0,0.0"]
+    assert lines == ["row,col,r,g,b", "1.0,2.0,0.1,0.0,1.0", "3.5,4.0,0.2,1.0,0.0"]
     pts3 = np.array([[1.0, 2.0, 3.0]])
     write_points(tmp_path / "b.csv", pts3)
-    assert (tmp_path / "b.csv").read_text().splitlines() == ["x,y,z", "3.0,2.0,1.0"]
+    text = (tmp_path / "b.csv").read_text()
+    assert text.splitlines() == ["layer,row,col", "1.0,2.0,3.0"]
     write_points(tmp_path / "c.txt", pts3)
-    assert (tmp_path / "c.txt").read_text() == "3.0 2.0 1.0\n"
-    # .npy keeps array axis order
+    assert (tmp_path / "c.txt").read_text() == "# layer row col\n1.0 2.0 3.0\n"
     write_points(tmp_path / "d.npy", pts3, w=[5.0])
     np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), [[1.0, 2.0, 3.0, 5.0]])
 
 
 def test_points_read_foreign_csv(tmp_path):
     path = tmp_path / "f.csv"
+    path.write_text("Row, COL, mass\n 1.5, 2.5, 3\n\n4,5,6\n")
+    pts, cols = read_points(path)
+    np.testing.assert_array_equal(pts, [[1.5, 2.5], [4.0, 5.0]])
+    np.testing.assert_array_equal(cols["mass"], [3.0, 6.0])
+    # columns are found by name, in any order
+    path.write_text("mass,col,layer,row\n9,1,2,3\n")
+    pts, cols = read_points(path)
+    np.testing.assert_array_equal(pts, [[2.0, 3.0, 1.0]])
+    np.testing.assert_array_equal(cols["mass"], [9.0])
+
+
+def test_points_read_legacy_xyz_names(tmp_path):
+    """Files of older versions (x = col, y = row, z = layer) keep working."""
+    path = tmp_path / "old.csv"
     path.write_text("X, Y, mass\n 1.5, 2.5, 3\n\n4,5,6\n")
     pts, cols = read_points(path)
     np.testing.assert_array_equal(pts, [[2.5, 1.5], [5.0, 4.0]])
     np.testing.assert_array_equal(cols["mass"], [3.0, 6.0])
+    path.write_text("x,y,z,radius\n3.0,2.0,1.0,0.5\n")
+    pts, cols = read_points(path, ndim=3)
+    np.testing.assert_array_equal(pts, [[1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(cols["radius"], [0.5])
+    path.write_text("z,x,y\n1.0,3.0,2.0\n")  # by name, not by position
+    np.testing.assert_array_equal(read_points(path)[0], [[1.0, 2.0, 3.0]])
+    txt = tmp_path / "old.xyz"
+    txt.write_text("# x y weight\n2.0 1.0 7.0\n")
+    pts, cols = read_points(txt)
+    np.testing.assert_array_equal(pts, [[1.0, 2.0]])
+    np.testing.assert_array_equal(cols["weight"], [7.0])
 
 
 def test_points_txt_comments_and_blank_lines(tmp_path):
     path = tmp_path / "s.txt"
     path.write_text("# seeds\n1 2 3\n\n4 5 6  # last\n")
+    # no header line: array axis order, like .npy
     pts, cols = read_points(path)
-    np.testing.assert_array_equal(pts, [[3.0, 2.0, 1.0], [6.0, 5.0, 4.0]])
+    np.testing.assert_array_equal(pts, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     assert cols == {}
     pts2, cols2 = read_points(path, ndim=2)
-    np.testing.assert_array_equal(pts2, [[2.0, 1.0], [5.0, 4.0]])
+    np.testing.assert_array_equal(pts2, [[1.0, 2.0], [4.0, 5.0]])
     np.testing.assert_array_equal(cols2["column0"], [3.0, 6.0])
+    named = tmp_path / "n.txt"
+    named.write_text("\n# row col size\n# a comment\n1 2 3\n")
+    pts3, cols3 = read_points(named)
+    np.testing.assert_array_equal(pts3, [[1.0, 2.0]])
+    np.testing.assert_array_equal(cols3["size"], [3.0])
 
 
 def test_read_points_errors(tmp_path):
@@ -273,14 +333,17 @@ def test_read_points_errors(tmp_path):
 
     cases = {
         "header.csv": ("1,2\n3,4\n", "has header '1,2'; expected a first line"),
-        "onlyx.csv": ("x,radius\n1,2\n", "starting with 'x,y'"),
-        "dup.csv": ("x,y,a,a\n1,2,3,4\n", "repeats a column name"),
+        "onlyx.csv": ("x,radius\n1,2\n", "expected both 'x' and 'y'"),
+        "onlyrow.csv": ("row,radius\n1,2\n", "expected both 'row' and 'col'"),
+        "mixed.csv": ("row,col,x\n1,2,3\n", "mixes the names row/col/layer"),
+        "dup.csv": ("row,col,a,a\n1,2,3,4\n", "repeats a column name"),
         "badname.csv": ("x,y,z,2nd\n1,2,3,4\n", "invalid column name '2nd'"),
-        "ragged.csv": ("x,y\n1,2\n3,4,5\n", "line 3 has 3 fields; expected 2"),
-        "width.csv": ("x,y,r\n1,2\n3,4\n", "2 values per row; expected 3"),
-        "nan.csv": ("x,y\n1,2\nnan,4\n", "NaN or inf on data row 1"),
-        "text.csv": ("x,y\n1,2\n3,abc\n", "line 3 is not all numbers"),
-        "empty.csv": ("x,y\n", "has no data rows"),
+        "ragged.csv": ("row,col\n1,2\n3,4,5\n", "line 3 has 3 fields; expected 2"),
+        "width.csv": ("row,col,r\n1,2\n3,4\n", "2 values per row; expected 3"),
+        "nan.csv": ("row,col\n1,2\nnan,4\n", "NaN or inf on data row 1"),
+        "text.csv": ("row,col\n1,2\n3,abc\n", "line 3 is not all numbers"),
+        "empty.csv": ("row,col\n", "has no data rows"),
+        "width.txt": ("# row col r\n1 2\n", "2 values per row; expected 3"),
         "ragged.txt": ("1 2 3\n4 5\n", "line 2 has 2 fields; expected 3"),
         "wide.txt": ("1 2 3 4\n", "has 4 columns and no header; pass ndim=2 or"),
         "inf.xyz": ("1 2\ninf 3\n", "NaN or inf on data row 1"),
@@ -294,9 +357,12 @@ def test_read_points_errors(tmp_path):
     (tmp_path / "e.csv").write_bytes(b"")
     with pytest.raises(ValueError, match=r"is empty"):
         read_points(tmp_path / "e.csv")
-    (tmp_path / "three.csv").write_text("x,y,z\n1,2,3\n")
+    (tmp_path / "three.csv").write_text("layer,row,col\n1,2,3\n")
     with pytest.raises(ValueError, match=r"holds 3D points .*expected ndim=2"):
         read_points(tmp_path / "three.csv", ndim=2)
+    (tmp_path / "three.txt").write_text("# layer row col\n1 2 3\n")
+    with pytest.raises(ValueError, match=r"holds 3D points .*expected ndim=2"):
+        read_points(tmp_path / "three.txt", ndim=2)
     (tmp_path / "one.txt").write_text("1\n")
     with pytest.raises(ValueError, match=r"has 1 columns; expected at least ndim=2"):
         read_points(tmp_path / "one.txt", ndim=2)
@@ -331,8 +397,9 @@ def test_write_points_errors(tmp_path):
         write_points(tmp_path / "p.csv", ok, color=np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"column 'm' contains NaN or inf"):
         write_points(tmp_path / "p.csv", ok, m=[1.0, np.inf, 0.0])
-    with pytest.raises(ValueError, match=r"column name 'z' is reserved"):
-        write_points(tmp_path / "p.csv", ok, z=[1.0, 2.0, 3.0])
+    for name in ("z", "row", "Col", "layer"):
+        with pytest.raises(ValueError, match=rf"column name '{name}' is reserved"):
+            write_points(tmp_path / "p.csv", ok, **{name: [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match=r"output directory .* does not exist"):
         write_points(tmp_path / "no" / "p.csv", ok)
     assert os.listdir(tmp_path) == []

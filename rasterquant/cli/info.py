@@ -5,13 +5,26 @@ from __future__ import annotations
 import platform
 import sys
 
+from ._common import add_threads
+
 
 def add_parser(sub):
     """Register the sub-command."""
-    p = sub.add_parser("info", help="print versions, numba threading layer and threads")
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
+    p = sub.add_parser(
+        "info",
+        help="print versions, numba threading layer and threads",
+        description="Print the versions of rasterquant and its dependencies, the "
+        "numba threading layer and the thread count (to stdout).",
+    )
+    p.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging"
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="accepted like in the other commands; the report is printed anyway",
+    )
+    add_threads(p)
     p.set_defaults(func=run)
     return p
 

@@ -20,14 +20,27 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every available sub-command."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    from ._common import ArgumentParser
+
+    parser = ArgumentParser(
         prog="rasterquant",
-        description="Approximate a raster density (image or volume) by points, fast.",
+        description="Approximate a raster density (image or volume) by points, fast. "
+        "Exit codes: 0 success, 1 a user error found while running (missing file, "
+        "unreadable image, too many points...), 2 bad arguments, 130/143 "
+        "interrupted; every error is one line on stderr.",
     )
     parser.add_argument(
-        "--version", action="version", version=f"rasterquant {__version__}"
+        "--version",
+        action="version",
+        version=f"rasterquant {__version__}",
+        help="print the version and exit",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        parser_class=ArgumentParser,
+        help="what to do; 'rasterquant COMMAND --help' lists its options",
+    )
     sub.required = True
     for name in _COMMANDS:
         try:
@@ -210,7 +223,7 @@ def _main(argv, saved):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: 2 on bad arguments, 0 for --help
+    except SystemExit as exc:  # one line and 2 on bad arguments, 0 for --help
         if exc.code is None:
             return 0
         return exc.code if isinstance(exc.code, int) else 2
@@ -222,7 +235,11 @@ def _main(argv, saved):
     ok = False
     try:
         _common.set_threads(args)
-        code = int(args.func(args) or 0)
+        from .._jit import compile_notice
+
+        # the first run after an install compiles the kernels: say so, with a counter
+        with compile_notice(logger.info, bar=_common.show_progress(args)):
+            code = int(args.func(args) or 0)
         if _LAST_SIGNAL:
             # the signal landed in a callback from C (numba loading a compiled
             # kernel), which swallows exceptions: honour it now; the outputs of

@@ -4,7 +4,12 @@ Outputs by suffix of ``-o`` (repeatable): ``.vti`` (VTK ImageData with cell arra
 ``grain_id`` and ``material``, both 0-based grain ids, and ``phase``), ``.tesr`` (Neper
 raster tessellation, ids from 1, seeds and weights in ``**cell``), ``.npy`` (int32
 grain map, array axis order) and ``.png`` (three mid-slices). Next to the first output
-go a CSV grain table (``<stem>.csv``) and a JSON sidecar (``<stem>.json``).
+go a CSV grain table (``<first output>.grains.csv``, coordinates in array axis order:
+``centroid_layer, centroid_row, centroid_col``...) and a JSON sidecar (``<first
+output>.json``, e.g. ``g.vti.json``).
+
+Axes are given in array order everywhere: ``--shape D H W``, ``--spacing``, and
+``--periodic-axes 0 2`` (axis indices, 0 = the first axis of ``--shape``).
 
 If the raster cannot resolve ``--tol`` (centre quadrature: about 2/tol voxels per grain
 are needed), the outputs are still written, the achieved error is printed as a warning
@@ -14,6 +19,7 @@ and recorded in the sidecar (``tol_met: false``), and the exit code is 0 — or 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import time
@@ -22,6 +28,7 @@ import warnings
 import numpy as np
 
 from ._common import (
+    UsageError,
     add_common,
     add_progress,
     add_quadrature,
@@ -38,7 +45,30 @@ from ._common import (
 logger = logging.getLogger("rasterquant")
 
 OUTPUT_SUFFIXES = (".vti", ".tesr", ".npy", ".png")
-_AXES = {"x": -1, "y": -2, "z": -3}
+#: the older letters of --periodic-axes, for the error message that translates them
+_LETTERS = {"x": "the last axis", "y": "the second to last", "z": "the first (3D)"}
+#: what --quadrature means when it is not given
+_DEFAULT_QUADRATURE = "fractional solves, then center to polish the voxel counts"
+
+
+def axis_index(text):
+    """Parse an axis index >= 0 of ``--periodic-axes`` (argparse type)."""
+    try:
+        v = int(text)
+    except ValueError:
+        hint = ""
+        if text and set(text.lower()) <= set(_LETTERS) | {","}:
+            meaning = ", ".join(f"{c} = {_LETTERS[c]}" for c in "xyz")
+            hint = f" (the older letters meant {meaning})"
+        raise argparse.ArgumentTypeError(
+            f"expected axis indices in array order like --shape (0 = first axis), "
+            f"got {text!r}{hint}"
+        ) from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected axis indices >= 0 in array order like --shape, got {v}"
+        )
+    return v
 
 
 def add_parser(sub):
@@ -58,7 +88,7 @@ def add_parser(sub):
         required=True,
         metavar="N",
         help="voxels per axis in array order: D H W (3D) or "
-        "H W (2D); one number means a cube",
+        "H W (2D); one number means a cube (required)",
     )
     p.add_argument(
         "-n",
@@ -66,12 +96,13 @@ def add_parser(sub):
         dest="n",
         type=positive_int,
         default=None,
-        help="number of grains (optional with a volumes file)",
+        help="number of grains (required with a volume law; optional with a "
+        "volumes file, whose length is the default)",
     )
     p.add_argument(
         "--volumes",
         default="constant",
-        help="volume law: constant, lognormal:SIGMA, "
+        help="volume law: constant (default), lognormal:SIGMA, "
         "lognormal-diameter:MEAN,SD, uniform:A,B, dual-phase:FRACTION,RATIO, "
         "or a CSV file (one volume per line, or a 'volume' column and an "
         "optional 'phase' column)",
@@ -89,10 +120,13 @@ def add_parser(sub):
     )
     per.add_argument(
         "--periodic-axes",
+        type=axis_index,
+        nargs="+",
         default=None,
-        metavar="AXES",
-        help="periodic only along these axes, e.g. 'xy' (x is the last "
-        "array axis, z the first)",
+        metavar="AXIS",
+        help="periodic only along these axes, given as indices in array order like "
+        "--shape and --spacing: 0 is the first axis (D in 3D, H in 2D), "
+        "e.g. '--periodic-axes 1 2' (3D: periodic in H and W, walls in D)",
     )
     p.add_argument(
         "--lloyd",
@@ -117,7 +151,8 @@ def add_parser(sub):
         type=positive_float,
         nargs="+",
         default=[1.0],
-        help="voxel size, one number or one per axis (array order)",
+        help="voxel size, one number or one per axis in array order like --shape "
+        "(default 1)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -125,7 +160,9 @@ def add_parser(sub):
         "--output",
         action="append",
         required=True,
-        help="output file(s): .vti .tesr .npy .png (repeatable)",
+        help="output file(s): .vti .tesr .npy .png (repeatable); the grain table "
+        "and the JSON sidecar are named after the first (g.vti -> "
+        "g.vti.grains.csv, g.vti.json)",
     )
     p.add_argument(
         "--strict",
@@ -133,33 +170,64 @@ def add_parser(sub):
         help="exit 1 if the achieved volume error exceeds --tol",
     )
     add_progress(p)
-    add_quadrature(p)
+    add_quadrature(p, default=_DEFAULT_QUADRATURE)
     add_common(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check_args=check_args)
     return p
+
+
+def _shape(args):
+    shape = tuple(args.shape)
+    return shape * 3 if len(shape) == 1 else shape
+
+
+def check_args(args):
+    """Check options against each other after parsing (UsageError: exit 2)."""
+    shape = _shape(args)
+    if len(shape) not in (2, 3):
+        raise UsageError(
+            f"argument --shape: expected 1, 2 or 3 numbers, got {len(shape)}"
+        )
+    ndim = len(shape)
+    if len(args.spacing) not in (1, ndim):
+        raise UsageError(
+            f"argument --spacing: expected 1 or {ndim} numbers (one per axis of "
+            f"--shape), got {len(args.spacing)}"
+        )
+    if args.periodic_axes is not None:
+        bad = [a for a in args.periodic_axes if a >= ndim]
+        if bad:
+            raise UsageError(
+                f"argument --periodic-axes: expected axis indices 0..{ndim - 1} "
+                f"(array order, like --shape), got {bad[0]}"
+            )
+    if args.n is None and not os.path.isfile(args.volumes):
+        from ..microstructure.generate import VOLUME_LAWS
+
+        law = args.volumes.partition(":")[0].strip().lower()
+        if law in {name.partition(":")[0] for name in VOLUME_LAWS}:
+            raise UsageError(
+                f"the following arguments are required: -n/--n-grains (with the "
+                f"volume law {args.volumes!r})"
+            )
 
 
 def _periodic(args, ndim):
     if args.periodic_axes is None:
         return bool(args.periodic)
-    text = args.periodic_axes.replace(",", "").replace(" ", "").lower()
-    bad = set(text) - set(_AXES) or (ndim == 2 and "z" in text)
-    if not text or bad:
-        raise ValueError(
-            f"--periodic-axes {args.periodic_axes!r}: expected letters from "
-            f"{'xyz' if ndim == 3 else 'xy'} (x = last array axis)"
-        )
     flags = [False] * ndim
-    for c in text:
-        flags[ndim + _AXES[c]] = True
+    for a in args.periodic_axes:
+        flags[a] = True
     return tuple(flags)
 
 
 def _grain_table(ms):
-    """CSV text: one row per grain (coordinates in x, y[, z] order)."""
+    """CSV text: one row per grain (coordinates in array axis order)."""
+    from ..io.points import COORDINATE_NAMES
+
     st = ms.stats
     d = ms.seeds.shape[1]
-    names = "xyz"[:d]
+    names = COORDINATE_NAMES[d]
     cols = [
         "grain_id",
         "phase",
@@ -181,8 +249,8 @@ def _grain_table(ms):
         ms.volumes,
         rel,
         st.equivalent_diameter,
-        *[st.centroid[:, -1 - k] for k in range(d)],
-        *[ms.seeds[:, -1 - k] for k in range(d)],
+        *[st.centroid[:, k] for k in range(d)],
+        *[ms.seeds[:, k] for k in range(d)],
         ms.weights,
         st.n_neighbours,
         st.surface_area,
@@ -228,17 +296,13 @@ def run(args):
     """Execute ``microstructure``; returns the exit code."""
     from ..io.atomic import atomic_write_json, atomic_write_text
     from ..microstructure import generate_microstructure
+    from ..microstructure.generate import LLOYD_TOL, VOLUME_LAWS
 
     t0 = time.perf_counter()
-    shape = tuple(args.shape)
-    if len(shape) == 1:
-        shape = shape * 3
-    if len(shape) not in (2, 3):
-        raise ValueError(f"--shape takes 1, 2 or 3 numbers, got {len(shape)}")
+    check_args(args)  # done by the parser too; run() may be called directly
+    shape = _shape(args)
     ndim = len(shape)
     spacing = args.spacing
-    if len(spacing) not in (1, ndim):
-        raise ValueError(f"--spacing takes 1 or {ndim} numbers, got {len(spacing)}")
     spacing = spacing[0] if len(spacing) == 1 else tuple(spacing)
     outputs = list(args.output)
     for o in outputs:
@@ -247,12 +311,18 @@ def run(args):
                 f"output {o!r} has an unsupported suffix; expected one of "
                 f"{', '.join(OUTPUT_SUFFIXES)}"
             )
-    root = os.path.splitext(outputs[0])[0]
-    table, sidecar = root + ".csv", sidecar_path(outputs[0])
+    table, sidecar = outputs[0] + ".grains.csv", sidecar_path(outputs[0])
     check_outputs([*outputs, table, sidecar], args.force)
     periodic = _periodic(args, ndim)
     if args.n is None and not os.path.isfile(args.volumes):
-        raise ValueError("-n/--n-grains is required unless --volumes is a file")
+        raise ValueError(
+            f"--volumes {args.volumes!r} is not an existing file, and without "
+            f"-n/--n-grains it must be one; expected a volumes file, or -n with a "
+            f"volume law ({', '.join(VOLUME_LAWS)})"
+        )
+    lloyd_tol = args.lloyd_tol
+    if lloyd_tol is None:
+        lloyd_tol = max(args.tol, LLOYD_TOL)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ms = generate_microstructure(
@@ -263,7 +333,7 @@ def run(args):
             periodic=periodic,
             lloyd_iterations=args.lloyd,
             tol=args.tol,
-            lloyd_tol=args.lloyd_tol,
+            lloyd_tol=lloyd_tol,
             seed=args.seed,
             progress=show_progress(args),
             quadrature=args.quadrature,
@@ -297,10 +367,13 @@ def run(args):
         "periodic": list(ms.periodic),
         "lloyd": args.lloyd,
         "tol": args.tol,
-        "lloyd_tol": args.lloyd_tol,
+        "lloyd_tol": lloyd_tol,
+        "quadrature": args.quadrature or _DEFAULT_QUADRATURE,
         "spacing": list(ms.spacing),
         "seed": args.seed,
-        "axis_order": "array order (z, y, x); files use x fastest",
+        "axis_order": "array order (layer, row, col) in --shape, --spacing, "
+        "--periodic-axes, .npy and the grain table; .vti and .tesr store col "
+        "fastest",
         "grain_ids": "0-based in .npy, .vti (grain_id, material) and the CSV table; "
         "1-based in .tesr",
         "tesr_weights": "sqrt(psi - min(psi)) (Neper power distance |x-s|^2 - w^2)",
@@ -326,7 +399,8 @@ def run(args):
         logger.info(
             "microstructure: %d grains on %s%s, max volume error %.3g%% (requested "
             "%g%%; %s), mean %.3g%%, voxel counts within %.3g%%, %d Lloyd steps, %d "
-            "Newton iterations, %d repairs, %.2f s -> %s",
+            "Newton iterations, %d empty-grain repairs (warm starts that left a "
+            "grain without volume, fixed by raising its weight), %.2f s -> %s",
             ms.n_grains,
             "x".join(map(str, shape)),
             " (periodic)" if all(ms.periodic) else "",

@@ -9,16 +9,17 @@ import warnings
 
 from ._common import (
     add_common,
+    add_image_options,
     add_progress,
     add_quadrature,
     check_outputs,
     json_sidecar,
     nonneg_int,
-    positive_float,
     positive_int,
-    quadrature_kwargs,
+    resolved_quadrature,
     show_progress,
     sidecar_path,
+    step_float,
     tol_float,
 )
 
@@ -34,7 +35,10 @@ def add_parser(sub):
         help="approximate a density image/volume by N points "
         "(Lloyd + optimal transport)",
         description="Approximate a density (png/jpg/tif/npy) by N points. Dark is "
-        "dense for images. Writes the points (csv/npy) and a JSON sidecar.",
+        "dense for images. Writes the points (csv/npy/txt/xyz: columns row, col "
+        "- or layer, row, col in 3D - in physical units, then weight and mass) and "
+        "a JSON sidecar named after the first output (points.csv -> "
+        "points.csv.json).",
     )
     p.add_argument("input", help="density file: .png .jpg .tif (2D or multi-page) .npy")
     p.add_argument(
@@ -43,20 +47,22 @@ def add_parser(sub):
         dest="n",
         type=positive_int,
         required=True,
-        help="number of points",
+        help="number of points (required)",
     )
     p.add_argument(
         "-o",
         "--output",
         action="append",
         required=True,
-        help="output file(s): .csv .npy .txt (repeatable)",
+        help="output file(s): .csv .npy .txt .xyz (repeatable); columns row, col "
+        "(layer, row, col in 3D), weight, mass; .csv starts with a header row, "
+        ".txt/.xyz with a '# row col ...' line",
     )
     p.add_argument(
         "--method",
         choices=["uniform", "voronoi"],
         default="uniform",
-        help="uniform: OT cells of equal mass; voronoi: classic Lloyd",
+        help="uniform: OT cells of equal mass (default); voronoi: classic Lloyd",
     )
     p.add_argument(
         "--iterations",
@@ -77,23 +83,20 @@ def add_parser(sub):
         "--tol",
         type=tol_float,
         default=0.02,
-        help="relative mass tolerance of each OT solve (default 0.02)",
+        help="relative mass tolerance of each OT solve, in (0, 1) (default 0.02)",
     )
     p.add_argument(
         "--step",
-        type=positive_float,
+        type=step_float,
         default=1.0,
         help="relaxed Lloyd step in (0, 1] (default 1)",
     )
-    p.add_argument("--periodic", action="store_true", help="periodic (torus) domain")
     p.add_argument(
-        "--no-invert",
-        dest="invert",
-        action="store_false",
-        help="bright is dense (images)",
+        "--periodic",
+        action="store_true",
+        help="periodic (torus) domain on every axis (default: a box with walls)",
     )
-    p.add_argument("--gamma", type=positive_float, default=1.0)
-    p.add_argument("--floor", type=float, default=0.0)
+    add_image_options(p)
     add_progress(p)
     add_quadrature(p)
     add_common(p)
@@ -105,7 +108,7 @@ def run(args):
     """Execute ``quantize``; returns the exit code."""
     from ..density import read_density
     from ..io.atomic import atomic_write_json
-    from ..io.points import write_points
+    from ..io.points import point_columns, write_points
     from ..lloyd import lloyd
     from ..sampling import sample_points
 
@@ -116,8 +119,6 @@ def run(args):
                 f"output {o!r} has an unsupported suffix; expected one of "
                 f"{', '.join(POINT_SUFFIXES)}"
             )
-    if args.step > 1:
-        raise ValueError(f"--step must be in (0, 1], got {args.step}")
     outputs = list(args.output)
     sidecar = sidecar_path(outputs[0])
     check_outputs([*outputs, sidecar], args.force)
@@ -134,6 +135,7 @@ def run(args):
             f"-n {args.n} points but {args.input} has only {n_pos} positive pixels; "
             "expected N <= positive pixels"
         )
+    quadrature = resolved_quadrature(args)
     init = sample_points(density, args.n, method=args.init, seed=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -145,7 +147,7 @@ def run(args):
             step=args.step,
             ot_tol=args.tol,
             progress=show_progress(args),
-            **quadrature_kwargs(args),
+            quadrature=quadrature,
         )
     for w in caught:
         logger.warning("%s", w.message)
@@ -171,14 +173,18 @@ def run(args):
         "tol": args.tol,
         "step": args.step,
         "periodic": args.periodic,
-        "quadrature": args.quadrature,
+        "quadrature": quadrature,
         "invert": args.invert,
         "gamma": args.gamma,
         "floor": args.floor,
         "shape": list(density.grid.shape),
     }
+    columns = point_columns(density.grid.ndim, ["weight", "mass"])
     atomic_write_json(
-        sidecar, json_sidecar("quantize", args, params, diagnostics, outputs, t0)
+        sidecar,
+        json_sidecar(
+            "quantize", args, params, diagnostics, outputs, t0, columns=columns
+        ),
     )
     if not args.quiet:
         mass = "n/a (voronoi)" if err != err else f"{err:.3g} (requested {args.tol:g})"

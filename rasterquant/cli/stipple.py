@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import time
 
 from ._common import (
     add_common,
+    add_image_options,
     add_progress,
     add_quadrature,
     check_outputs,
@@ -23,15 +25,27 @@ from ._common import (
 logger = logging.getLogger("rasterquant")
 
 
+class _RadiusRange(argparse.Action):
+    """``--dot-size-range MIN MAX``: two radii > 0 with MIN <= MAX."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        lo, hi = values
+        if lo > hi:
+            raise argparse.ArgumentError(
+                self, f"expected MIN <= MAX, got MIN = {lo:g} > MAX = {hi:g}"
+            )
+        setattr(namespace, self.dest, [lo, hi])
+
+
 def add_stipple_options(p):
-    """Options shared by ``stipple`` and ``batch --task stipple``."""
+    """Options shared by ``stipple`` and ``batch`` (both tasks)."""
     p.add_argument(
         "-n",
         "--n-points",
         dest="n",
         type=positive_int,
-        default=None,
-        help="number of dots",
+        required=True,
+        help="number of dots (points per image for batch; required)",
     )
     p.add_argument(
         "--method",
@@ -44,7 +58,7 @@ def add_stipple_options(p):
         "--iterations",
         type=nonneg_int,
         default=50,
-        help="Lloyd iterations (default 50)",
+        help="Lloyd iterations (default 50; batch --task quantize: 20)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -55,59 +69,50 @@ def add_stipple_options(p):
         "proportion to its mass, region by region; 'density' draws "
         "them independently (default: stratified)",
     )
-    p.add_argument(
-        "--invert",
-        dest="invert",
-        action="store_true",
-        default=True,
-        help="dark is dense (default)",
-    )
-    p.add_argument(
-        "--no-invert", dest="invert", action="store_false", help="bright is dense"
-    )
-    p.add_argument("--gamma", type=positive_float, default=1.0)
-    p.add_argument(
-        "--floor",
-        type=float,
-        default=0.0,
-        help="minimum density value in [0, 1) before gamma",
-    )
+    add_image_options(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--scale",
         type=positive_float,
         default=None,
-        help="resample the image by this factor first",
+        help="resample the image by this factor first (default: no resampling)",
     )
     g.add_argument(
         "--resolution",
         type=positive_int,
         default=None,
-        help="resample so that the longer side has this many pixels",
+        help="resample so that the longer side has this many pixels (default: no "
+        "resampling)",
     )
     p.add_argument(
         "--dot-size",
         type=positive_float,
         default=None,
-        help="constant dot radius in pixels (default: matches the tone)",
+        help="constant dot radius in pixels (default: each dot's radius "
+        "reproduces the tone of its cell, without overlapping its neighbours)",
     )
     p.add_argument(
         "--dot-size-range",
         type=positive_float,
         nargs=2,
         default=None,
+        action=_RadiusRange,
         metavar=("MIN", "MAX"),
-        help="dot radii from MIN to MAX following the local density",
+        help="dot radii from MIN to MAX pixels (0 < MIN <= MAX), linear in the "
+        "tone of each dot's cell (default: off, see --dot-size)",
     )
     p.add_argument(
-        "--color", action="store_true", help="keep the mean colour of each cell"
+        "--color",
+        action="store_true",
+        help="keep the mean colour of each cell (default: black dots)",
     )
     p.add_argument(
         "--tol",
         type=tol_float,
         default=None,
-        help="relative mass tolerance of each OT solve (default: what the "
-        "raster resolves, max(0.02, 3 / pixels per dot))",
+        help="relative mass tolerance of each OT solve, in (0, 1) (default: 0.01; "
+        "with --quadrature center max(0.01, 3 / pixels per dot), at most 0.5; "
+        "batch --task quantize: 0.02)",
     )
     p.add_argument(
         "--render-scale",
@@ -115,7 +120,11 @@ def add_stipple_options(p):
         default=1.0,
         help="PNG/PDF pixels per image pixel (default 1)",
     )
-    p.add_argument("--background", default="white", help="background colour")
+    p.add_argument(
+        "--background",
+        default="white",
+        help="background colour of SVG/PNG/PDF (default white)",
+    )
     add_quadrature(p)
 
 
@@ -149,7 +158,8 @@ def add_parser(sub):
         help="approximate an image by N dots (SVG, PNG, PDF, CSV, NPY)",
         description="Stipple an image: N dots placed by optimal-transport Lloyd "
         "(uniform) or weighted-Voronoi Lloyd. Dark is dense. The output format "
-        "follows the suffix of each -o; a JSON sidecar is written next to the first.",
+        "follows the suffix of each -o; a JSON sidecar is written next to the first, "
+        "named after it (a.png -> a.png.json).",
     )
     p.add_argument("input", help="image file (png, jpg, tif, bmp...)")
     add_stipple_options(p)
@@ -158,7 +168,8 @@ def add_parser(sub):
         "--output",
         action="append",
         required=True,
-        help="output file(s): .svg .png .pdf .csv .npy (repeatable)",
+        help="output file(s): .svg .png .pdf .csv .npy (repeatable); .csv/.npy "
+        "columns row, col (pixel units), radius, then r, g, b with --color",
     )
     add_progress(p)
     add_common(p)
@@ -179,8 +190,15 @@ def check_output_suffixes(outputs):
 
 
 def run_stipple(input_path, outputs, options, *, progress=False, force=True):
-    """Stipple one file, write its outputs and sidecar; returns (result, sidecar)."""
+    """Stipple one file, write its outputs and sidecar; returns (result, sidecar).
+
+    The sidecar records the values used, defaults resolved: ``ot_tol`` (the
+    tolerance the solves used), ``quadrature``, and ``dot_size`` when the dots
+    have one constant radius.
+    """
+    from .._config import DEFAULT_QUADRATURE
     from ..io.atomic import atomic_write_json
+    from ..io.points import point_columns
     from ..stipple import stipple, stipple_diagnostics, write_stipple
 
     t0 = time.perf_counter()
@@ -198,9 +216,24 @@ def run_stipple(input_path, outputs, options, *, progress=False, force=True):
     for o in outputs:
         write_stipple(o, res, render_scale=render_scale, background=background)
     params = {"input": os.path.abspath(input_path), **options}
+    params["ot_tol"] = res.ot_tol
+    if params.get("quadrature") is None:
+        params["quadrature"] = DEFAULT_QUADRATURE
+    radii = res.radii
+    if params.get("dot_size") is None and radii.size and (radii == radii[0]).all():
+        params["dot_size"] = float(radii[0])
+    extra = ["radius"] if res.colors is None else ["radius", "r", "g", "b"]
     atomic_write_json(
         sidecar,
-        json_sidecar("stipple", None, params, stipple_diagnostics(res), outputs, t0),
+        json_sidecar(
+            "stipple",
+            None,
+            params,
+            stipple_diagnostics(res),
+            outputs,
+            t0,
+            columns=point_columns(res.points.shape[1], extra),
+        ),
     )
     return res, sidecar
 

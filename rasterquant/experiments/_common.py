@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
+import json
 import logging
 import math
 import os
+import shutil
+import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -49,6 +54,9 @@ class StudyResult:
         True when matplotlib is missing and no PNG was written.
     extra : dict
         Study-specific arrays (snapshots, histories), not written to the CSV.
+    reused : bool
+        True when ``out_dir`` already held a complete run with the same parameters
+        and the study returned it (read from its JSON) instead of computing again.
     """
 
     study: str
@@ -58,6 +66,7 @@ class StudyResult:
     outputs: list = field(default_factory=list)
     pictures_skipped: bool = False
     extra: dict = field(default_factory=dict, repr=False)
+    reused: bool = False
 
 
 # ------------------------------------------------------------------ parameters
@@ -371,6 +380,96 @@ def loglog_slope(n, values):
     return float(slope), float(intercept)
 
 
+# ------------------------------------------------------------------ validation
+
+
+def is_int(value):
+    """Tell whether ``value`` is a Python or NumPy integer (not a bool)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_real(value):
+    """Tell whether ``value`` is a Python or NumPy real number (not a bool)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, bool
+    )
+
+
+def is_finite_real(value):
+    """Tell whether ``value`` is a finite real number (not a bool)."""
+    return is_real(value) and math.isfinite(value)
+
+
+def check_run_options(*, seed, tol, quadrature, resolution, out_dir):
+    """Validate the options every study shares; raises ValueError before any work.
+
+    ``seed`` an integer >= 0, ``tol`` None or in (0, 1), ``quadrature`` None or one
+    of :data:`rasterquant.assign.cells.QUADRATURES`, ``resolution`` None or an
+    integer >= 1, ``out_dir`` None or a folder that is (or can be made) writable.
+    """
+    from ..assign.cells import QUADRATURES
+
+    if not is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if tol is not None and not (is_real(tol) and 0 < tol < 1):
+        raise ValueError(f"tol must be None or a number in (0, 1), got {tol!r}")
+    if quadrature is not None and quadrature not in QUADRATURES:
+        raise ValueError(
+            f"quadrature must be None or one of {', '.join(QUADRATURES)}, "
+            f"got {quadrature!r}"
+        )
+    if resolution is not None and not (is_int(resolution) and resolution >= 1):
+        raise ValueError(f"resolution must be an integer >= 1, got {resolution!r}")
+    if out_dir is not None:
+        _check_out_dir_writable(os.fspath(out_dir))
+
+
+def _check_out_dir_writable(out_dir):
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"out_dir {out_dir!r} is a file; expected a folder")
+    probe = os.path.abspath(out_dir)
+    while not os.path.exists(probe):  # the nearest existing ancestor
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ValueError(
+            f"out_dir {out_dir!r} cannot be created: {probe!r} is a file; expected "
+            "a folder"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"out_dir {out_dir!r} is not writable (permission denied on {probe!r})"
+        )
+
+
+def progress_bar(enabled, total, desc, unit):
+    """Return a tqdm bar on stderr (``leave=False``), or a stand-in doing nothing."""
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, text):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 # ------------------------------------------------------------------ output
 
 
@@ -433,6 +532,65 @@ def save_figure(fig, path):
     plt.close(fig)
 
 
+class _Staging:
+    """Outputs written into a hidden folder of ``out_dir``, moved into place together.
+
+    A study writes its files through :meth:`path`; :meth:`commit` renames them all
+    into ``out_dir`` once every one is complete, :meth:`abort` removes them (and
+    ``out_dir`` if this run created it and it is empty). So a run that fails or is
+    interrupted while writing leaves nothing behind.
+    """
+
+    def __init__(self, out_dir, stem):
+        self.out_dir = os.fspath(out_dir)
+        self.created = []  # folders made by this run, deepest last
+        probe = os.path.abspath(self.out_dir)
+        while not os.path.exists(probe):
+            self.created.append(probe)
+            probe = os.path.dirname(probe)
+        self.created.reverse()
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=f".{stem}.tmp-", dir=self.out_dir)
+        self.names = []
+
+    def path(self, name):
+        """Temporary path of the output file ``name``."""
+        if name in self.names:
+            raise ValueError(f"output {name!r} is written twice")
+        self.names.append(name)
+        return os.path.join(self.tmp, name)
+
+    def final(self, name):
+        """Return the final path of the output file ``name``."""
+        return os.path.join(self.out_dir, name)
+
+    def commit(self):
+        """Move every file into ``out_dir``; returns their final paths."""
+        moved = []
+        try:
+            for name in self.names:
+                os.replace(os.path.join(self.tmp, name), self.final(name))
+                moved.append(self.final(name))
+        except BaseException:
+            for path in moved:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            self.abort()
+            raise
+        with contextlib.suppress(OSError):
+            os.rmdir(self.tmp)
+        return moved
+
+    def abort(self):
+        """Remove the temporary files and the folders this run created."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for folder in reversed(self.created):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+
+
 def finish(
     study,
     rows,
@@ -443,23 +601,31 @@ def finish(
     columns=None,
     stem=None,
     plot=None,
+    files=None,
+    names=(),
     extra=None,
     t0=None,
 ):
-    """Write CSV + JSON (+ PNG via ``plot(plt, out_dir, stem) -> [paths]``)."""
-    outputs = []
+    """Write CSV + PNG + other files + JSON into ``out_dir``, all or nothing.
+
+    ``plot(plt, path)`` draws the pictures, saving each to ``path(name)``;
+    ``files(path)`` writes other outputs the same way. The files go to a hidden
+    folder first and are moved into ``out_dir`` only when all of them are written
+    (see :class:`_Staging`). Files among ``names`` (every output name of the study)
+    that this run did not write are then removed: they are left from an earlier
+    run (``--force``) and would not match the new JSON.
+    """
     skipped = False
     stem = stem or study
     meta = dict(parameters)
     meta["rasterquant_version"] = __version__
     if t0 is not None:
         summary = dict(summary, seconds=round(time.perf_counter() - t0, 3))
-    if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        csv_path = os.path.join(out_dir, f"{stem}.csv")
-        json_path = os.path.join(out_dir, f"{stem}.json")
-        write_csv(csv_path, rows, columns)
-        outputs.append(csv_path)
+    if out_dir is None:
+        return StudyResult(study, rows, summary, meta, [], False, extra or {})
+    staged = _Staging(out_dir, stem)
+    try:
+        write_csv(staged.path(f"{stem}.csv"), rows, columns)
         if plot is not None:
             plt = pyplot()
             if plt is None:
@@ -470,10 +636,13 @@ def finish(
                     study,
                 )
             else:
-                outputs.extend(plot(plt, out_dir, stem))
-        outputs.append(json_path)
+                plot(plt, staged.path)
+        if files is not None:
+            files(staged.path)
+        json_name = f"{stem}.json"
+        outputs = [staged.final(n) for n in [*staged.names, json_name]]
         write_json(
-            json_path,
+            staged.path(json_name),
             {
                 "study": study,
                 "parameters": meta,
@@ -483,17 +652,72 @@ def finish(
                 "pictures_skipped": skipped,
             },
         )
+        outputs = staged.commit()
+    except BaseException:
+        staged.abort()
+        raise
+    for name in names:
+        if name not in staged.names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(out_dir, name))
     return StudyResult(study, rows, summary, meta, outputs, skipped, extra or {})
 
 
-def check_out_dir(out_dir, stem, force):
-    """Refuse to overwrite ``stem.csv`` / ``stem.json`` without ``force``."""
+def previous_run(out_dir, study, stem, names, parameters, force):
+    """Decide what to do with the files of an earlier run in ``out_dir``.
+
+    Returns None when the study should run: no ``out_dir``, ``force``, or none of
+    ``names`` (the output file names of the study) exists there. Returns the earlier
+    :class:`StudyResult` (``reused=True``) when ``stem.json`` records a complete run
+    with the same ``parameters`` and every output it lists still exists.
+
+    Raises
+    ------
+    ValueError
+        When files of the study exist but come from a run with other parameters or
+        from an incomplete run (the message names them; ``force`` overwrites).
+    """
     if out_dir is None or force:
-        return
-    for suffix in (".csv", ".json"):
-        p = os.path.join(out_dir, stem + suffix)
-        if os.path.exists(p):
-            raise ValueError(f"{p} exists; use --force to overwrite")
+        return None
+    out_dir = os.fspath(out_dir)
+    present = [n for n in names if os.path.lexists(os.path.join(out_dir, n))]
+    if not present:
+        return None
+    json_path = os.path.join(out_dir, f"{stem}.json")
+    try:
+        with open(json_path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        data = None
+    why = f"an unknown or incomplete run (no readable {stem}.json)"
+    if isinstance(data, dict) and data.get("study") == study:
+        old = dict(data.get("parameters") or {})
+        old.pop("rasterquant_version", None)
+        new = json.loads(json.dumps(_clean(dict(parameters))))
+        differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        outputs = [os.path.basename(p) for p in data.get("outputs") or []]
+        missing = [n for n in outputs if not os.path.exists(os.path.join(out_dir, n))]
+        if data.get("pictures_skipped") and parameters.get("plot") and pyplot():
+            missing.append("the pictures (skipped: matplotlib was missing)")
+        if not differ and not missing and outputs:
+            return StudyResult(
+                study,
+                data.get("rows") or [],
+                data.get("summary") or {},
+                data.get("parameters") or {},
+                [os.path.join(out_dir, n) for n in outputs],
+                bool(data.get("pictures_skipped")),
+                {},
+                reused=True,
+            )
+        if differ:
+            why = f"a run with other parameters (differing: {', '.join(differ)})"
+        elif missing:
+            why = f"an incomplete run (missing: {', '.join(missing)})"
+    raise ValueError(
+        f"{out_dir!r} already holds {', '.join(present)} from {why}; pass --force "
+        "to overwrite, or choose another output folder"
+    )
 
 
 def labels_edges(labels):

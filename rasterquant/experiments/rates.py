@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-import os
+import math
 import time
 import zlib
 
@@ -13,13 +14,16 @@ from ._common import (
     CLOUDS,
     DENSITIES_2D,
     auto_tol,
-    check_out_dir,
+    check_run_options,
     cloud_sizes,
     finish,
+    is_finite_real,
     loglog_slope,
     make_cloud,
     make_density,
     min_sep,
+    previous_run,
+    progress_bar,
     save_figure,
     solve,
 )
@@ -78,6 +82,7 @@ def run_rates(
     quick=False,
     force=True,
     plot=True,
+    progress=False,
 ):
     """Convergence rates of ``F_N(Y)`` and of one uniform Lloyd step, against ``N``.
 
@@ -94,22 +99,23 @@ def run_rates(
         each ``N`` it is rounded to the nearest multiple of the period that makes the
         grid cloud pixel-aligned (see :func:`make_density`).
     n_list : sequence of int, optional
-        Default 400, 961, 1600, 2500 (2D) or 216, 512, 1000, 1728 (3D). The grid
-        clouds use the ``d``-th powers of the list, the Koch cloud the ``4^k + 1``
-        nearest to each ``N``.
+        Default 400, 961, 1600, 2500 (2D) or 216, 512, 1000, 1728 (3D); with
+        ``quick`` 16, 36, 64 (2D) or 8, 27, 64 (3D). The grid clouds use the
+        ``d``-th powers of the list, the Koch cloud the ``4^k + 1`` nearest to each
+        ``N``, the tightness density the ``d``-th powers.
     dim : {2, 3}
         2: uniform on ``[0,1]^2``, Gaussian on the unit disc, tightness on
         ``[-1,1]^2``; 3: the same on the unit cube, ball and ``[-1,1]^3`` (no Koch).
     densities, clouds : sequence of str, optional
         Subsets of ("uniform", "gaussian", "tightness") and ("random", "grid",
         "jittered", "separated", "koch", "tightness-grid"); "tightness-grid" runs on
-        the tightness density only.
+        the tightness density only. Default: all (3D: all clouds but "koch").
     seed : int
-        Seed of the random clouds (each row derives its own stream).
+        Seed (>= 0) of the random clouds (each row derives its own stream).
     tol : float, optional
         Relative mass tolerance of the OT solves; default :func:`auto_tol` of the
         pixels per cell.
-    quadrature : str, optional
+    quadrature : {"fractional", "center"}, optional
         Forwarded to :func:`rasterquant.solve_ot` when given.
     beta, c0 : float
         Separated cloud: minimum distance ``c0 N^(-1/beta)`` (``beta`` defaults to d).
@@ -119,23 +125,44 @@ def run_rates(
         Standard deviation of the Gaussian.
     out_dir : str, optional
         Where to write ``rates.csv``, ``rates.json`` and ``rates.png`` (``rates_3d.*``
-        in 3D).
+        in 3D). The files appear together when the study succeeds; a study that
+        fails writes nothing.
     quick : bool
         Small defaults for smoke tests.
     force : bool
-        Overwrite existing files.
+        Recompute and overwrite existing files. When False, an ``out_dir`` holding
+        a complete run with the same parameters is returned as is (``reused``), and
+        one holding files of another or an incomplete run raises ValueError.
     plot : bool
         Write the PNG (when matplotlib is installed).
+    progress : bool
+        A tqdm bar on stderr over the cases (the per-case log lines then go to
+        DEBUG).
 
     Returns
     -------
     StudyResult
         ``rows`` as in the CSV; ``summary["slopes"]`` maps ``density/cloud`` to the
-        slopes of ``energy``, ``barycenter_energy`` and ``min_separation``.
+        slopes of ``energy``, ``barycenter_energy`` and ``min_separation``;
+        ``summary["failed_cases"]`` lists the cases that failed (their row has an
+        ``error`` and NaN values).
+
+    Raises
+    ------
+    ValueError
+        For a bad argument (before any work), when the arguments leave no case to
+        run, when every case fails, or for files of another run in ``out_dir``.
     """
     t0 = time.perf_counter()
     if dim not in (2, 3):
-        raise ValueError(f"dim must be 2 or 3, got {dim}")
+        raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+    check_run_options(
+        seed=seed,
+        tol=tol,
+        quadrature=quadrature,
+        resolution=resolution,
+        out_dir=out_dir,
+    )
     if resolution is None:
         resolution = (128 if quick else 1024) if dim == 2 else (32 if quick else 96)
     if n_list is None:
@@ -145,6 +172,10 @@ def run_rates(
             (2, True): QUICK_N_2D,
             (3, True): QUICK_N_3D,
         }[(dim, bool(quick))]
+    if isinstance(n_list, (str, bytes)) or not all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in n_list
+    ):
+        raise ValueError(f"n_list must hold integers >= 2, got {n_list!r}")
     n_list = sorted({int(n) for n in n_list})
     if not n_list or n_list[0] < 2:
         raise ValueError(f"n_list must hold integers >= 2, got {n_list}")
@@ -158,39 +189,23 @@ def run_rates(
     for name in clouds:
         if name not in CLOUDS:
             raise ValueError(f"cloud must be one of {CLOUDS}, got {name!r}")
+    if dim == 3 and "koch" in clouds:
+        raise ValueError("cloud 'koch' exists in 2D only; got it with dim=3")
+    if beta is not None and not (is_finite_real(beta) and beta > 0):
+        raise ValueError(f"beta must be None or a number > 0, got {beta!r}")
+    for name, value in (("c0", c0), ("sigma", sigma)):
+        if not (is_finite_real(value) and value > 0):
+            raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    if not (is_finite_real(jitter) and 0 <= jitter <= 1):
+        raise ValueError(f"jitter must be a number in [0, 1], got {jitter!r}")
+    cases = _cases(densities, clouds, n_list, dim)
+    if not cases:
+        raise ValueError(
+            f"no case to run: densities {','.join(densities)} with clouds "
+            f"{','.join(clouds)} and n_list {','.join(map(str, n_list))} (dim {dim}) "
+            "leave none; the tightness density and the grid clouds need N = n^d"
+        )
     stem = "rates" if dim == 2 else "rates_3d"
-    check_out_dir(out_dir, stem, force)
-    rows = []
-    cache = {}
-    for dname in densities:
-        for cloud in clouds:
-            if cloud == "tightness-grid" and dname != "tightness":
-                continue
-            sizes = cloud_sizes(cloud, n_list, dim)
-            if dname == "tightness":  # its density exists for N = n^d only
-                sizes = [n for n in sizes if n in n_list and _is_power(n, dim)]
-            for n in sizes:
-                rows.append(
-                    _one_row(
-                        dname,
-                        cloud,
-                        n,
-                        dim,
-                        resolution,
-                        seed,
-                        tol,
-                        quadrature,
-                        beta,
-                        c0,
-                        jitter,
-                        sigma,
-                        cache,
-                    )
-                )
-    summary = {"slopes": _slopes(rows), "n_list": n_list}
-    summary["pixels_per_cell"] = {
-        f"{r['density']}/{r['cloud']}/{r['n']}": r["pixels_per_cell"] for r in rows
-    }
     params = {
         "resolution": resolution,
         "n_list": n_list,
@@ -205,7 +220,55 @@ def run_rates(
         "jitter": jitter,
         "sigma": sigma,
         "quick": bool(quick),
+        "plot": bool(plot),
     }
+    names = [f"{stem}.csv", f"{stem}.json", f"{stem}.png"]
+    earlier = previous_run(out_dir, "rates", stem, names, params, force)
+    if earlier is not None:
+        return earlier
+    rows = []
+    cache = {}
+    with progress_bar(progress, len(cases), "experiment rates", "case") as bar:
+        for dname, cloud, n in cases:
+            bar.set_postfix_str(f"{dname}/{cloud} N={n}")
+            rows.append(
+                _one_row(
+                    dname,
+                    cloud,
+                    n,
+                    dim,
+                    resolution,
+                    seed,
+                    tol,
+                    quadrature,
+                    beta,
+                    c0,
+                    jitter,
+                    sigma,
+                    cache,
+                    logger.debug if progress else logger.info,
+                )
+            )
+            bar.update(1)
+    failed = [
+        f"{r['density']}/{r['cloud']} N={r['n']}: {r['error']}"
+        for r in rows
+        if r["error"]
+    ]
+    if len(failed) == len(rows):
+        raise ValueError(
+            f"rates: all {len(rows)} cases failed, nothing written; the first: "
+            f"{failed[0]}"
+        )
+    summary = {"slopes": _slopes(rows), "n_list": n_list, "failed_cases": failed}
+    summary["pixels_per_cell"] = {
+        f"{r['density']}/{r['cloud']}/{r['n']}": r["pixels_per_cell"] for r in rows
+    }
+
+    def _plot(plt, path):
+        fig = _figure(plt, rows, n_list)
+        save_figure(fig, path(f"{stem}.png"))
+
     return finish(
         "rates",
         rows,
@@ -213,10 +276,25 @@ def run_rates(
         params,
         out_dir,
         columns=COLUMNS,
+        names=names,
         stem=stem,
         plot=_plot if plot else None,
         t0=t0,
     )
+
+
+def _cases(densities, clouds, n_list, dim):
+    """List the (density, cloud, N) of the study, in order."""
+    cases = []
+    for dname in densities:
+        for cloud in clouds:
+            if cloud == "tightness-grid" and dname != "tightness":
+                continue
+            sizes = cloud_sizes(cloud, n_list, dim)
+            if dname == "tightness":  # its density exists for N = n^d only
+                sizes = [n for n in sizes if n in n_list and _is_power(n, dim)]
+            cases.extend((dname, cloud, n) for n in sizes)
+    return cases
 
 
 def _is_power(n, d):
@@ -239,6 +317,7 @@ def _one_row(
     jitter,
     sigma,
     cache,
+    log,
 ):
     t = time.perf_counter()
     key = (dname, n)
@@ -292,7 +371,7 @@ def _one_row(
     for c in COLUMNS:
         row.setdefault(c, float("nan"))
     row["seconds"] = time.perf_counter() - t
-    logger.info(
+    log(
         "rates: %-9s %-14s N=%5d res=%4d px/cell=%7.1f F_N=%.4e (mass err %.2g %s) "
         "bary=%.4e (mass err %.2g) sep=%.3g  %.1fs",
         dname,
@@ -333,63 +412,204 @@ def _slopes(rows):
     return out
 
 
-def _plot(plt, out_dir, stem):
-    import csv
+CLOUD_COLORS = dict(zip(CLOUDS, ("C0", "C1", "C2", "C3", "C4", "C5"), strict=True))
+#: marker, line style of the fit, filled marker
+STYLES = {
+    "energy": ("o", "-", True),
+    "barycenter_energy": ("s", "--", False),
+    "min_separation": ("^", "-", True),
+}
 
-    with open(os.path.join(out_dir, f"{stem}.csv")) as fh:
-        rows = list(csv.DictReader(fh))
+
+def _values(rows, q):
+    """Column ``q`` as floats, NaN where missing, failed or not positive (log axes)."""
+    out = []
+    for r in rows:
+        try:
+            v = float(r[q])
+        except (TypeError, ValueError):
+            v = float("nan")
+        out.append(v if math.isfinite(v) and v > 0 else float("nan"))
+    return np.array(out)
+
+
+def compact_number(x):
+    """Short tick label of a count: 961, 1.6k, 2.5k, 12k, 1.2M."""
+    x = float(x)
+    if abs(x) < 1e3:
+        return f"{x:g}"
+    if abs(x) < 1e6:
+        return f"{x / 1e3:.3g}k"
+    return f"{x / 1e6:.3g}M"
+
+
+def n_axis(ax, n_list, n_data=()):
+    """Log x axis with ticks at the values of ``n_list``, labelled compactly."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([float(n) for n in n_list]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: compact_number(x)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    every = [float(n) for n in (*n_list, *n_data)]
+    ax.set_xlim(min(every) / 1.2, max(every) * 1.2)
+    ax.set_xlabel("N (number of points)")
+
+
+def unclutter_ticks(fig):
+    """Rotate the x tick labels of the axes where they overlap (needs a draw)."""
+    fig.canvas.draw()
+    for ax in fig.axes:
+        boxes = sorted(
+            (t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()),
+            key=lambda b: b.x0,
+        )
+        if any(a.x1 + 2 > b.x0 for a, b in itertools.pairwise(boxes)):
+            for t in ax.get_xticklabels():
+                t.set_rotation(45)
+                t.set_horizontalalignment("right")
+                t.set_rotation_mode("anchor")
+
+
+def _slope_text(slope):
+    return f"{slope:.2f}" if math.isfinite(slope) else "n/a"
+
+
+def _figure(plt, rows, n_list):
+    """Draw the rates figure; returns it.
+
+    Energies (top) and separations (bottom) against N, one column per density,
+    log-log with fitted lines; the legends are outside the axes.
+    """
+    from matplotlib.legend_handler import HandlerTuple
+    from matplotlib.lines import Line2D
+
     dens = list(dict.fromkeys(r["density"] for r in rows))
     fig, axes = plt.subplots(
-        2, len(dens), figsize=(4.2 * len(dens), 7.5), squeeze=False
+        2,
+        len(dens),
+        figsize=(5.6 * len(dens), 8.4),
+        squeeze=False,
+        layout="constrained",
     )
-    colors = dict(
-        zip(
-            ("random", "grid", "jittered", "separated", "koch", "tightness-grid"),
-            ("C0", "C1", "C2", "C3", "C4", "C5"),
-            strict=True,
-        )
-    )
+    unconverged = False
     for j, dn in enumerate(dens):
         top, bottom = axes[0, j], axes[1, j]
+        legends = {top: ([], []), bottom: ([], [])}
+        n_data = []
         for cloud in dict.fromkeys(r["cloud"] for r in rows if r["density"] == dn):
             rs = [r for r in rows if r["density"] == dn and r["cloud"] == cloud]
             n = np.array([float(r["n"]) for r in rs])
-            col = colors.get(cloud, "k")
-            for q, marker, ls, ax in (
-                ("energy", "o", "-", top),
-                ("barycenter_energy", "s", "--", top),
-                ("min_separation", "^", "-", bottom),
+            n_data.extend(n)
+            col = CLOUD_COLORS.get(cloud, "k")
+            slopes = {}
+            for q, ax in (
+                ("energy", top),
+                ("barycenter_energy", top),
+                ("min_separation", bottom),
             ):
-                v = np.array(
-                    [float(r[q]) if r[q] not in ("", "nan") else np.nan for r in rs]
-                )
+                marker, ls, filled = STYLES[q]
+                v = _values(rs, q)
+                ok = np.isfinite(v)
+                if ok.any():
+                    ax.plot(
+                        n[ok],
+                        v[ok],
+                        marker,
+                        ls="none",
+                        color=col,
+                        ms=5,
+                        mfc=col if filled else "none",
+                    )
                 slope, icpt = loglog_slope(n, v)
-                short = {"energy": "F_N", "barycenter_energy": "bary"}.get(q, "sep")
-                label = f"{cloud} {short}"
-                if np.isfinite(slope):
-                    label += f" ({slope:.2f})"
-                    nn = np.geomspace(n.min(), n.max(), 20)
-                    ax.plot(nn, np.exp(icpt) * nn**slope, ls, color=col, lw=0.8)
-                ax.plot(
-                    n,
-                    v,
-                    marker,
+                slopes[q] = slope
+                if math.isfinite(slope):
+                    nn = np.geomspace(n[ok].min(), n[ok].max(), 20)
+                    ax.plot(nn, np.exp(icpt) * nn**slope, ls, color=col, lw=0.9)
+            flag = ""
+            if any(
+                str(r.get(k)) != "converged"
+                for r in rs
+                for k in ("energy_status", "barycenter_status")
+            ):
+                flag, unconverged = " *", True
+            handle = {
+                q: Line2D(
+                    [],
+                    [],
                     color=col,
-                    ms=4,
-                    mfc="none" if q == "barycenter_energy" else col,
-                    label=label,
+                    ls=STYLES[q][1],
+                    marker=STYLES[q][0],
+                    mfc=col if STYLES[q][2] else "none",
                 )
-        for ax, ylab in (
-            (top, "F_N (o) / W2^2 of barycenters (s)"),
-            (bottom, "min separation"),
+                for q in STYLES
+            }
+            legends[top][0].append((handle["energy"], handle["barycenter_energy"]))
+            legends[top][1].append(
+                f"{cloud}: {_slope_text(slopes['energy'])} → "
+                f"{_slope_text(slopes['barycenter_energy'])}{flag}"
+            )
+            legends[bottom][0].append(handle["min_separation"])
+            legends[bottom][1].append(
+                f"{cloud}: {_slope_text(slopes['min_separation'])}"
+            )
+        top.set_title(f"{dn} density: energy against N", fontsize=10)
+        top.set_ylabel("quantization energy F_N")
+        bottom.set_title(f"{dn} density: separation against N", fontsize=10)
+        bottom.set_ylabel("minimum distance between points")
+        for ax, title in (
+            (top, "cloud: slope of F_N(Y) → of F_N(b(Y))"),
+            (bottom, "cloud: slope"),
         ):
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("N")
-            ax.set_ylabel(ylab)
-            ax.legend(fontsize=6)
-        top.set_title(f"{dn}: log-log slopes in legend", fontsize=9)
-    fig.tight_layout()
-    path = os.path.join(out_dir, f"{stem}.png")
-    save_figure(fig, path)
-    return [path]
+            n_axis(ax, n_list, n_data)
+            if any(np.isfinite(line.get_ydata()).any() for line in ax.lines):
+                ax.set_yscale("log")
+            else:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no successful case",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                )
+            ax.grid(True, which="major", lw=0.3, alpha=0.5)
+            handles, labels = legends[ax]
+            ax.legend(
+                handles,
+                labels,
+                handler_map={tuple: HandlerTuple(ndivide=None)},
+                loc="upper left",
+                bbox_to_anchor=(1.02, 1.0),
+                borderaxespad=0.0,
+                fontsize=7.5,
+                title=title,
+                title_fontsize=7.5,
+                frameon=False,
+            )
+    key = [
+        Line2D([], [], color="k", ls="-", marker="o"),
+        Line2D([], [], color="k", ls="--", marker="s", mfc="none"),
+        Line2D([], [], color="k", ls="-", marker="^"),
+    ]
+    key_labels = [
+        "F_N(Y): energy of the initial cloud Y",
+        "F_N(b(Y)): energy of its barycenters after one uniform Lloyd step",
+        "minimum distance between the points of Y",
+    ]
+    note = "lines: least-squares fits of log value against log N; slopes in the legends"
+    if unconverged:
+        note += "; * some OT solves did not reach the tolerance (see the CSV)"
+    fig.legend(
+        key,
+        key_labels,
+        loc="outside lower center",
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+        title=note,
+        title_fontsize=8,
+    )
+    fig.suptitle("rates: energies and separation against N (log-log)", fontsize=11)
+    unclutter_ticks(fig)
+    return fig

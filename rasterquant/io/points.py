@@ -1,24 +1,35 @@
 """Reading and writing point sets (CSV, whitespace text, NumPy ``.npy``).
 
-Points are held in the array axis order of the package, ``(row, col)`` in 2D and
-``(z, row, col)`` in 3D. Text files use the ``x, y[, z]`` order that other tools
-(spreadsheets, Neper's ``coo:file(...)``, ParaView's CSV reader) expect:
+One convention for every format, the same as the Python API: coordinates are
+physical, in **array axis order**, followed by the extra columns in the order they
+were given. The coordinate columns are named
 
-====================  =====================================  =====================
-suffix                layout                                 extra columns
-====================  =====================================  =====================
-``.csv``              header ``x,y[,z],name,...`` then rows  named in the header
-``.txt``, ``.xyz``    rows ``x y [z] v1 ...``, no header     unnamed: ``column0``..
-``.npy``              float64 ``(N, d + k)``, array order    unnamed: ``column0``..
-====================  =====================================  =====================
+=====  ==========================  ================================
+dim    coordinate columns           array axis
+=====  ==========================  ================================
+2D     ``row, col``                 ``points[:, 0]``, ``points[:, 1]``
+3D     ``layer, row, col``          ``points[:, 0]`` .. ``points[:, 2]``
+=====  ==========================  ================================
 
-with ``x = points[:, -1]`` (column), ``y = points[:, -2]`` (row) and, in 3D,
-``z = points[:, 0]``. In ``.npy`` files the first ``d`` columns are the
-coordinates in array axis order (no conversion), followed by the extra columns
-in the order they were given. Files without a header cannot tell a 3D point set
-from a 2D one with one extra column: :func:`read_points` takes their columns as
-coordinates unless ``ndim`` says otherwise. Floats are written with 17
-significant digits (or NumPy's binary format), so a round trip is exact.
+====================  ==============================================================
+suffix                layout
+====================  ==============================================================
+``.csv``              header row ``row,col[,name...]`` (3D ``layer,row,col,...``),
+                      then one row per point
+``.txt``, ``.xyz``    a first comment line ``# row col [name...]``, then rows
+                      separated by spaces
+``.npy``              float64 ``(N, d + k)``, the same column order; no names (the
+                      command line records them as ``"columns"`` in its JSON sidecar)
+====================  ==============================================================
+
+:func:`read_points` reads back what :func:`write_points` writes, in every format.
+It also reads files with the older ``x, y[, z]`` names (CSV header, or a ``# x y``
+first comment line) by name: ``x`` is ``col`` (the last axis), ``y`` is ``row``,
+``z`` is ``layer``, whatever the order of the columns. Text files without a header
+line are read in array axis order, like ``.npy``; they cannot tell a 3D point set
+from a 2D one with one extra column, so :func:`read_points` takes their columns as
+coordinates unless ``ndim`` says otherwise. Floats are written with 17 significant
+digits (or NumPy's binary format), so a round trip is exact.
 """
 
 from __future__ import annotations
@@ -31,12 +42,41 @@ import numpy as np
 from .atomic import atomic_save_npy, atomic_write
 from .images import _check_file
 
-__all__ = ["read_points", "write_points"]
+__all__ = ["COORDINATE_NAMES", "point_columns", "read_points", "write_points"]
 
 _TEXT_SUFFIXES = (".txt", ".xyz")
 _SUFFIXES = (".csv", ".npy", *_TEXT_SUFFIXES)
-_COORD_NAMES = {2: ("x", "y"), 3: ("x", "y", "z")}
+#: names of the coordinate columns, in array axis order
+COORDINATE_NAMES = {2: ("row", "col"), 3: ("layer", "row", "col")}
+#: older names, read for compatibility: the array axis they stand for, from the end
+_LEGACY_AXES = {"x": -1, "y": -2, "z": -3}
+_RESERVED = frozenset({"row", "col", "layer", *_LEGACY_AXES})
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def point_columns(ndim, names=()) -> list:
+    """Column names of a point file: the coordinates, then ``names``.
+
+    Parameters
+    ----------
+    ndim : {2, 3}
+        Number of coordinates.
+    names : sequence of str
+        Names of the extra columns, in order.
+
+    Returns
+    -------
+    list of str
+        For example ``["row", "col", "weight"]``.
+
+    Examples
+    --------
+    >>> point_columns(3, ["radius"])
+    ['layer', 'row', 'col', 'radius']
+    """
+    if ndim not in COORDINATE_NAMES:
+        raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
+    return [*COORDINATE_NAMES[ndim], *names]
 
 
 def _suffix(path, what):
@@ -49,11 +89,6 @@ def _suffix(path, what):
     return suffix
 
 
-def _to_xyz(points):
-    """Array axis order -> (x, y[, z]) column order (reverse the axes)."""
-    return points[:, ::-1]
-
-
 def _check_columns(columns, n):
     out = {}
     for name, values in columns.items():
@@ -62,10 +97,10 @@ def _check_columns(columns, n):
                 f"column name {name!r} is not valid; expected letters, digits and "
                 "underscores, not starting with a digit"
             )
-        if name.lower() in ("x", "y", "z"):
+        if name.lower() in _RESERVED:
             raise ValueError(
-                f"column name {name!r} is reserved for the coordinates; choose "
-                "another name"
+                f"column name {name!r} is reserved for the coordinates "
+                f"({', '.join(sorted(_RESERVED))}); choose another name"
             )
         try:
             arr = np.asarray(values, dtype=np.float64)
@@ -122,21 +157,22 @@ def _format_rows(table, sep):
 def write_points(path, points, **columns) -> None:
     """Write a point set, with optional per-point columns, to a file.
 
-    The format follows the suffix of ``path`` (see the module documentation):
-    ``.csv`` (header ``x,y[,z],<columns>``), ``.txt``/``.xyz`` (whitespace
-    separated, no header) or ``.npy`` (coordinates in array axis order then the
-    columns). The file is written atomically.
+    The format follows the suffix of ``path`` (see the module documentation). Every
+    format has the same columns in the same order: the coordinates in array axis
+    order (``row, col`` or ``layer, row, col``), then ``columns``. ``.csv`` starts
+    with a header row naming them, ``.txt``/``.xyz`` with a ``#`` comment line
+    naming them; ``.npy`` holds the numbers only. The file is written atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The output file.
+        The output file: ``.csv``, ``.txt``, ``.xyz`` or ``.npy``.
     points : (N, d) array_like of float
         Coordinates in array axis order, ``d`` is 2 or 3.
     **columns : (N,) array_like of float
         Extra columns, written after the coordinates in the given order (for
         example ``radius=...`` or ``r=..., g=..., b=...``). Names are
-        identifiers other than ``x``, ``y``, ``z``.
+        identifiers other than ``row``, ``col``, ``layer``, ``x``, ``y``, ``z``.
 
     Raises
     ------
@@ -149,6 +185,7 @@ def write_points(path, points, **columns) -> None:
     See Also
     --------
     read_points : the inverse.
+    point_columns : the column names written.
 
     Examples
     --------
@@ -156,23 +193,22 @@ def write_points(path, points, **columns) -> None:
     >>> path = os.path.join(tempfile.mkdtemp(), "p.csv")
     >>> write_points(path, [[1.0, 2.0], [3.5, 4.0]], radius=[0.5, 0.25])
     >>> print(open(path).read(), end="")
-    x,y,radius
-    2.0,1.0,0.5
-    4.0,3.5,0.25
+    row,col,radius
+    1.0,2.0,0.5
+    3.5,4.0,0.25
     """
     suffix = _suffix(path, "points file")
     pts = _check_points(points)
     cols = _check_columns(columns, pts.shape[0])
-    extra = [cols[name] for name in cols]
+    table = np.column_stack([pts, *cols.values()])
     if suffix == ".npy":
-        atomic_save_npy(path, np.column_stack([pts, *extra]))
+        atomic_save_npy(path, table)
         return
-    table = np.column_stack([_to_xyz(pts), *extra])
+    names = point_columns(pts.shape[1], cols)
     if suffix == ".csv":
-        header = ",".join([*_COORD_NAMES[pts.shape[1]], *cols])
-        text = header + "\n" + _format_rows(table, ",")
+        text = ",".join(names) + "\n" + _format_rows(table, ",")
     else:
-        text = _format_rows(table, " ")
+        text = "# " + " ".join(names) + "\n" + _format_rows(table, " ")
     with atomic_write(path, "w") as fh:
         fh.write(text)
 
@@ -240,40 +276,119 @@ def _split(table, ndim, path):
     return np.ascontiguousarray(table[:, :ndim]), extra
 
 
-def _read_csv(path, ndim):
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
-    header = [h.strip() for h in lines[0].split(",")]
+def _name_columns(header, path, shown):
+    """Map a header's names to columns.
+
+    Returns ``(coord, extra)``: the column index of each coordinate in array axis
+    order, and ``(index, name)`` of the other columns in file order. The names
+    ``row, col[, layer]`` and the older ``x, y[, z]`` (``x`` = col, ``y`` = row,
+    ``z`` = layer) are recognised in any order and any case.
+    """
     lowered = [h.lower() for h in header]
-    d = 3 if lowered[:3] == ["x", "y", "z"] else 2
-    if lowered[:2] != ["x", "y"]:
+    current = [n for n in lowered if n in COORDINATE_NAMES[3]]
+    legacy = [n for n in lowered if n in _LEGACY_AXES]
+    if not current and not legacy:
         raise ValueError(
-            f"points file {path!r} has header {lines[0][:80]!r}; expected a first "
-            "line naming the columns, starting with 'x,y' (2D) or 'x,y,z' (3D)"
+            f"points file {path!r} has header {shown!r}; expected a first line naming "
+            "the columns: 'row,col' (2D) or 'layer,row,col' (3D), then any others "
+            "(the older 'x,y[,z]' names are read too)"
         )
-    names = header[d:]
-    for name in names:
-        if not _NAME_RE.match(name) or name.lower() in ("x", "y", "z"):
+    if current and legacy:
+        raise ValueError(
+            f"points file {path!r} has header {shown!r}, which mixes the names "
+            "row/col/layer with the older x/y/z; expected one naming of the "
+            "coordinates"
+        )
+    for name in header:
+        if not _NAME_RE.match(name):
             raise ValueError(
                 f"points file {path!r} has an invalid column name {name!r} in its "
-                "header; expected identifiers other than x, y, z"
+                "header; expected identifiers (letters, digits, underscores)"
             )
-    if len(set(names)) != len(names):
-        raise ValueError(f"points file {path!r} repeats a column name: {names}")
+    if len(set(lowered)) != len(lowered):
+        raise ValueError(f"points file {path!r} repeats a column name: {header}")
+    if current:
+        if not {"row", "col"} <= set(current):
+            raise ValueError(
+                f"points file {path!r} has header {shown!r}; expected both 'row' and "
+                "'col' (and 'layer' in 3D)"
+            )
+        d = 3 if "layer" in current else 2
+        coord = [lowered.index(name) for name in COORDINATE_NAMES[d]]
+    else:
+        if not {"x", "y"} <= set(legacy):
+            raise ValueError(
+                f"points file {path!r} has header {shown!r}; expected both 'x' and "
+                "'y' (and 'z' in 3D), or the names 'row,col' (2D) or 'layer,row,col' "
+                "(3D)"
+            )
+        d = 3 if "z" in legacy else 2
+        by_axis = {d + _LEGACY_AXES[name]: lowered.index(name) for name in legacy}
+        coord = [by_axis[a] for a in range(d)]
+    extra = [(j, header[j]) for j in range(len(header)) if j not in coord]
+    return coord, extra
+
+
+def _named_table(table, header, coord, extra, path, shown, ndim):
+    """Coordinates (array axis order) and named columns of a table with a header."""
+    d = len(coord)
     if ndim is not None and ndim != d:
         raise ValueError(
-            f"points file {path!r} holds {d}D points (header {lines[0][:80]!r}); "
-            f"expected ndim={ndim}"
+            f"points file {path!r} holds {d}D points (header {shown!r}); expected "
+            f"ndim={ndim}"
         )
-    table = _parse_table(lines[1:], ",", path, 2)
     if table.shape[1] != len(header):
         raise ValueError(
             f"points file {path!r} has {table.shape[1]} values per row; expected "
-            f"{len(header)} to match its header"
+            f"{len(header)} to match its header {shown!r}"
         )
-    points = np.ascontiguousarray(table[:, d - 1 :: -1])
-    extra = {name: table[:, d + j].copy() for j, name in enumerate(names)}
-    return points, extra
+    points = np.ascontiguousarray(table[:, coord])
+    return points, {name: table[:, j].copy() for j, name in extra}
+
+
+def _read_csv(path, ndim):
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    shown = lines[0][:80]
+    header = [h.strip() for h in lines[0].split(",")]
+    coord, extra = _name_columns(header, path, shown)
+    table = _parse_table(lines[1:], ",", path, 2)
+    return _named_table(table, header, coord, extra, path, shown, ndim)
+
+
+def _text_header(lines):
+    """Return the names of a ``# row col ...`` first line, or None (no header).
+
+    The first non-blank line is a header when it is a comment whose words are all
+    identifiers and include a coordinate name; any other comment is just a comment.
+    """
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        if not text.startswith("#"):
+            return None
+        words = text[1:].replace(",", " ").split()
+        if (
+            words
+            and all(_NAME_RE.match(w) for w in words)
+            and any(w.lower() in _RESERVED for w in words)
+        ):
+            return words
+        return None
+    return None
+
+
+def _read_text(path, ndim):
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    header = _text_header(lines)
+    table = _parse_table(lines, None, path, 1)
+    if header is None:
+        return _split(table, ndim, path)
+    shown = "# " + " ".join(header)
+    coord, extra = _name_columns(header, path, shown[:80])
+    return _named_table(table, header, coord, extra, path, shown[:80], ndim)
 
 
 def read_points(path, *, ndim=None):
@@ -284,25 +399,29 @@ def read_points(path, *, ndim=None):
     path : str or os.PathLike
         A ``.csv``, ``.txt``, ``.xyz`` or ``.npy`` file.
     ndim : {None, 2, 3}
-        Number of coordinate columns. Only needed for files without a header
-        (``.txt``, ``.xyz``, ``.npy``) that hold extra columns; by default
-        such a file must have 2 or 3 columns, all coordinates. For ``.csv``
-        the header decides and ``ndim``, if given, must agree.
+        Number of coordinate columns. Only needed for files without names
+        (``.npy``, text files without a ``#`` header line) that hold extra
+        columns; by default such a file must have 2 or 3 columns, all
+        coordinates. When the file names its columns, ``ndim``, if given, must
+        agree.
 
     Returns
     -------
     points : (N, d) ndarray of float64
-        Coordinates in array axis order (``(row, col)`` or ``(z, row, col)``).
+        Coordinates in array axis order (``(row, col)`` or ``(layer, row, col)``).
+        Columns named ``x, y[, z]`` (older files) are mapped by name: ``x`` is
+        ``col``, ``y`` is ``row``, ``z`` is ``layer``.
     columns : dict of str to (N,) ndarray of float64
-        The extra columns: named from the CSV header, ``column0``, ``column1``,
-        ... for files without a header.
+        The extra columns, named from the header; ``column0``, ``column1``, ...
+        for files without names.
 
     Raises
     ------
     ValueError
-        If the file is missing or empty, the suffix is not supported, the CSV
-        header is malformed, rows are ragged or not numeric, a value is NaN or
-        inf, or the number of columns does not fit ``ndim``.
+        If the file is missing or empty, the suffix is not supported, the header
+        is malformed (no coordinate names, repeated or invalid names, row/col
+        mixed with x/y), rows are ragged or not numeric, a value is NaN or inf,
+        or the number of columns does not fit the header or ``ndim``.
 
     See Also
     --------
@@ -314,31 +433,26 @@ def read_points(path, *, ndim=None):
     path = _check_file(path, "points")
     if suffix == ".csv":
         return _read_csv(path, ndim)
-    if suffix == ".npy":
-        try:
-            table = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise ValueError(
-                f"cannot read points file {path!r}: {str(exc).splitlines()[0]}; "
-                "expected a NumPy .npy file"
-            ) from None
-        if table.ndim != 2 or not np.issubdtype(table.dtype, np.number):
-            raise ValueError(
-                f"points file {path!r} holds a {table.dtype} array of shape "
-                f"{table.shape}; expected a 2D array of numbers (N, d + k)"
-            )
-        table = table.astype(np.float64)
-        if table.shape[0] == 0:
-            raise ValueError(f"points file {path!r} has no data rows")
-        if not np.isfinite(table).all():
-            bad = int(np.flatnonzero(~np.isfinite(table).all(axis=1))[0])
-            raise ValueError(
-                f"points file {path!r} has NaN or inf on row {bad}; expected "
-                "finite numbers"
-            )
-        return _split(table, ndim, path)
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
-    table = _parse_table(lines, None, path, 1)
-    points, extra = _split(table, ndim, path)
-    return np.ascontiguousarray(points[:, ::-1]), extra
+    if suffix in _TEXT_SUFFIXES:
+        return _read_text(path, ndim)
+    try:
+        table = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise ValueError(
+            f"cannot read points file {path!r}: {str(exc).splitlines()[0]}; "
+            "expected a NumPy .npy file"
+        ) from None
+    if table.ndim != 2 or not np.issubdtype(table.dtype, np.number):
+        raise ValueError(
+            f"points file {path!r} holds a {table.dtype} array of shape "
+            f"{table.shape}; expected a 2D array of numbers (N, d + k)"
+        )
+    table = table.astype(np.float64)
+    if table.shape[0] == 0:
+        raise ValueError(f"points file {path!r} has no data rows")
+    if not np.isfinite(table).all():
+        bad = int(np.flatnonzero(~np.isfinite(table).all(axis=1))[0])
+        raise ValueError(
+            f"points file {path!r} has NaN or inf on row {bad}; expected finite numbers"
+        )
+    return _split(table, ndim, path)
