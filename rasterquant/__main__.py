@@ -2,6 +2,9 @@
 
 import sys
 
-from .cli.main import main
+try:
+    from .cli.main import main
+except KeyboardInterrupt:  # Ctrl-C while the package is still importing
+    sys.exit(130)
 
 sys.exit(main())

@@ -172,7 +172,7 @@ def test_batch_errors(folder, tmp_path):
         run_batch(folder, tmp_path / "o", options=OPTS, outputs=[".gif"])
     with pytest.raises(ValueError, match="does not exist"):
         run_batch(tmp_path / "nope", tmp_path / "o", options=OPTS)
-    assert main(["batch", str(folder), str(tmp_path / "o"), "--quiet"]) == 1
+    assert main(["batch", str(folder), str(tmp_path / "o"), "--quiet"]) == 2  # no -n
 
 
 def test_batch_process_pool(folder, tmp_path):
@@ -279,3 +279,137 @@ def test_batch_sigkill_then_resume(tmp_path):
             assert (out / f"p{i}{s}").is_file()
     assert not [f for f in os.listdir(out) if f.startswith(".")]
     _check_outputs_valid(out)
+
+
+# -- issue #17 -------------------------------------------------------------------
+
+ARGS = ["-n", "40", "--iterations", "2", "--method", "voronoi"]
+
+
+def _one_error_line(text):
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_batch_refuses_outputs_over_inputs(folder, tmp_path, capsys):
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    # same folder, outputs named like the inputs: refused, inputs untouched
+    code = main(["batch", f"{folder}/", f"{folder}/", *ARGS, "-f", "png"])
+    assert code == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith("error: output folder") and "outside IN_DIR" in line
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    # a sub-folder with names that match the pattern: refused, nothing created
+    sub = folder / "out"
+    assert main(["batch", str(folder), str(sub), *ARGS, "--pattern", "*"]) == 1
+    assert "lies inside the input folder" in _one_error_line(capsys.readouterr().err)
+    assert not sub.exists()
+    with pytest.raises(ValueError, match="choose an output folder outside IN_DIR"):
+        run_batch(folder, folder, options=OPTS, outputs=[".svg", ".png"])
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    # allowed when no output name can match the pattern, in place or in a sub-folder
+    assert main(["batch", str(folder), str(sub), *ARGS, "-f", "svg", "--quiet"]) == 0
+    assert main(["batch", str(folder), str(folder), *ARGS, "-f", "svg", "--quiet"]) == 0
+    for i in range(3):
+        assert (sub / f"img{i}.svg").is_file() and (folder / f"img{i}.svg").is_file()
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    # a rerun in place still sees only the original inputs, all done
+    assert main(["batch", str(folder), str(folder), *ARGS, "-f", "svg", "--quiet"]) == 0
+    man = _manifest(folder)
+    assert sorted(man["entries"]) == sorted(before)
+    assert man["counts"]["skipped"] == 3
+
+
+def test_batch_failed_inputs_have_sidecars(folder, tmp_path):
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (folder / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    man = run_batch(folder, out, options=OPTS, outputs=[".svg"])
+    assert man["counts"]["failed"] == 2
+    for name, entry in man["entries"].items():
+        for f in [*entry["outputs"], entry["sidecar"]]:
+            assert os.path.isfile(f), (name, f)
+    side = json.loads((out / "bad.json").read_text())
+    assert side["complete"] is False
+    assert side["error"] == man["entries"]["bad.png"]["error"]
+    assert side["parameters"] == OPTS and side["outputs"] == []
+    assert side["parameter_hash"] == man["parameter_hash"]
+    # a rerun redoes failed inputs (and succeeds once the input is fixed)
+    _write_png(folder / "bad.png", 7)
+    man = run_batch(folder, out, options=OPTS, outputs=[".svg"])
+    status = {k: v["status"] for k, v in man["entries"].items()}
+    assert status["bad.png"] == "ok" and status["empty.png"] == "failed"
+    assert status["img0.png"] == "skipped"
+    assert json.loads((out / "bad.json").read_text())["complete"] is True
+
+
+def test_batch_error_lines_read_like_other_commands(folder, tmp_path, capsys):
+    (folder / "corrupt.png").write_bytes(b"garbage")
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), f"{out}{os.sep}", *ARGS, "-f", "svg"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: corrupt.png: cannot read image '{folder}" in err
+    assert "Error" not in err  # no Python class name for a user error
+    assert os.path.join(str(out), "manifest.json") in err
+    assert f"{os.sep}{os.sep}manifest.json" not in err
+    entry = _manifest(out)["entries"]["corrupt.png"]
+    assert entry["error"].startswith("cannot read image")
+
+
+def test_batch_internal_error_names_the_bug(folder, tmp_path, capsys, monkeypatch):
+    import rasterquant.batch as batch
+
+    def broken(path, task, options):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(batch, "_run_task", broken)
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), str(out), *ARGS, "-f", "svg", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: img0.png: ZeroDivisionError: a bug" in err
+    entry = _manifest(out)["entries"]["img0.png"]
+    assert entry["error"] == "internal error: ZeroDivisionError: a bug"
+    side = json.loads(Path(entry["sidecar"]).read_text())
+    assert side["complete"] is False and "ZeroDivisionError" in side["traceback"]
+
+
+def test_batch_format_help_and_check(folder, tmp_path, capsys):
+    assert main(["batch", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "svg png pdf csv npy for --task stipple" in text
+    assert "csv npy txt xyz for --task quantize" in text
+    out = tmp_path / "out"
+    for task, fmt in (("stipple", "txt"), ("stipple", "gif"), ("quantize", "svg")):
+        argv = ["batch", str(folder), str(out), "--task", task, "-n", "5", "-f", fmt]
+        assert main(argv) == 2  # a bad argument
+        line = _one_error_line(capsys.readouterr().err)
+        assert "-f/--format" in line and repr(fmt) in line and f"--task {task}" in line
+    assert not out.exists()  # refused before anything was written
+    argv = ["batch", str(folder), str(out), "--task", "quantize", "-n", "20"]
+    assert main([*argv, "--iterations", "1", "-f", "txt", "-f", ".XYZ", "--quiet"]) == 0
+    assert (out / "img0.txt").is_file() and (out / "img0.xyz").is_file()
+
+
+class _KillWorker(str):
+    """An option value whose unpickling ends the worker process (exit code 3)."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def test_batch_pool_worker_death_fails_only_its_input(folder, tmp_path):
+    from rasterquant.batch import _run_pool
+
+    out = tmp_path / "out"
+    out.mkdir()
+    options = {**OPTS, "note": _KillWorker("x")}
+    args = (str(out), "stipple", options, (".svg",), "0123456789abcdef")
+    entries, started = {}, set()
+    todo = ["img0.png", "img1.png", "img2.png"]
+    _run_pool(str(folder), todo, args, 2, 1, entries.__setitem__, started)
+    assert sorted(entries) == todo and started == set(todo)
+    for entry in entries.values():  # each input failed alone; workers were replaced
+        assert entry["status"] == "failed"
+        assert entry["error"] == "the worker process died (exit code 3)"
+        assert json.loads(Path(entry["sidecar"]).read_text())["complete"] is False

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from ._common import (
+    UsageError,
     add_common,
     add_progress,
-    positive_float,
     positive_int,
     show_progress,
+    step_float,
 )
 from .stipple import add_stipple_options, stipple_options
 
@@ -18,26 +20,46 @@ logger = logging.getLogger("rasterquant")
 
 def add_parser(sub):
     """Register the sub-command."""
+    from ..batch import OUTPUT_SUFFIXES
+
     p = sub.add_parser(
         "batch",
         help="stipple or quantize every image of a folder (local pool or Dask)",
         description="Run stipple (or quantize) on every file of IN_DIR matching "
         "--pattern. Outputs are named after the input stem in OUT_DIR, with one JSON "
-        "sidecar each and OUT_DIR/manifest.json. Reruns skip finished inputs "
-        "(--force redoes them). Exit code 1 if any input failed.",
+        "sidecar each (failed inputs get one too, with the error) and "
+        "OUT_DIR/manifest.json. Reruns skip finished inputs (--force redoes them). "
+        "OUT_DIR may be IN_DIR or lie inside it only if no output name (STEM.FORMAT, "
+        "STEM.json, manifest.json) matches --pattern. Ctrl-C stops the workers at "
+        "once; the manifest then lists what is finished. Exit code 1 if any input "
+        "failed.",
     )
-    p.add_argument("in_dir", help="input folder")
-    p.add_argument("out_dir", help="output folder (shared path for --scheduler)")
+    p.add_argument("in_dir", metavar="IN_DIR", help="input folder")
+    p.add_argument(
+        "out_dir",
+        metavar="OUT_DIR",
+        help="output folder (shared path for --scheduler); outside IN_DIR unless no "
+        "output name matches --pattern",
+    )
     p.add_argument("--pattern", default="*.png", help="file name glob (default *.png)")
-    p.add_argument("--task", choices=["stipple", "quantize"], default="stipple")
+    p.add_argument(
+        "--task",
+        choices=["stipple", "quantize"],
+        default="stipple",
+        help="what to run on each input: stipple (default) or quantize",
+    )
     p.add_argument(
         "-f",
         "--format",
         dest="formats",
         action="append",
         default=None,
-        help="output suffix per input, repeatable: svg png pdf csv npy "
-        "(default: svg and png for stipple, csv for quantize)",
+        metavar="FORMAT",
+        help="output format per input, repeatable: "
+        + " ".join(x.lstrip(".") for x in OUTPUT_SUFFIXES["stipple"])
+        + " for --task stipple (default svg and png); "
+        + " ".join(x.lstrip(".") for x in OUTPUT_SUFFIXES["quantize"])
+        + " for --task quantize (default csv)",
     )
     p.add_argument(
         "--jobs",
@@ -54,23 +76,39 @@ def add_parser(sub):
     )
     p.add_argument(
         "--step",
-        type=positive_float,
+        type=step_float,
         default=1.0,
         help="relaxed Lloyd step in (0, 1] (quantize)",
     )
     add_stipple_options(p)
     add_progress(p)
     add_common(p)
-    p.set_defaults(func=run, iterations=None)
+    p.set_defaults(func=run, check_args=check_args, iterations=None)
     return p
+
+
+def check_args(args):
+    """Check options against each other after parsing (UsageError: exit 2).
+
+    Each ``-f/--format`` must be an output of ``--task``.
+    """
+    from ..batch import OUTPUT_SUFFIXES
+
+    allowed = OUTPUT_SUFFIXES[args.task]
+    for f in args.formats or ():
+        if "." + f.lower().lstrip(".") not in allowed:
+            raise UsageError(
+                f"argument -f/--format: {f!r} is not an output of --task "
+                f"{args.task}; expected one of "
+                f"{' '.join(x.lstrip('.') for x in allowed)}"
+            )
 
 
 def run(args):
     """Execute ``batch``; returns 1 if any input failed."""
     from ..batch import run_batch
 
-    if args.n is None:
-        raise ValueError("-n/--n-points is required: the number of points per image")
+    check_args(args)  # done by the parser too; run() may be called directly
     opts = stipple_options(args)
     if args.task == "quantize":
         opts = {
@@ -89,8 +127,6 @@ def run(args):
         }
         opts["iterations"] = 20 if args.iterations is None else args.iterations
         opts["tol"] = args.tol if args.tol is not None else 0.02
-        if args.step > 1:
-            raise ValueError(f"--step must be in (0, 1], got {args.step}")
         opts["step"] = args.step
     elif opts["iterations"] is None:
         opts["iterations"] = 50
@@ -113,11 +149,11 @@ def run(args):
     c = manifest["counts"]
     if not args.quiet:
         logger.info(
-            "batch %s: %d ok, %d failed, %d skipped -> %s/manifest.json",
+            "batch %s: %d ok, %d failed, %d skipped -> %s",
             args.task,
             c["ok"],
             c["failed"],
             c["skipped"],
-            args.out_dir,
+            os.path.join(os.path.normpath(args.out_dir), "manifest.json"),
         )
     return 1 if c["failed"] else 0
