@@ -413,3 +413,35 @@ def test_batch_pool_worker_death_fails_only_its_input(folder, tmp_path):
         assert entry["status"] == "failed"
         assert entry["error"] == "the worker process died (exit code 3)"
         assert json.loads(Path(entry["sidecar"]).read_text())["complete"] is False
+
+
+def test_batch_sidecars_record_the_values_used(tmp_path):
+    """Issue 17 item 12: no null quadrature or tolerance in the sidecars."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    img = np.full((24, 30), 255, dtype=np.uint8)
+    img[4:20, 5:25] = 40
+    Image.fromarray(img).save(src / "a.png")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "batch",
+                str(src),
+                str(out),
+                "-n",
+                "20",
+                "--iterations",
+                "2",
+                "-f",
+                "csv",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    meta = json.loads((out / "a.json").read_text())
+    assert meta["parameters"]["quadrature"] == "fractional"
+    assert meta["diagnostics"]["ot_tol"] > 0

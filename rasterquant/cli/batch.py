@@ -10,6 +10,7 @@ from ._common import (
     add_common,
     add_progress,
     positive_int,
+    resolved_quadrature,
     show_progress,
     step_float,
 )
@@ -110,6 +111,7 @@ def run(args):
 
     check_args(args)  # done by the parser too; run() may be called directly
     opts = stipple_options(args)
+    opts["quadrature"] = resolved_quadrature(args)  # recorded as used, not null
     if args.task == "quantize":
         opts = {
             k: opts[k]
