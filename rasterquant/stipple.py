@@ -19,6 +19,12 @@ _INITS = ("stratified", "density", "uniform", "grid", "jittered-grid")
 #: smallest automatic OT tolerance, and pixels-per-cell factor of the resolution floor
 _AUTO_TOL_MIN = _config.DEFAULT_TOL
 _AUTO_TOL_PIXELS = 3.0
+#: no computed radius exceeds this fraction of the distance to the nearest dot, so
+#: two dots i, j keep r_i + r_j <= 0.9 |y_i - y_j| (a gap of a tenth of their distance)
+MAX_RADIUS_FRACTION = 0.45
+#: a dot is stray when it sits on white (zero density) farther than this fraction of
+#: its cell's spacing (sqrt of its inked pixels) and than one pixel from any ink
+_STRAY_SPACING_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,8 @@ class StippleResult:
         Dot centres in pixel units of the (resampled) image, array axis order
         ``(row, col)``: pixel ``(i, j)`` covers ``[i, i + 1) x [j, j + 1)``.
     radii : (N,) ndarray of float64
-        Dot radii in pixels of the (resampled) image.
+        Dot radii in pixels of the (resampled) image (see ``dot_size`` in
+        :func:`stipple` for how they are chosen).
     colors : (N, 3) ndarray of float64 or None
         RGB in [0, 1] of each dot (density-weighted mean colour of its cell) when
         ``color=True``, else None.
@@ -52,6 +59,14 @@ class StippleResult:
     warnings : tuple of str
         Distinct messages of the warnings raised by the solvers (collected, not
         re-emitted).
+    weights : (N,) ndarray of float64 or None
+        Power weights of the final cells ("uniform"; zeros for "voronoi"): the cell
+        of dot ``i`` is ``{x : |x - y_i|^2 - w_i <= |x - y_j|^2 - w_j}``, as
+        :func:`assign_cells` computes it from ``points`` and ``weights``.
+    n_moved : int
+        Stray dots moved onto ink after the Lloyd iterations (see Notes of
+        :func:`stipple`); ``energy``, ``max_mass_error`` and ``weights`` are then
+        those of the moved dots (``history`` ends before the move).
     """
 
     points: np.ndarray
@@ -65,6 +80,8 @@ class StippleResult:
     pixels_per_cell: float = 0.0
     n_iter: int = 0
     warnings: tuple = ()
+    weights: np.ndarray | None = field(default=None, repr=False)
+    n_moved: int = 0
 
     @property
     def n(self) -> int:
@@ -250,12 +267,19 @@ def stipple(
     resolution : int or (int, int), optional
         Resample to this size first: the longer side in pixels, or ``(H, W)``.
     dot_size : float, optional
-        Constant dot radius in pixels (of the resampled image). Default: the radius
-        whose dots cover the image's total darkness, ``sqrt(sum(v) / (n pi))``.
+        Constant dot radius in pixels (of the resampled image), used as given (dots
+        may then overlap). Default: each dot's radius reproduces the tone of its own
+        cell, ``r_i = sqrt(ink_i / pi)`` with ``ink_i`` the summed darkness ``v`` of
+        the cell's pixels (a dot covers the cell's fraction of ink), capped at
+        ``0.45 d_i``, ``d_i`` the distance to the nearest other dot: neighbouring
+        dots never overlap (``r_i + r_j <= 0.9 |y_i - y_j|``), so dark areas show
+        separate dots rather than solid black.
     dot_size_range : (float, float), optional
-        ``(min, max)`` radii: each dot gets
-        ``min + (max - min) * sqrt(mean darkness of its cell)``; overrides
-        ``dot_size``.
+        ``(min, max)`` radii, linear in tone: ``r_i = min + (max - min) v_i``, with
+        ``v_i`` in [0, 1] the mean darkness of the inked (positive-density) pixels of
+        the dot's cell (white areas a cell reaches into do not count), capped at
+        ``0.45 d_i`` as above (the cap may take a radius below ``min`` where dots are
+        closer than ``min / 0.45``). Overrides ``dot_size``.
     color : bool
         Give each dot the density-weighted mean RGB colour of its cell.
     ot_tol : float, optional
@@ -292,10 +316,24 @@ def stipple(
 
     Notes
     -----
-    With "uniform" every cell holds ``1/n`` of the ink, so constant dots reproduce
-    the tone: cell area is ``1 / (n rho)`` and the covered fraction is proportional
-    to ``rho``. Each iteration costs one warm-started OT solve (a few sweeps and
-    sparse solves) for "uniform", one sweep and a moment pass for "voronoi".
+    With "uniform" every cell holds ``1/n`` of the ink, so the tone radii
+    ``sqrt(ink_i / pi)`` are all equal where the cap does not bind: the cell area
+    is ``1 / (n rho)`` and the covered fraction is proportional to ``rho``. Where
+    the ink is dense the dots are closer than twice that radius, and the cap keeps
+    them apart (the darkest tones then print lighter than they are).
+
+    A cell of a Lloyd fixed point can hold ink in separate pieces (two shapes with
+    white between them): its barycenter, where the dot sits, is then on white,
+    away from any ink. After the iterations, each such stray dot (on a zero-density
+    pixel, farther than one pixel and than half its cell's spacing from ink) is
+    moved to the barycenter of the heaviest connected piece of ink of its cell (or
+    that piece's pixel nearest to it), and the OT weights are solved again from the
+    last ones (or from scratch if that fails), so that every cell keeps its mass
+    (``result.n_moved`` counts the moves; the moved dots are not iterated further).
+
+    Each iteration costs one warm-started OT solve (a few sweeps and sparse solves)
+    for "uniform", one sweep and a moment pass for "voronoi"; the radii and colours
+    one more assignment pass and a k-d tree of the dots.
 
     Examples
     --------
@@ -306,7 +344,6 @@ def stipple(
     ((20, 2), (20,), (32, 32))
     """
     from ._validation import check_positive_int
-    from .assign.cells import assign_cells
     from .lloyd import lloyd
     from .sampling import sample_points
 
@@ -364,9 +401,9 @@ def stipple(
         else:
             ot_tol = min(max(_AUTO_TOL_MIN, _AUTO_TOL_PIXELS / ppc), 0.5)
 
-    # --- Lloyd, with the solvers' warnings collected
+    # --- Lloyd, with the solvers' warnings collected; then stray dots onto ink
     start = sample_points(density, n, method=init, seed=seed)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         res = lloyd(
             density,
@@ -378,57 +415,202 @@ def stipple(
             progress=progress,
             quadrature=quadrature,
         )
+    caught = list(rec)
+    points, weights = res.points, res.weights
+    energy, err = float(res.energy), res.history["max_mass_error"][-1]
+    cells = _cells(density, points, weights)
+    stray = np.zeros(0, np.int64)
+    if iterations > 0:
+        stray = _stray_dots(density, points, cells.labels)
+    if stray.size:
+        points, weights, stray = _onto_ink(
+            density, points, weights, cells.labels, stray
+        )
+    if stray.size:
+        cells, weights, energy, err = _resolve(
+            density, points, weights, method, ot_tol, quadrature, caught
+        )
     messages = tuple(dict.fromkeys(str(w.message) for w in caught))
-    weights = res.weights if method == "uniform" else None
 
-    # --- dots: radii from the cells' mean darkness, colours from the cells
-    need_cells = radius_range is not None or rgb is not None
-    radii = None
+    # --- dots: radii from the cells' ink (capped by the spacing), colours
+    labels = cells.labels.ravel()
+    if radius_range is not None or dot_size is None:
+        radii = _tone_radii(density, points, labels, darkness, radius_range)
+    else:
+        radii = np.full(n, float(dot_size))
     colors = None
-    if need_cells:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cells = assign_cells(density, res.points, weights)
-        labels = cells.labels.ravel()
+    if rgb is not None:
         area = np.bincount(labels, minlength=n).astype(np.float64)
-        if radius_range is not None:
-            ink = np.bincount(labels, weights=darkness.ravel(), minlength=n)
-            mean = np.clip(ink / np.maximum(area, 1.0), 0.0, 1.0)
-            lo, hi = radius_range
-            radii = lo + (hi - lo) * np.sqrt(mean)
-        if rgb is not None:
-            w = density.values.ravel()
-            wsum = np.bincount(labels, weights=w, minlength=n)
-            colors = np.empty((n, 3))
-            for c in range(3):
-                ch = rgb[..., c].ravel()
-                num = np.bincount(labels, weights=w * ch, minlength=n)
-                plain = np.bincount(labels, weights=ch, minlength=n)
-                colors[:, c] = np.where(
-                    wsum > 0,
-                    num / np.where(wsum > 0, wsum, 1.0),
-                    plain / np.maximum(area, 1.0),
-                )
-            colors = np.clip(colors, 0.0, 1.0)
-    if radii is None:
-        r = dot_size
-        if r is None:
-            r = float(np.sqrt(float(darkness.sum()) / (n * np.pi)))
-        radii = np.full(n, float(r))
-    err = res.history["max_mass_error"][-1]
+        w = density.values.ravel()
+        wsum = np.bincount(labels, weights=w, minlength=n)
+        colors = np.empty((n, 3))
+        for c in range(3):
+            ch = rgb[..., c].ravel()
+            num = np.bincount(labels, weights=w * ch, minlength=n)
+            plain = np.bincount(labels, weights=ch, minlength=n)
+            colors[:, c] = np.where(
+                wsum > 0,
+                num / np.where(wsum > 0, wsum, 1.0),
+                plain / np.maximum(area, 1.0),
+            )
+        colors = np.clip(colors, 0.0, 1.0)
     return StippleResult(
-        points=res.points,
+        points=points,
         radii=radii,
         colors=colors,
         shape=tuple(int(s) for s in density.shape),
-        energy=float(res.energy),
+        energy=float(energy),
         history=res.history,
         max_mass_error=float(err),
         ot_tol=float(ot_tol),
         pixels_per_cell=float(ppc),
         n_iter=int(res.n_iter),
         warnings=messages,
+        weights=np.array(weights),
+        n_moved=int(stray.size),
     )
+
+
+def _cells(density, points, weights, quadrature=_config.DEFAULT_QUADRATURE):
+    """Assign the dots' cells (centre labels), warnings silenced."""
+    from .assign.cells import assign_cells
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return assign_cells(density, points, weights, quadrature=quadrature)
+
+
+def _resolve(density, points, weights, method, ot_tol, quadrature, caught):
+    """Cells of moved dots: for "uniform" the OT weights solved again.
+
+    From ``weights`` first, else (that solve not converged) from scratch; the better
+    of the two is kept. Returns ``(cells, weights, energy, max_mass_error)``;
+    warnings go to ``caught``.
+    """
+    from .ot.newton import solve_ot
+
+    if method != "uniform":
+        cells = _cells(density, points, None, quadrature)
+        return cells, np.zeros(len(points)), float(cells.energy), float("nan")
+    best, rec_best = None, []
+    for start in (weights, None):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            res = solve_ot(
+                density, points, weights=start, tol=ot_tol, quadrature=quadrature
+            )
+        if best is None or res.max_error < best.max_error:
+            best, rec_best = res, rec
+        if best.converged:
+            break
+    caught += rec_best
+    return best.cells, best.weights, float(best.energy), float(best.max_error)
+
+
+def _pixel_of(density, points):
+    """(N, 2) int64 pixel indices of points (physical units) in ``density``."""
+    idx = np.floor(density.grid.to_index(points)).astype(np.int64)
+    return np.clip(idx, 0, np.array(density.shape) - 1)
+
+
+def _stray_dots(density, points, labels):
+    """Find the dots on white, far from ink (their indices).
+
+    A dot is stray when its pixel has zero density and the nearest positive pixel
+    is farther than one pixel and than ``_STRAY_SPACING_FRACTION`` of the cell's
+    spacing ``sqrt(inked pixels of its cell)`` (index units).
+    """
+    from scipy import ndimage
+
+    positive = density.values > 0
+    if positive.all():
+        return np.zeros(0, np.int64)
+    dist = ndimage.distance_transform_edt(~positive)
+    ij = _pixel_of(density, points)
+    d = dist[ij[:, 0], ij[:, 1]]
+    inked = np.bincount(labels[positive].ravel(), minlength=len(points))
+    far = d > np.maximum(1.0, _STRAY_SPACING_FRACTION * np.sqrt(inked))
+    return np.flatnonzero(far)
+
+
+def _onto_ink(density, points, weights, labels, stray):
+    """Move each stray dot onto the heaviest connected piece of ink of its cell.
+
+    The new place is the piece's density barycenter, or the piece's pixel centre
+    nearest to it when the barycenter falls outside the piece. A moved dot takes the
+    weight of the dot nearest to its new place (a cell of the local size: the next
+    OT solve starts close). Returns copies ``(points, weights)`` and the indices of
+    the dots moved.
+    """
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    rho = density.values
+    grid = density.grid
+    out = np.array(points, dtype=np.float64)
+    taken = {tuple(p) for p in out.tolist()}
+    moved = []
+    for i in stray.tolist():
+        rows, cols = np.nonzero(labels == i)
+        if rows.size == 0:
+            continue
+        r0, c0 = rows.min(), cols.min()
+        window = (slice(r0, rows.max() + 1), slice(c0, cols.max() + 1))
+        ink = (labels[window] == i) & (rho[window] > 0)
+        pieces, count = ndimage.label(ink, structure=np.ones((3, 3)))
+        if count == 0:
+            continue
+        mass = ndimage.sum_labels(rho[window], pieces, index=np.arange(1, count + 1))
+        best = int(np.argmax(mass)) + 1
+        pr, pc = np.nonzero(pieces == best)
+        w = rho[window][pr, pc]
+        bary = np.array([np.dot(w, pr + 0.5), np.dot(w, pc + 0.5)]) / w.sum()
+        k = int(np.floor(bary[0])), int(np.floor(bary[1]))
+        inside = 0 <= k[0] < ink.shape[0] and 0 <= k[1] < ink.shape[1]
+        if not (inside and pieces[k] == best):
+            j = int(np.argmin((pr + 0.5 - bary[0]) ** 2 + (pc + 0.5 - bary[1]) ** 2))
+            bary = np.array([pr[j] + 0.5, pc[j] + 0.5])
+        new = grid.to_physical(bary + np.array([r0, c0]))
+        if tuple(new.tolist()) in taken:  # another dot sits exactly there
+            continue
+        taken.add(tuple(new.tolist()))
+        out[i] = new
+        moved.append(i)
+    moved = np.array(moved, dtype=np.int64)
+    psi = np.array(weights, dtype=np.float64)
+    if moved.size and len(out) > 1:
+        _, near = cKDTree(out).query(out[moved], k=2)
+        psi[moved] = psi[near[:, 1]]
+    return out, psi, moved
+
+
+def _tone_radii(density, points, labels, darkness, radius_range):
+    """Dot radii from the ink of each cell, capped by the nearest-dot distance.
+
+    ``radius_range`` None: ``sqrt(ink_i / pi)``; ``(lo, hi)``: ``lo + (hi - lo) v_i``
+    with ``v_i`` the mean darkness of the cell's positive pixels. Both capped at
+    ``MAX_RADIUS_FRACTION`` times the distance to the nearest other dot (index units
+    of the raster).
+    """
+    from scipy.spatial import cKDTree
+
+    n = len(points)
+    dark = darkness.ravel()
+    ink = np.bincount(labels, weights=dark, minlength=n)
+    if radius_range is None:
+        radii = np.sqrt(ink / np.pi)
+    else:
+        inked = density.values.ravel() > 0
+        count = np.bincount(labels[inked], minlength=n)
+        tone = np.bincount(labels[inked], weights=dark[inked], minlength=n)
+        v = np.clip(tone / np.maximum(count, 1), 0.0, 1.0)
+        lo, hi = radius_range
+        radii = lo + (hi - lo) * v
+    if n > 1:
+        idx = density.grid.to_index(points)
+        dist, _ = cKDTree(idx).query(idx, k=2)
+        radii = np.minimum(radii, MAX_RADIUS_FRACTION * dist[:, 1])
+    return radii
 
 
 def _check_dot_options(dot_size, dot_size_range):
@@ -535,6 +717,7 @@ def stipple_diagnostics(result) -> dict:
         "pixels_per_cell": result.pixels_per_cell,
         "radius_min": float(result.radii.min()),
         "radius_max": float(result.radii.max()),
+        "stray_dots_moved": result.n_moved,
         "warnings": list(result.warnings),
         "energy_history": result.history["energy"],
     }

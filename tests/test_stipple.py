@@ -1,10 +1,15 @@
 import json
 import warnings
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
+from scipy.spatial import cKDTree
 
+from rasterquant import Density, assign_cells
+from rasterquant.cli._common import sidecar_path
 from rasterquant.cli.main import main
 from rasterquant.io.points import read_points
 from rasterquant.stipple import StippleResult, stipple, write_stipple
@@ -34,7 +39,7 @@ def test_stipple_array(image, method):
     assert res.points.shape == (60, 2)
     assert res.shape == (48, 64)
     assert ((res.points >= 0) & (res.points <= [48, 64])).all()
-    np.testing.assert_array_equal(res.radii, np.full(60, res.radii[0]))
+    assert (res.radii > 0).all()
     assert res.colors is None
     assert len(res.history["energy"]) == 5
     assert isinstance(res.warnings, tuple)
@@ -71,6 +76,102 @@ def test_dot_size_options(image):
         stipple(image, 10, dot_size_range=(2.0, 1.0))
     with pytest.raises(ValueError, match="dot_size"):
         stipple(image, 10, dot_size=-1.0)
+
+
+@pytest.fixture
+def two_tone():
+    """64x64 luminance: left half black, right half light gray (darkness 0.15)."""
+    lum = np.full((64, 64), 0.85)
+    lum[:, :32] = 0.0
+    return lum
+
+
+def _cells_of(lum, res):
+    """Centre labels of the result's cells, recomputed from points and weights."""
+    cells = assign_cells(Density.from_luminance(lum), res.points, res.weights)
+    return cells.labels.ravel()
+
+
+def _nearest(points):
+    dist, idx = cKDTree(points).query(points, k=2)
+    return dist[:, 1], idx[:, 1]
+
+
+def test_default_radii_follow_tone_without_overlap(two_tone):
+    """Issue #17 item 13: a dot's default radius reproduces its cell's tone,
+    sqrt(ink / pi), capped at 0.45 x the nearest-dot distance, so that neighbours
+    keep r_i + r_j <= 0.9 d_ij (one radius for all dots overlapped on black)."""
+    n = 150
+    res = stipple(two_tone, n, iterations=10)
+    d, j = _nearest(res.points)
+    assert (res.radii + res.radii[j] <= 0.9 * d * (1 + 1e-12)).all()
+    # not only nearest neighbours: no two dots overlap
+    tree = cKDTree(res.points)
+    pairs = tree.query_pairs(2.0 * res.radii.max(), output_type="ndarray")
+    gap = np.linalg.norm(res.points[pairs[:, 0]] - res.points[pairs[:, 1]], axis=1)
+    assert (res.radii[pairs].sum(axis=1) <= 0.9 * gap * (1 + 1e-12)).all()
+    # the rule, from the cells recomputed from the result's points and weights
+    labels = _cells_of(two_tone, res)
+    ink = np.bincount(labels, weights=(1.0 - two_tone).ravel(), minlength=n)
+    tone = np.sqrt(ink / np.pi)
+    np.testing.assert_allclose(res.radii, np.minimum(tone, 0.45 * d), rtol=1e-12)
+    # on black the spacing limits the dots, on light gray the tone does
+    black = res.points[:, 1] < 28
+    light = res.points[:, 1] > 36
+    assert (res.radii[black] < tone[black]).mean() > 0.9
+    np.testing.assert_allclose(res.radii[light], tone[light], rtol=1e-12)
+
+
+def test_dot_size_range_is_linear_in_tone(two_tone):
+    """radius = MIN + (MAX - MIN) * mean darkness of the cell's inked pixels, with
+    the same no-overlap cap; black cells get larger dots than light ones."""
+    n, lo, hi = 150, 0.5, 3.0
+    res = stipple(two_tone, n, iterations=10, dot_size_range=(lo, hi))
+    # dots well inside the light half: their cells are all darkness 0.15
+    far = res.points[:, 1] > 44
+    assert far.sum() > 5
+    np.testing.assert_allclose(res.radii[far], lo + (hi - lo) * 0.15, rtol=1e-9)
+    labels = _cells_of(two_tone, res)
+    dark = (1.0 - two_tone).ravel()
+    v = np.bincount(labels, weights=dark, minlength=n) / np.bincount(
+        labels, minlength=n
+    )
+    d, j = _nearest(res.points)
+    expected = np.minimum(lo + (hi - lo) * v, 0.45 * d)
+    np.testing.assert_allclose(res.radii, expected, rtol=1e-12)
+    assert (res.radii + res.radii[j] <= 0.9 * d * (1 + 1e-12)).all()
+    black, light = v > 0.999, v < 0.15 + 1e-9
+    assert black.sum() > 20 and light.sum() > 5
+    assert res.radii[black].min() > res.radii[light].max()
+    np.testing.assert_allclose(res.radii[light], lo + (hi - lo) * 0.15, rtol=1e-9)
+
+
+def _ring_and_block(gap):
+    """64x64 white image: a black ring and, ``gap`` px off its box, a black block."""
+    y, x = np.mgrid[0:64, 0:64] + 0.5
+    lum = np.ones((64, 64))
+    r = np.hypot(y - 20, x - 20)
+    lum[(r > 12) & (r < 16)] = 0.0
+    lum[(y > 36 + gap) & (x > 36 + gap)] = 0.0
+    return lum
+
+
+@pytest.mark.parametrize(("gap", "n"), [(8, 150), (12, 40)])
+def test_no_stray_dot_on_white(gap, n):
+    """Issue #17 item 13: a cell holding ink on both sides of a white gap put its
+    dot (its barycenter) in the gap, far from any ink. No dot may lie more than a
+    dot spacing from ink, and the cells keep their masses."""
+    lum = _ring_and_block(gap)
+    res = stipple(lum, n, iterations=20)
+    to_ink = ndimage.distance_transform_edt(lum >= 1.0)
+    ij = np.floor(res.points).astype(int)
+    spacing = np.sqrt((lum < 1.0).sum() / n)
+    assert to_ink[ij[:, 0], ij[:, 1]].max() <= spacing
+    assert res.max_mass_error <= res.ot_tol
+    assert res.warnings == ()
+    # the weights returned are those of the final cells: every cell has its mass
+    cells = assign_cells(Density.from_luminance(lum), res.points, res.weights)
+    np.testing.assert_allclose(cells.masses * n, 1.0, atol=res.ot_tol)
 
 
 def test_color_and_alpha():
@@ -187,7 +288,8 @@ def test_cli_stipple(tmp_path, png, caplog):
 
     with Image.open(out_png) as im:
         assert im.size == (96, 72)
-    meta = json.loads((tmp_path / "o.json").read_text())
+    # the sidecar's name is the CLI's business (sidecar_path)
+    meta = json.loads(Path(sidecar_path(out_svg)).read_text())
     assert meta["complete"] is True
     assert meta["parameters"]["n"] == 70
     assert meta["diagnostics"]["iterations"] == 3

@@ -88,8 +88,10 @@ def add_stipple_options(p):
         "--dot-size",
         type=positive_float,
         default=None,
-        help="constant dot radius in pixels (default: each dot's radius "
-        "reproduces the tone of its cell, without overlapping its neighbours)",
+        help="constant dot radius in pixels, used as given (dots may overlap); "
+        "default: each dot's radius reproduces the tone of its own cell, "
+        "sqrt(ink / pi), capped at 0.45x the distance to its nearest dot so that "
+        "dots never overlap",
     )
     p.add_argument(
         "--dot-size-range",
@@ -98,8 +100,10 @@ def add_stipple_options(p):
         default=None,
         action=_RadiusRange,
         metavar=("MIN", "MAX"),
-        help="dot radii from MIN to MAX pixels (0 < MIN <= MAX), linear in the "
-        "tone of each dot's cell (default: off, see --dot-size)",
+        help="dot radii linear in tone: radius = MIN + (MAX - MIN) x the mean "
+        "darkness (0 white, 1 black) of the inked pixels of the dot's cell, capped "
+        "at 0.45x the distance to the nearest dot so that dots never overlap "
+        "(0 < MIN <= MAX; default: off, see --dot-size)",
     )
     p.add_argument(
         "--color",

@@ -289,19 +289,108 @@ def write_pdf(path, image, *, dpi=300.0) -> None:
         image_mod.fromarray(img).save(fh, format="PDF", resolution=float(dpi))
 
 
-def _grain_colors(n, seed):
-    rng = np.random.default_rng(seed)
-    return rng.integers(30, 256, size=(n, 3)).astype(np.uint8)
+#: RGB levels of the candidate grain colours (white and black stay for gaps, text
+#: and void)
+_PALETTE_LEVELS = (0, 60, 120, 180, 240)
+
+
+def _palette(k):
+    """Return the first ``k`` colours of a fixed farthest-point sequence (RGB uint8).
+
+    Each colour is the candidate (levels ``_PALETTE_LEVELS`` per channel) farthest
+    from white, black and the colours before it: the first 22 are at least 120
+    apart (Euclidean, 0-255) and as far from white and black. Beyond the 125
+    candidates the sequence repeats.
+    """
+    lv = np.array(_PALETTE_LEVELS, dtype=np.float64)
+    cand = np.stack(np.meshgrid(lv, lv, lv, indexing="ij"), axis=-1).reshape(-1, 3)
+    dmin = np.minimum(
+        np.linalg.norm(cand - 255.0, axis=1), np.linalg.norm(cand, axis=1)
+    )
+    order = []
+    for _ in range(min(k, len(cand))):
+        i = int(np.argmax(dmin))
+        order.append(i)
+        dmin = np.minimum(dmin, np.linalg.norm(cand - cand[i], axis=1))
+        dmin[i] = -1.0
+    out = cand[np.array(order, dtype=np.int64)].astype(np.uint8)
+    return np.resize(out, (k, 3)) if k > len(out) else out
+
+
+def _grain_adjacency(gm):
+    """Pairs ``(i, j)``, ``i < j``, of grains with a face between two voxels.
+
+    Over the whole map (no wrap-around), void (negative ids) left out.
+    """
+    keys = []
+    n = int(gm.max()) + 1
+    for axis in range(gm.ndim):
+        a = np.moveaxis(gm, axis, 0)
+        lo, hi = a[:-1], a[1:]
+        m = (lo != hi) & (lo >= 0) & (hi >= 0)
+        i, j = lo[m].astype(np.int64), hi[m].astype(np.int64)
+        keys.append(np.unique(np.minimum(i, j) * n + np.maximum(i, j)))
+    keys = np.unique(np.concatenate(keys))
+    return np.stack([keys // n, keys % n], axis=1)
+
+
+def _grain_colors(gm):
+    """RGB uint8 of each grain id of ``gm``: neighbouring grains never share one.
+
+    Greedy colouring of the grain adjacency (:func:`_grain_adjacency`), grains by
+    decreasing number of neighbours then id, each taking the first colour of
+    :func:`_palette` that no coloured neighbour has; deterministic.
+    """
+    n = max(int(gm.max()) + 1, 1)
+    pairs = _grain_adjacency(gm) if gm.max() >= 0 else np.zeros((0, 2), np.int64)
+    both = np.concatenate([pairs, pairs[:, ::-1]])
+    both = both[np.lexsort((both[:, 1], both[:, 0]))]
+    start = np.searchsorted(both[:, 0], np.arange(n + 1))
+    degree = np.diff(start)
+    colour = np.full(n, -1, dtype=np.int64)
+    for g in np.lexsort((np.arange(n), -degree)).tolist():
+        used = set(colour[both[start[g] : start[g + 1], 1]].tolist())
+        c = 0
+        while c in used:
+            c += 1
+        colour[g] = c
+    return _palette(int(colour.max()) + 1)[colour]
+
+
+def _label_font(size):
+    """Pillow's default font at ``size`` pixels (older Pillow: its bitmap font)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one size
+        return ImageFont.load_default()
+
+
+def _slice_labels(gm):
+    """Two label lines per panel: which plane, and which axes run down and across."""
+    if gm.ndim == 2:
+        return [("2D map", "rows: axis 0, cols: axis 1")]
+    d, h, w = gm.shape
+    return [
+        (f"axis 0 = {d // 2} of {d}", "rows: axis 1, cols: axis 2"),
+        (f"axis 1 = {h // 2} of {h}", "rows: axis 0, cols: axis 2"),
+        (f"axis 2 = {w // 2} of {w}", "rows: axis 0, cols: axis 1"),
+    ]
 
 
 def grain_slices_png(path, grain_map, seed=0, *, min_height=256) -> None:
-    """Write a PNG preview of a grain map: three orthogonal mid-slices.
+    """Write a PNG preview of a grain map: three orthogonal mid-slices, labelled.
 
     For a 3D map ``(D, H, W)`` the slices ``[D // 2, :, :]``, ``[:, H // 2, :]``
-    and ``[:, :, W // 2]`` are placed side by side (separated by a white gap);
-    a 2D map is drawn as is. Each grain gets a random colour from
-    ``np.random.default_rng(seed)``; void (negative ids) is black. Images are
-    enlarged with nearest-neighbour sampling to at least ``min_height`` pixels.
+    and ``[:, :, W // 2]`` are placed side by side (separated by a white gap), each
+    under a label naming its plane in array axes (``axis 0 = 24 of 48``, then
+    ``rows: axis 1, cols: axis 2``: the axes that run down and across it); a 2D map
+    is drawn as is, labelled ``rows: axis 0, cols: axis 1``. Grains sharing a voxel
+    face anywhere in the map get different, well-separated colours (a greedy
+    colouring of the grain adjacency, deterministic); void (negative ids) is black.
+    Slices are enlarged with nearest-neighbour sampling to at least ``min_height``
+    pixels; the labels (Pillow's default font) sit in a white band above them.
 
     Parameters
     ----------
@@ -310,15 +399,16 @@ def grain_slices_png(path, grain_map, seed=0, *, min_height=256) -> None:
     grain_map : (D, H, W) or (H, W) array_like of int
         Grain ids (0-based, -1 for void).
     seed : int
-        Seed of the colour generator.
+        Unused (the colours are determined by the map); kept for compatibility.
     min_height : int
-        Minimum height of the output in pixels.
+        Minimum height of the slices in pixels.
 
     Raises
     ------
     ValueError
         If ``grain_map`` is not a 2D or 3D integer array.
     """
+    image_mod, draw_mod = _pil()
     gm = np.asarray(grain_map)
     if gm.dtype == bool or not np.issubdtype(gm.dtype, np.integer):
         raise ValueError(
@@ -335,15 +425,30 @@ def grain_slices_png(path, grain_map, seed=0, *, min_height=256) -> None:
         slices = [gm[d // 2], gm[:, h // 2, :], gm[:, :, w // 2]]
     height = max(s.shape[0] for s in slices)
     factor = max(1, int(np.ceil(min_height / height)))
-    colors = _grain_colors(max(int(gm.max()) + 1, 1), seed)
+    colors = _grain_colors(gm)
     gap = max(2, factor)
-    panels = []
-    for s in slices:
+    font = _label_font(max(10, height * factor // 24))
+    probe = draw_mod.Draw(image_mod.new("RGB", (1, 1)))
+    labels = _slice_labels(gm)
+    line = probe.textbbox((0, 0), "Ag", font=font)[3] + 2
+    pad = max(2, line // 4)
+    band = 2 * line + 2 * pad
+    widths = []
+    for s, text in zip(slices, labels, strict=True):
+        text_w = max(probe.textbbox((0, 0), t, font=font)[2] for t in text)
+        widths.append(max(s.shape[1] * factor, text_w + 2 * pad))
+    total = sum(widths) + gap * (len(slices) - 1)
+    canvas = np.full((band + height * factor, total, 3), 255, dtype=np.uint8)
+    x0s = np.cumsum([0, *[wd + gap for wd in widths[:-1]]])
+    for s, x0 in zip(slices, x0s.tolist(), strict=True):
         rgb = np.zeros((*s.shape, 3), dtype=np.uint8)
         valid = s >= 0
         rgb[valid] = colors[s[valid]]
         rgb = np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
-        pad = np.full((height * factor - rgb.shape[0], rgb.shape[1], 3), 255, np.uint8)
-        panels.append(np.concatenate([rgb, pad], axis=0))
-        panels.append(np.full((height * factor, gap, 3), 255, dtype=np.uint8))
-    write_png(path, np.concatenate(panels[:-1], axis=1))
+        canvas[band : band + rgb.shape[0], x0 : x0 + rgb.shape[1]] = rgb
+    img = image_mod.fromarray(canvas)
+    draw = draw_mod.Draw(img)
+    for text, x0 in zip(labels, x0s.tolist(), strict=True):
+        for k, t in enumerate(text):
+            draw.text((x0 + pad, pad + k * line), t, fill=(0, 0, 0), font=font)
+    write_png(path, np.asarray(img))

@@ -69,10 +69,11 @@ class Microstructure:
     volumes : (N,) ndarray of float64
         Achieved volumes, measured as ``volume_measure`` says.
     volume_measure : str
-        ``"voxels"``: the voxel counts of the grain map (times the voxel volume) meet
-        the tolerance; ``"cells"``: the voxels are too coarse to resolve it, and the
-        volumes are the exact volumes of the Laguerre cells, whose voxelisation is the
-        grain map (then see ``max_voxel_volume_error``).
+        ``"voxels"``: ``volumes`` are the voxel counts of the grain map (times the
+        voxel volume); ``"cells"``: the voxel counts could not be brought within
+        the tolerance (grid too coarse, or the voxel polish stopped short), and the
+        volumes are the exact volumes of the Laguerre cells, whose voxelisation is
+        the grain map (then see ``max_voxel_volume_error``).
     max_voxel_volume_error : float
         ``max_i |V_i - V*_i| / V*_i`` of the grain map's voxel counts.
     phases : (N,) ndarray of int64
@@ -385,6 +386,232 @@ def _solve(
     return res, ours
 
 
+#: voxel polish: sweeps at most, and sweeps without a new best before it stops
+_POLISH_MAX_SWEEPS = 40
+_POLISH_PATIENCE = 6
+
+
+def _face_neighbours(labels, periodic, directions=(1, -1)):
+    """Yield each face-neighbour view of ``labels``: ``(neighbour ids, valid)``.
+
+    One per axis and direction (``shift`` in ``directions``); ``valid`` is False
+    where the neighbour lies outside a non-periodic box. Generated one at a time
+    (two arrays the size of the map each).
+    """
+    for axis in range(labels.ndim):
+        for shift in directions:
+            nb = np.roll(labels, shift, axis=axis)
+            valid = np.ones(labels.shape, dtype=bool)
+            if not periodic[axis]:
+                edge = [slice(None)] * labels.ndim
+                edge[axis] = 0 if shift == 1 else -1
+                valid[tuple(edge)] = False
+            yield nb, valid
+
+
+def _independent_worst(labels, periodic, err, inner, n):
+    """Grains with ``err > inner``, worst first, no two face-adjacent."""
+    off = err > inner
+    keys = []
+    for nb, valid in _face_neighbours(labels, periodic, (1,)):  # each face once
+        m = valid & (nb != labels) & (off[labels] | off[nb])
+        a, b = labels[m].astype(np.int64), nb[m].astype(np.int64)
+        keys += [a * n + b, b * n + a]
+    keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    src, dst = keys // n, keys % n
+    start = np.searchsorted(src, np.arange(n + 1))
+    order = np.flatnonzero(off)
+    order = order[np.argsort(-err[order], kind="stable")]
+    blocked = np.zeros(n, dtype=bool)
+    chosen = []
+    for i in order.tolist():
+        if not blocked[i]:
+            chosen.append(i)
+            blocked[i] = True
+            blocked[dst[start[i] : start[i + 1]]] = True
+    return np.array(chosen, dtype=np.int64)
+
+
+def _polish_step(grid, pts, psi, labels, err, want, inner):
+    """Weight changes that put the worst grains, pairwise not adjacent, on target.
+
+    Grains with ``err > inner`` are taken by decreasing error, skipping the
+    neighbours of grains already taken. Each gets the change of its own weight that
+    moves exactly ``want - count`` voxels in or out, the other weights fixed: a
+    voxel ``x`` of grain ``a`` joins grain ``i`` when ``psi_i`` rises by more than
+    ``c_i(x) - c_a(x)`` (power distances ``c_j(x) = |x - y_j|^2 - psi_j``), and
+    leaves ``i`` when ``psi_i`` falls by more than the gap to its next grain. Only
+    voxels with a face-neighbour in another grain are considered.
+    """
+    n = len(psi)
+    chosen = _independent_worst(labels, grid.periodic, err, inner, n)
+    delta = np.zeros(n)
+    if chosen.size == 0:
+        return delta
+    in_c = np.zeros(n, dtype=bool)
+    in_c[chosen] = True
+    flat = labels.ravel()
+    h, origin = np.array(grid.spacing), np.array(grid.origin)
+
+    def cost(vox, site):
+        idx = np.stack(np.unravel_index(vox, labels.shape), axis=1)
+        d = grid.min_image((idx + 0.5) * h + origin - pts[site])
+        return (d * d).sum(axis=1) - psi[site]
+
+    # voxels a chosen grain can gain: face-neighbours of it in other grains
+    keys = []
+    for nb, valid in _face_neighbours(labels, grid.periodic):
+        m = valid & in_c[nb] & (nb != labels)
+        keys.append(np.flatnonzero(m) * n + nb[m])
+    keys = np.unique(np.concatenate(keys))
+    vox, grain = keys // n, keys % n
+    gain = cost(vox, grain) - cost(vox, flat[vox].astype(np.int64))
+    # voxels a chosen grain can lose: its boundary voxels, to their next grain
+    edge = np.zeros(labels.shape, dtype=bool)
+    for nb, valid in _face_neighbours(labels, grid.periodic):
+        edge |= valid & (nb != labels)
+    lose_vox = np.flatnonzero(edge & in_c[labels])
+    own = flat[lose_vox].astype(np.int64)
+    nxt = np.full(lose_vox.size, np.inf)
+    for nb, valid in _face_neighbours(labels, grid.periodic):
+        other = nb.ravel()[lose_vox].astype(np.int64)
+        use = valid.ravel()[lose_vox] & (other != own)
+        c = np.full(lose_vox.size, np.inf)
+        c[use] = cost(lose_vox[use], other[use])
+        nxt = np.minimum(nxt, c)
+    lose = nxt - cost(lose_vox, own)
+    counts = np.bincount(flat, minlength=n)
+    for key, gap, sign in ((grain, gain, 1.0), (own, lose, -1.0)):
+        order = np.lexsort((gap, key))
+        key, gap = key[order], np.maximum(gap[order], 0.0)
+        bounds = np.searchsorted(key, np.stack([chosen, chosen + 1]))
+        for i, lo, hi in zip(chosen.tolist(), *bounds.tolist(), strict=True):
+            k = int(want[i] - counts[i]) * int(sign)
+            if k <= 0 or hi <= lo:
+                continue
+            g = gap[lo:hi]
+            step = 0.5 * (g[k - 1] + g[k]) if k < g.size else g[-1] * (1 + 1e-9)
+            delta[i] = sign * (step + 1e-12)
+    return delta
+
+
+def _voxel_polish(density, pts, fractions, psi, tol, linear_solver):
+    """Adjust the weights until the grain map's voxel counts meet ``tol``.
+
+    Centre quadrature moves whole voxels, so that Newton's steps on the voxel counts
+    stall once the error is that of the voxels flipped by a step. Here, each sweep
+    counts the voxels of the map (one centre pass), then gives the worst grains,
+    pairwise not adjacent, the weight change that moves exactly the voxels they
+    lack or have in excess across their boundaries (coordinate ascent of the
+    discrete transport problem): their neighbours absorb the difference. Stops at
+    ``tol``, after ``_POLISH_MAX_SWEEPS`` sweeps, or when ``_POLISH_PATIENCE`` sweeps
+    found no better map. Returns ``(result, sweeps)``: the centre-quadrature
+    :class:`OTResult` of the best map (its masses are the voxel counts).
+    """
+    grid = density.grid
+    n_vox = grid.n_pixels
+    target = fractions * n_vox
+    want = np.maximum(np.rint(target), 1.0)
+    best, since, sweeps = None, 0, 0
+    psi = np.array(psi, dtype=np.float64)
+    while True:
+        res, _ = _solve(
+            density, pts, fractions, psi, tol, 0, linear_solver, "center", None
+        )
+        if best is None or res.max_error < best.max_error:
+            best, since = res, 0
+        else:
+            since += 1
+        logger.debug(
+            "voxel polish sweep %d: max voxel error %.3g", sweeps, res.max_error
+        )
+        if (
+            best.max_error <= tol
+            or sweeps >= _POLISH_MAX_SWEEPS
+            or since >= _POLISH_PATIENCE
+        ):
+            return best, sweeps
+        labels = res.labels
+        counts = np.bincount(labels.ravel(), minlength=len(psi))
+        err = np.abs(counts - target) / target
+        err[counts == want] = 0.0  # on the nearest whole number of voxels
+        psi = res.weights + _polish_step(
+            grid, pts, res.weights, labels, err, want, 0.5 * tol
+        )
+        sweeps += 1
+
+
+def _voxel_stage(density, pts, fractions, res, caught, solve_args, newton_cb):
+    """Run the final stage of the default quadrature: voxel counts from exact cells.
+
+    ``res`` is the final solve on the exact (fractional) cells. If it met ``tol``
+    and one voxel is at most ``tol`` of the smallest target, :func:`_voxel_polish`
+    moves voxels until the map's counts meet ``tol``; if they do not, the exact cells
+    are kept (measure "cells"). If ``res`` did not converge, damped Newton on the
+    voxel counts (centre quadrature) takes over. Returns
+    ``(result, caught warnings, measure, polish)`` with ``polish`` None or
+    ``(sweeps, best max voxel error)``.
+    """
+    tol, max_iter, linear_solver = solve_args
+    if not res.converged:
+        centre, caught_c = _solve(
+            density,
+            pts,
+            fractions,
+            res.weights,
+            tol,
+            max_iter,
+            linear_solver,
+            "center",
+            newton_cb,
+        )
+        return centre, caught_c, "voxels", None
+    if fractions.min() * density.grid.n_pixels * tol < 1.0:
+        # one voxel is more than tol of the smallest grain: keep the exact cells
+        return res, caught, "cells", None
+    polished, sweeps = _voxel_polish(
+        density, pts, fractions, res.weights, tol, linear_solver
+    )
+    if polished.converged:
+        return polished, [], "voxels", (sweeps, float(polished.max_error))
+    return res, caught, "cells", (sweeps, float(polished.max_error))
+
+
+def _voxel_message(tol, voxel_err, cell_err, grain_map, n, fractions, polish):
+    """Explain a grain map whose voxel counts miss ``tol`` (exact cells kept).
+
+    The voxel counts are those of ``grain_map``, not of the targets.
+    """
+    counts = np.bincount(grain_map.ravel(), minlength=n)
+    smallest = int(counts.min())
+    n_vox = grain_map.size
+    need = 2.0 / tol
+    factor = max((need / (fractions.min() * n_vox)) ** (1.0 / grain_map.ndim), 1.1)
+    head = (
+        f"the grain map's voxel counts are within {100 * voxel_err:.3g} % of the "
+        f"target volumes (max relative error), not within tol={tol:g} "
+        f"({100 * tol:g} %); its smallest grain has {smallest} voxels (one voxel is "
+        f"{100 / max(smallest, 1):.2g} % of it). "
+    )
+    if polish is None:
+        why = (
+            "One voxel is more than tol of the smallest target "
+            f"({fractions.min() * n_vox:.3g} voxels), so the counts were not "
+            "polished"
+        )
+    else:
+        why = (
+            f"The voxel polish ({polish[0]} sweeps moving boundary voxels between "
+            f"grains) got them within {100 * polish[1]:.3g} % at best"
+        )
+    return (
+        f"{head}{why}: the exact Laguerre cells are kept, and their volumes, "
+        f"reported, are within {100 * cell_err:.3g} %. For voxel counts within tol, "
+        f"refine the grid about {factor:.2g}x per axis (about {need:.0f} voxels in "
+        "the smallest grain) or loosen tol"
+    )
+
+
 def generate_microstructure(
     shape,
     n_grains=None,
@@ -443,8 +670,9 @@ def generate_microstructure(
     quadrature : {"fractional", "center"}, optional
         Quadrature of every solve when given. By default the Lloyd steps and a first
         final solve use "fractional" (exact volumes of the Laguerre cells), then the
-        weights are polished with "center" so that the grain map's voxel counts meet
-        ``tol`` (as far as the voxel size allows).
+        weights are polished so that the grain map's voxel counts meet ``tol`` (see
+        Notes); where they cannot, the exact cells are kept (``volume_measure``
+        "cells") with a ResolutionWarning.
     statistics : bool
         Compute :class:`GrainStatistics` (a few passes over the map). If False,
         ``stats`` is None.
@@ -468,9 +696,14 @@ def generate_microstructure(
     Warns
     -----
     ResolutionWarning
-        The raster cannot resolve ``tol`` (centre quadrature moves whole voxels; about
-        ``2 / tol`` voxels per grain are needed). ``converged`` is then False and
-        ``max_volume_error`` holds what was achieved.
+        The grain map's voxel counts miss ``tol``: the message gives their achieved
+        max relative error beside ``tol``, the smallest grain's voxel count in the
+        map, and whether the voxel polish ran. With the default quadrature the exact
+        cell volumes meet ``tol`` (``converged`` True, ``volume_measure`` "cells");
+        with ``quadrature="center"`` the solver's own warning says the raster cannot
+        resolve ``tol`` (about ``2 / tol`` voxels per grain are needed),
+        ``converged`` is False and ``max_volume_error`` holds what was achieved.
+        Without this warning, the voxel counts meet ``tol``.
     ConvergenceWarning
         The final solve stopped at ``max_iter`` or stalled.
 
@@ -485,6 +718,22 @@ def generate_microstructure(
     by continuation inside :func:`~rasterquant.solve_ot`; the count is reported as
     ``n_repairs``). Cost: ``lloyd_iterations + 1`` solves of a few Newton steps, each
     one sweep of the raster plus a sparse solve.
+
+    Voxel polish (default quadrature). The voxelisation of the exact cells misses
+    their volumes by a few boundary voxels per grain, several percent of a grain of
+    a few hundred voxels. Damped Newton on the voxel counts stalls there: each step
+    flips voxels along all boundaries at once, and the counts it changes move by
+    about as much as the step corrects. The polish instead treats the map as the
+    discrete transport problem it is: each sweep counts the voxels of the map, then
+    gives the worst grains (error above ``tol / 2``), pairwise not adjacent, the
+    change of their own weight that moves exactly the voxels they lack or have in
+    excess across their boundary (the voxels' thresholds are the power-distance
+    gaps to the neighbouring grains); their neighbours absorb the difference. It
+    runs when one voxel is at most ``tol`` of the smallest target, stops at ``tol``,
+    after 40 sweeps, or after 6 sweeps without a better map; each sweep costs one
+    centre pass and array work on the boundary voxels of the grains it moves. In
+    trials (3D, 50 to 2000 grains, ``tol=0.01``) it met ``tol`` from about 150
+    voxels per grain, and stopped short at 110 to 130.
 
     References
     ----------
@@ -596,6 +845,7 @@ def generate_microstructure(
     psi = None
     n_repairs = 0
     lloyd_warnings = []
+    polish = None  # (sweeps, best voxel error) of the voxel polish, when it ran
     # what "achieved volumes" are: voxel counts of the map, or the exact cell volumes
     measure = "cells" if quadrature == "fractional" else "voxels"
     try:
@@ -618,33 +868,24 @@ def generate_microstructure(
                 q,
                 newton_cb,
             )
+            repairs, newton = res.n_repairs, res.n_iter
             if final and quadrature is None:
-                n_repairs += res.n_repairs
-                # a voxel count moves by whole voxels: the polish has a chance when
-                # one voxel is at most tol of the smallest grain (and ~2 / tol voxels
-                # make it likely); a few Newton steps tell
-                resolvable = fractions.min() * grid.n_pixels >= 1.0 / tol
-                polished = None
-                if resolvable or not res.converged:
-                    polished, caught_p = _solve(
-                        density,
-                        pts,
-                        fractions,
-                        res.weights,
-                        tol,
-                        max_iter if not res.converged else min(max_iter, 10),
-                        linear_solver,
-                        "center",
-                        newton_cb,
-                    )
-                if polished is not None and (polished.converged or not res.converged):
-                    res, caught = polished, caught_p
-                else:
-                    # the voxels cannot resolve tol, the exact cells do: keep the
-                    # exact (Laguerre) volumes, and report the map's voxel counts
-                    measure = "cells"
+                # the grain map's volumes are voxel counts: polish the weights
+                exact = res
+                res, caught, measure, polish = _voxel_stage(
+                    density,
+                    pts,
+                    fractions,
+                    res,
+                    caught,
+                    (tol, max_iter, linear_solver),
+                    newton_cb,
+                )
+                if res is not exact:
+                    repairs += res.n_repairs
+                    newton += res.n_iter
             psi = res.weights
-            n_repairs += res.n_repairs
+            n_repairs += repairs
             disp = 0.0
             if not final:
                 lloyd_warnings += caught
@@ -657,8 +898,8 @@ def generate_microstructure(
                 psi = psi - (move**2).sum(axis=1)
             hist["stage"].append("final" if final else "lloyd")
             hist["max_volume_error"].append(float(res.max_error))
-            hist["newton_iterations"].append(int(res.n_iter))
-            hist["repairs"].append(int(res.n_repairs))
+            hist["newton_iterations"].append(int(newton))
+            hist["repairs"].append(int(repairs))
             hist["status"].append(res.status)
             hist["displacement"].append(disp)
             hist["energy"].append(float(res.energy))
@@ -668,11 +909,11 @@ def generate_microstructure(
                 hist["stage"][-1],
                 step,
                 res.max_error,
-                res.n_iter,
-                res.n_repairs,
+                newton,
+                repairs,
             )
             if bar is not None:
-                bar.set_postfix(err=f"{res.max_error:.2g}", newton=res.n_iter)
+                bar.set_postfix(err=f"{res.max_error:.2g}", newton=newton)
                 bar.update(1)
             if callback is not None:
                 callback(
@@ -680,8 +921,8 @@ def generate_microstructure(
                         "stage": hist["stage"][-1],
                         "step": step,
                         "max_volume_error": float(res.max_error),
-                        "newton_iterations": int(res.n_iter),
-                        "repairs": int(res.n_repairs),
+                        "newton_iterations": int(newton),
+                        "repairs": int(repairs),
                         "points": pts,
                         "weights": psi,
                     }
@@ -708,11 +949,9 @@ def generate_microstructure(
     rel = np.abs(res.masses - fractions) / fractions
     if measure == "cells" and voxel_rel.max() > tol:
         warnings.warn(
-            f"the voxel map resolves grain volumes to {voxel_rel.max():.3g} (max "
-            f"relative error of the voxel counts) > tol={tol:g}: its smallest grain "
-            f"has {target.min() / float(np.prod(h)):.0f} voxels, and tol needs about "
-            f"{2.0 / tol:.0f}; the exact Laguerre cell volumes meet tol "
-            f"({rel.max():.3g}); refine the grid for voxel counts within tol",
+            _voxel_message(
+                tol, voxel_rel.max(), rel.max(), grain_map, n, fractions, polish
+            ),
             ResolutionWarning,
             stacklevel=2,
         )
