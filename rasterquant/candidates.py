@@ -268,28 +268,31 @@ def _listed(pos, w, centres, radii, upper, t, j):
     return d <= b * b
 
 
-@kernel(parallel=True)
 def _brute_lists(pos, w, centres, radii, upper):
     """``_grouped_query`` by testing (tile, site) pairs with the site's own weight.
 
     Only the sites within a tile's largest reach along the first axis are tested
     (sites sorted along it). Returns ``(cand_ptr, cand_idx, largest radius)``.
     """
+    # the sort and the range searches in numpy: numba compiles its own sort and
+    # searchsorted for ~3 s on the first run, longer than they take on any problem
+    order = np.argsort(pos[:, 0], kind="stable")
+    key = pos[order, 0]
+    reach = np.sqrt(np.maximum(upper + float(w.max()), 0.0)) + radii
+    reach = reach * (1 + 1e-9) + 1e-9 * (1.0 + reach)  # as _pair_bound
+    first = np.searchsorted(key, centres[:, 0] - reach, side="left").astype(np.int64)
+    last = np.searchsorted(key, centres[:, 0] + reach, side="right").astype(np.int64)
+    ptr, idx = _brute_pairs(pos, w, centres, radii, upper, order, first, last)
+    return ptr, idx, float(reach.max()) if len(reach) else 0.0
+
+
+@kernel(parallel=True)
+def _brute_pairs(pos, w, centres, radii, upper, order, first, last):
+    """Candidate lists in CSR layout: ``(cand_ptr (T + 1,), cand_idx)``.
+
+    Tile ``t`` tests the sites ``order[first[t]:last[t]]`` (see :func:`_brute_lists`).
+    """
     n_t = centres.shape[0]
-    m = pos.shape[0]
-    order = np.argsort(pos[:, 0])
-    key = np.empty(m)
-    for j in range(m):
-        key[j] = pos[order[j], 0]
-    wmax = -np.inf
-    for j in range(m):
-        wmax = max(wmax, w[j])
-    first = np.empty(n_t, np.int64)
-    last = np.empty(n_t, np.int64)
-    for t in range(n_t):
-        reach = _pair_bound(upper[t], wmax, radii[t])
-        first[t] = np.searchsorted(key, centres[t, 0] - reach, side="left")
-        last[t] = np.searchsorted(key, centres[t, 0] + reach, side="right")
     counts = np.zeros(n_t, np.int64)
     for t in prange(n_t):
         c = 0
@@ -308,10 +311,7 @@ def _brute_lists(pos, w, centres, radii, upper):
             if _listed(pos, w, centres, radii, upper, t, j):
                 idx[c] = j
                 c += 1
-    rmax = 0.0
-    for t in range(n_t):
-        rmax = max(rmax, _pair_bound(upper[t], wmax, radii[t]))
-    return ptr, idx, rmax
+    return ptr, idx
 
 
 def _grouped_query(pos, w, centres, radii, upper, cell_area):
