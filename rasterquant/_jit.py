@@ -24,10 +24,33 @@ def kernel(parallel=False):
 
     def wrap(func):
         return numba.njit(
-            cache=True, nogil=True, parallel=parallel, fastmath=set(FASTMATH)
+            cache=True, nogil=True, parallel=_parallel(parallel), fastmath=set(FASTMATH)
         )(func)
 
     return wrap
+
+
+def _parallel(parallel):
+    """Return numba's parallel options: ``prange`` loops only, or False.
+
+    Kernels parallelise their outermost loop with ``prange`` and nothing else
+    (STYLE.md), so the passes that look for implicit parallelism (array
+    expressions, reductions, fusion...) have nothing to find, but they still cost
+    first-run compile time (benchmarks/first_run.py).
+    A fresh dict each time: numba consumes it.
+    """
+    if not parallel:
+        return False
+    return {
+        "prange": True,
+        "comprehension": False,
+        "numpy": False,
+        "reduction": False,
+        "setitem": False,
+        "stencil": False,
+        "fusion": False,
+        "inplace_binop": False,
+    }
 
 
 class _CompileNotice(event.Listener):
