@@ -16,6 +16,7 @@ from .energy import (
     voronoi_energy,
 )
 from .errors import (
+    ConvergenceError,
     ConvergenceWarning,
     EmptyCellError,
     InsufficientMemoryError,
@@ -32,6 +33,7 @@ from .stipple import StippleResult, stipple
 
 __all__ = [
     "Cells",
+    "ConvergenceError",
     "ConvergenceWarning",
     "Density",
     "EmptyCellError",

@@ -3,6 +3,9 @@
 Every function here works on the raster: its result carries the raster's quadrature
 error, which each docstring states in terms of the pixels per cell
 ``P = (positive pixels) / N`` and of the mass tolerance ``tol`` of the OT solves.
+The functions that solve OT never return a number from a solve that missed ``tol``
+unless asked to (``on_failure="warn"``): by default they raise
+:class:`~rasterquant.errors.ConvergenceError`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from scipy.spatial import cKDTree
 from . import _config
 from ._validation import check_density, check_points
 from .assign.cells import _Raster
+from .errors import ConvergenceError
 from .ot.newton import solve_ot
 
 __all__ = [
@@ -26,13 +30,44 @@ __all__ = [
 ]
 
 
+_ON_FAILURE = ("raise", "warn")
+
+#: what to try when an OT solve ended with this status
+_FAILURE_HINTS = {
+    "resolution": "use quadrature='fractional', refine the raster or loosen tol",
+    "max_iter": "loosen tol, or pass weights= from a nearby converged solve",
+    "stalled": (
+        "loosen tol, pass weights= from a nearby converged solve, or check for "
+        "near-duplicate points"
+    ),
+}
+
+
+def _check_on_failure(on_failure):
+    """Validate the ``on_failure`` option of the energy functions."""
+    if not isinstance(on_failure, str) or on_failure not in _ON_FAILURE:
+        raise ValueError(f"on_failure must be one of {_ON_FAILURE}, got {on_failure!r}")
+    return on_failure
+
+
 def _solve_ot(
-    density, points, masses=None, *, tol, weights=None, quadrature=None, stacklevel=3
+    density,
+    points,
+    masses=None,
+    *,
+    tol,
+    weights=None,
+    quadrature=None,
+    on_failure="raise",
+    what="the OT solve",
+    stacklevel=3,
 ):
     """``solve_ot`` with an optional ``quadrature`` (forwarded only when given).
 
     Warnings of the solver are re-issued with ``stacklevel`` so that they point at the
-    user's call of the public function, not at this module.
+    user's call of the public function, not at this module. A solve that misses
+    ``tol`` raises :class:`ConvergenceError` (naming ``what``) unless ``on_failure``
+    is ``"warn"``; its own warnings are then dropped (the error says it all).
     """
     kwargs = {"tol": tol, "weights": weights}
     if quadrature is not None:
@@ -48,6 +83,15 @@ def _solve_ot(
                     "solve_ot; pass quadrature=None (the library default)"
                 ) from None
             raise
+    if on_failure == "raise" and not res.converged:
+        hint = _FAILURE_HINTS.get(res.status, "loosen tol")
+        raise ConvergenceError(
+            f"{what} ended {res.status} at max relative mass error "
+            f"{res.max_error:.3g} > tol={res.tol:g} after {res.n_iter} Newton "
+            f"iterations, so its result would be wrong: {hint}; or pass "
+            "on_failure='warn' to get the number anyway",
+            result=res,
+        )
     for w in caught:
         warnings.warn(w.message, stacklevel=stacklevel)
     return res
@@ -61,6 +105,7 @@ def quantization_energy(
     tol=_config.DEFAULT_TOL,
     weights=None,
     quadrature=None,
+    on_failure: str = "raise",
 ) -> float:
     """Uniform quantization energy ``F_N(Y) = W2^2(sum_i alpha_i delta_{y_i}, rho)``.
 
@@ -78,16 +123,28 @@ def quantization_energy(
         Starting weights of the OT solve (warm start).
     quadrature : str, optional
         Quadrature of the OT solve; ``None`` uses the library default.
+    on_failure : {"raise", "warn"}
+        What to do when an OT solve misses ``tol``: ``"raise"`` (default) raises
+        :class:`ConvergenceError`; ``"warn"`` returns the number computed from the
+        best iterate, with the solver's warning.
 
     Returns
     -------
     float
         The transport cost of the power cells, each pixel's own extent included.
 
+    Raises
+    ------
+    ConvergenceError
+        If the OT solve misses ``tol`` (``on_failure="raise"``); it carries the
+        failed :class:`OTResult` as ``result``.
+    ValueError
+        If ``on_failure`` is not "raise" or "warn".
+
     Warns
     -----
     ResolutionWarning, ConvergenceWarning
-        From :func:`solve_ot` when ``tol`` is not met.
+        From :func:`solve_ot` when ``tol`` is not met and ``on_failure="warn"``.
 
     Notes
     -----
@@ -102,8 +159,16 @@ def quantization_energy(
     quadrature ``tol`` cannot go below about ``2 / P`` (one boundary pixel), and for
     facets aligned with the raster axes not below about ``P^(-1/d)`` (a whole row).
     """
+    on_failure = _check_on_failure(on_failure)
     res = _solve_ot(
-        density, points, masses, tol=tol, weights=weights, quadrature=quadrature
+        density,
+        points,
+        masses,
+        tol=tol,
+        weights=weights,
+        quadrature=quadrature,
+        on_failure=on_failure,
+        what="quantization_energy: the OT solve",
     )
     return res.energy
 
@@ -149,6 +214,7 @@ def barycenter_energy(
     tol=_config.DEFAULT_TOL,
     weights=None,
     quadrature=None,
+    on_failure: str = "raise",
 ) -> float:
     """Energy ``W2^2((1/N) sum_i delta_{b_i(Y)}, rho)`` after one uniform Lloyd step.
 
@@ -170,6 +236,10 @@ def barycenter_energy(
         Starting weights of the first solve.
     quadrature : str, optional
         Quadrature of the OT solves; ``None`` uses the library default.
+    on_failure : {"raise", "warn"}
+        What to do when either OT solve misses ``tol``: ``"raise"`` (default) raises
+        :class:`ConvergenceError`; ``"warn"`` returns the number computed from the
+        best iterate, with the solver's warning.
 
     Returns
     -------
@@ -177,14 +247,18 @@ def barycenter_energy(
 
     Raises
     ------
+    ConvergenceError
+        If either OT solve misses ``tol`` (``on_failure="raise"``); it carries the
+        failed :class:`OTResult` as ``result``.
     ValueError
         If two barycenters coincide (two cells with the same barycenter cannot be
-        transported to separately); this needs degenerate cells.
+        transported to separately); this needs degenerate cells. If ``on_failure``
+        is not "raise" or "warn".
 
     Warns
     -----
     ResolutionWarning, ConvergenceWarning
-        From either OT solve when ``tol`` is not met.
+        From either OT solve when ``tol`` is not met and ``on_failure="warn"``.
 
     Notes
     -----
@@ -196,8 +270,16 @@ def barycenter_energy(
     and its relative raster error larger than that of ``F_N(Y)``: use ``P >= 100``
     pixels per cell for a few per cent.
     """
+    on_failure = _check_on_failure(on_failure)
     first = _solve_ot(
-        density, points, masses, tol=tol, weights=weights, quadrature=quadrature
+        density,
+        points,
+        masses,
+        tol=tol,
+        weights=weights,
+        quadrature=quadrature,
+        on_failure=on_failure,
+        what="barycenter_energy: the OT solve at the points",
     )
     second = _solve_ot(
         density,
@@ -206,6 +288,8 @@ def barycenter_energy(
         tol=tol,
         weights=first.weights,
         quadrature=quadrature,
+        on_failure=on_failure,
+        what="barycenter_energy: the OT solve at the barycenters",
     )
     return second.energy
 
@@ -218,6 +302,7 @@ def critical_residual(
     tol=_config.DEFAULT_TOL,
     weights=None,
     quadrature=None,
+    on_failure: str = "raise",
 ) -> float:
     """``max_i |y_i - b_i(Y)|``: zero exactly at a critical point of ``F_N``.
 
@@ -240,16 +325,28 @@ def critical_residual(
         Starting weights (warm start; e.g. the known weights of a fixed point).
     quadrature : str, optional
         Quadrature of the OT solve; ``None`` uses the library default.
+    on_failure : {"raise", "warn"}
+        What to do when an OT solve misses ``tol``: ``"raise"`` (default) raises
+        :class:`ConvergenceError`; ``"warn"`` returns the number computed from the
+        best iterate, with the solver's warning.
 
     Returns
     -------
     float
         In physical units.
 
+    Raises
+    ------
+    ConvergenceError
+        If the OT solve misses ``tol`` (``on_failure="raise"``); it carries the
+        failed :class:`OTResult` as ``result``.
+    ValueError
+        If ``on_failure`` is not "raise" or "warn".
+
     Warns
     -----
     ResolutionWarning, ConvergenceWarning
-        From :func:`solve_ot` when ``tol`` is not met.
+        From :func:`solve_ot` when ``tol`` is not met and ``on_failure="warn"``.
 
     Notes
     -----
@@ -260,10 +357,18 @@ def critical_residual(
     pixel ``h = D P^(-1/d)`` (typically much less). Residuals below
     ``max(tol D, h)`` do not distinguish a critical point.
     """
+    on_failure = _check_on_failure(on_failure)
     density = check_density(density)
     pts = check_points(points, density.grid)
     res = _solve_ot(
-        density, pts, masses, tol=tol, weights=weights, quadrature=quadrature
+        density,
+        pts,
+        masses,
+        tol=tol,
+        weights=weights,
+        quadrature=quadrature,
+        on_failure=on_failure,
+        what="critical_residual: the OT solve",
     )
     delta = density.grid.min_image(res.cells.barycenters - pts)
     return float(np.sqrt((delta**2).sum(axis=1)).max())

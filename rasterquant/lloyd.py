@@ -24,15 +24,31 @@ from ._validation import (
 )
 from .assign._kernels import _facet_move_rates, _facet_move_rates_at
 from .assign.cells import _Raster, polygon_buffer_bytes
-from .errors import ConvergenceWarning, ResolutionWarning
+from .errors import ConvergenceWarning, EmptyCellError, ResolutionWarning
 from .ot._jacobian import preconditioned_cg
-from .ot.newton import RESOLUTION, _rel_error, _solve, resolution_message
+from .ot.newton import CONVERGED, RESOLUTION, _rel_error, _solve, resolution_message
 
 __all__ = ["LloydResult", "lloyd"]
 
 logger = logging.getLogger(__name__)
 
 _METHODS = ("uniform", "voronoi")
+
+#: after a failed OT solve at moved points, steps of step/2, step/4, ... are tried
+#: from the last accepted points, at most this many
+MAX_STEP_HALVINGS = 3
+
+#: the keys of LloydResult.history that have one entry per accepted iterate
+_HISTORY_KEYS = (
+    "energy",
+    "max_mass_error",
+    "displacement",
+    "newton_iterations",
+    "repairs",
+    "step",
+    "retries",
+    "time",
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +70,17 @@ class LloydResult:
     converged : bool
         True if the largest point displacement fell below ``tol``.
     history : dict of list
-        Per iteration (energy of the iterate before its move): "energy",
-        "max_mass_error", "displacement", "newton_iterations", "repairs", "time".
+        Per accepted iterate (energy of the iterate before its move): "energy",
+        "max_mass_error", "displacement", "newton_iterations", "repairs", "step"
+        (the relaxation step that reached the iterate; NaN for the starting points),
+        "retries" (OT solves rejected before it was accepted), "time". Plus
+        "rejected": one dict per OT solve that missed ``ot_tol`` and was not used
+        ("iteration", "attempt" ("warm", "cold" or "centre" start), "step",
+        "status", "max_mass_error").
+    status : str
+        How the loop ended: "converged" (displacement below ``tol``), "n_iter"
+        (``n_iter`` moves made) or "ot_failed" (no OT solve met ``ot_tol``, even
+        after the retries: the last accepted iterate is returned).
     """
 
     points: np.ndarray
@@ -65,6 +90,7 @@ class LloydResult:
     n_iter: int
     converged: bool
     history: dict = field(repr=False)
+    status: str = "n_iter"
 
 
 def _follow_moves(raster, psi, moves):
@@ -150,6 +176,61 @@ def _follow_moves(raster, psi, moves):
     return barycentric
 
 
+def _accepted(out):
+    """Tell whether Lloyd may move points with this solve.
+
+    It must meet ``ot_tol``, or stop at the raster's resolution floor (centre
+    quadrature: masses move in whole pixels, which a retry cannot change).
+    """
+    return out["status"] in (CONVERGED, RESOLUTION)
+
+
+def _solve_uniform(raster, alpha, psi, ot_tol, max_iter, reject):
+    """Solve OT at the raster's sites for Lloyd, retrying from other starts.
+
+    Tries in turn: ``psi`` (warm; skipped when None), the multiscale cold start from
+    zero weights, and, with fractional quadrature, the continuation through centre
+    quadrature (its solution, found on whole pixels, starts the fractional solve).
+    Each attempt that Lloyd may not use is passed to ``reject(attempt, out)``.
+    Returns the first usable result, or else the failed one with the smallest error.
+    """
+    n = len(alpha)
+    attempts = ["cold"] if psi is None else ["warm", "cold"]
+    if raster.quadrature == "fractional" and not raster.geometric:
+        attempts.append("centre")
+    best = None
+    for k, how in enumerate(attempts):
+        try:
+            if how == "centre":
+                rc = _Raster(raster.density, raster.points, "center")
+                pre = _solve(rc, alpha, np.zeros(n), ot_tol, max_iter, multiscale=True)
+                start, multiscale = pre["weights"], False
+            elif how == "cold":
+                start, multiscale = np.zeros(n), True
+            else:
+                start, multiscale = psi, False
+            out = _solve(
+                raster,
+                alpha,
+                start,
+                ot_tol,
+                max_iter,
+                multiscale=multiscale,
+                want_moments=True,
+            )
+        except EmptyCellError:
+            if k == 0:
+                raise  # the start Lloyd has always used: as before
+            reject(how, {"status": "empty_cell", "max_error": float("inf")})
+            continue
+        if _accepted(out):
+            return out
+        reject(how, out)
+        if best is None or out["max_error"] < best["max_error"]:
+            best = out
+    return best
+
+
 def lloyd(
     density,
     points,
@@ -163,6 +244,7 @@ def lloyd(
     callback=None,
     progress: bool = False,
     quadrature: str = _config.DEFAULT_QUADRATURE,
+    ot_max_iter: int = _config.DEFAULT_MAX_ITER,
 ) -> LloydResult:
     """Lloyd's algorithm, classic or uniform, with an optional relaxed step.
 
@@ -187,15 +269,28 @@ def lloyd(
     ot_tol : float
         Relative mass tolerance of each OT solve.
     callback : callable, optional
-        Called with a dict (iteration, energy, points, ...) after each iteration.
+        Called with a dict (iteration, energy, points, weights, step, ...) after each
+        move, once the OT solve at the moved points has been accepted.
     progress : bool
         Show a tqdm progress bar on stderr.
     quadrature : {"center", "fractional"}
         Pixel quadrature of the cells (see :func:`solve_ot`).
+    ot_max_iter : int
+        Maximum Newton iterations of each OT solve (>= 0).
 
     Returns
     -------
     LloydResult
+        ``status`` says how the loop ended; ``history["rejected"]`` lists the OT
+        solves that were not used.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the loop stopped because no OT solve met ``ot_tol`` (status
+        "ot_failed"), naming the iteration and the error achieved.
+    ResolutionWarning
+        When centre quadrature cannot resolve ``ot_tol`` (those solves are used).
 
     Notes
     -----
@@ -203,6 +298,16 @@ def lloyd(
     moving ``y_i`` to ``b_i`` cannot increase them (for the uniform method up to the OT
     mass tolerance). Each iteration costs one OT solve (uniform: a few Newton steps,
     warm-started) or one sweep (voronoi), plus a moment pass.
+
+    The uniform method never moves points with the barycenters of an OT solve that
+    missed ``ot_tol`` (they can be far off: the energy would jump). Such a solve is
+    retried from the multiscale cold start, then from the centre-quadrature
+    solution; if all fail at points reached by a move, the move is taken again from
+    the last accepted points with half the step, down to ``step / 2**3``. When that
+    fails too, the loop stops with status "ot_failed" and returns the last accepted
+    iterate (at the starting points: the points unmoved, the best weights found and
+    ``energy`` NaN). Solves at the resolution floor of centre quadrature (status
+    "resolution") are used, with a ``ResolutionWarning``.
 
     Examples
     --------
@@ -245,29 +350,47 @@ def lloyd(
     alpha = check_masses(masses, n)
     ot_tol = check_tol(ot_tol, name="ot_tol")
     callback = check_callback(callback)
+    ot_max_iter = check_positive_int(ot_max_iter, "ot_max_iter", minimum=0)
     raster = _Raster(density, pts, quadrature)
     psi = np.zeros(n)
-    hist = {
-        k: []
-        for k in (
-            "energy",
-            "max_mass_error",
-            "displacement",
-            "newton_iterations",
-            "repairs",
-            "time",
-        )
-    }
+    hist = {k: [] for k in _HISTORY_KEYS}
+    hist["rejected"] = []
     t0 = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_iter, desc=f"lloyd ({method})", unit="it", leave=False)
-    worst_status, worst = None, None
+    worst = None  # the worst solve used at the resolution floor
+    failed = None  # the best failed solve when the loop stopped on it
     cold = True
-    converged = False
+    status = "n_iter"
     it = 0
+    tau = float("nan")  # the step that reached pts
+    last = None  # the last accepted iterate: (points, weights, masses, move)
+    pending = None  # the callback's dict for the move being tried
+    halvings = 0
+    n_rejected = 0
+
+    def reject(how, out):
+        hist["rejected"].append(
+            {
+                "iteration": it,
+                "attempt": how,
+                "step": tau,
+                "status": out["status"],
+                "max_mass_error": float(out["max_error"]),
+            }
+        )
+        logger.debug(
+            "lloyd %d: OT solve (%s start, step %g) ended %s at %.3g; not used",
+            it,
+            how,
+            tau,
+            out["status"],
+            out["max_error"],
+        )
+
     try:
         while True:
             raster.set_points(pts)
@@ -293,15 +416,29 @@ def lloyd(
             else:
                 # the first solve (and any after a long move) starts from coarser
                 # rasters (multiscale); later ones are warm-started
-                out = _solve(
-                    raster,
-                    alpha,
-                    psi,
-                    ot_tol,
-                    _config.DEFAULT_MAX_ITER,
-                    multiscale=cold,
-                    want_moments=True,
+                n_before = len(hist["rejected"])
+                out = _solve_uniform(
+                    raster, alpha, None if cold else psi, ot_tol, ot_max_iter, reject
                 )
+                n_rejected += len(hist["rejected"]) - n_before
+                if not _accepted(out):
+                    if last is None or halvings >= MAX_STEP_HALVINGS:
+                        failed = dict(out, points=pts)
+                        status = "ot_failed"
+                        break
+                    # never move with a failed solve: back to the last accepted
+                    # points, a shorter step towards their barycenters
+                    halvings += 1
+                    tau = step / 2.0**halvings
+                    last_pts, last_psi, _, last_move = last
+                    pts = last_pts + tau * last_move
+                    if density.grid.any_periodic:
+                        pts = density.grid.wrap(pts)
+                    # each site keeps its power distance at its cell's barycenter
+                    psi = last_psi - ((tau * last_move) ** 2).sum(axis=1)
+                    cold = False
+                    raster.expect_moves(0.0)
+                    continue
                 psi = out["weights"]
                 labels3 = out["labels3"]
                 if out["moments"] is not None:
@@ -310,24 +447,36 @@ def lloyd(
                     m, bary, energies = raster.moments(labels3, psi)
                 err = _rel_error(m, alpha)
                 newton, repairs = out["n_iter"], out["n_repairs"]
-                if out["status"] != "converged" and (worst is None or err > worst[0]):
+                if out["status"] == RESOLUTION and (worst is None or err > worst[0]):
                     worst = (err, out)
-                    worst_status = out["status"]
+            halvings = 0
+            if pending is not None:
+                pending["weights"] = psi
+                pending["step"] = tau
+                callback(pending)
+                pending = None
             energy = float(energies.sum())
-            disp = np.sqrt(((density.grid.min_image(bary - pts)) ** 2).sum(axis=1))
-            dmax = float(disp.max()) * step
-            hist["energy"].append(energy)
-            hist["max_mass_error"].append(err)
-            hist["displacement"].append(dmax)
-            hist["newton_iterations"].append(newton)
-            hist["repairs"].append(repairs)
-            hist["time"].append(time.perf_counter() - t0)
+            move = density.grid.min_image(bary - pts)
+            dmax = float(np.sqrt((move**2).sum(axis=1)).max()) * step
+            for key, value in (
+                ("energy", energy),
+                ("max_mass_error", err),
+                ("displacement", dmax),
+                ("newton_iterations", newton),
+                ("repairs", repairs),
+                ("step", tau),
+                ("retries", n_rejected),
+                ("time", time.perf_counter() - t0),
+            ):
+                hist[key].append(value)
+            n_rejected = 0
             if tol is not None and dmax <= tol:
-                converged = True
+                status = "converged"
                 break
             if it >= n_iter:
                 break
-            move = density.grid.min_image(bary - pts)
+            last = (pts, psi, m, move)
+            tau = step
             new = pts + step * move
             # short moves (late Lloyd steps): candidate lists with room for a few
             reach = step * float(np.sqrt((move**2).sum(axis=1).max()))
@@ -348,43 +497,80 @@ def lloyd(
                 bar.set_postfix(energy=f"{energy:.4g}", mass_err=f"{err:.2g}")
                 bar.update(1)
             if callback is not None:
-                callback(
-                    {
-                        "iteration": it,
-                        "energy": energy,
-                        "points": pts,
-                        "weights": psi,
-                        "max_mass_error": err,
-                        "displacement": dmax,
-                    }
-                )
+                pending = {
+                    "iteration": it,
+                    "energy": energy,
+                    "points": pts,
+                    "weights": psi,
+                    "max_mass_error": err,
+                    "displacement": dmax,
+                }
     finally:
         if bar is not None:
             bar.close()
     if worst is not None:
         err, out = worst
-        if worst_status == RESOLUTION:
-            msg = resolution_message(
-                ot_tol,
-                err,
-                out["granularity"],
-                density.n_positive() * float(alpha.min()),
-                density.grid.ndim,
-            )
-            warnings.warn(f"lloyd: {msg}", ResolutionWarning, stacklevel=2)
-        else:
-            warnings.warn(
-                f"lloyd: an OT solve ended {worst_status} at max relative mass error "
-                f"{err:.3g} > ot_tol={ot_tol:g}",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        msg = resolution_message(
+            ot_tol,
+            err,
+            out["granularity"],
+            density.n_positive() * float(alpha.min()),
+            density.grid.ndim,
+        )
+        warnings.warn(f"lloyd: {msg}", ResolutionWarning, stacklevel=2)
+    if failed is not None:
+        # the last accepted iterate (or the starting points), never the failed solve
+        it, pts, psi, m = _stopped(failed, last, hist, it, tau, ot_tol, n_rejected, t0)
     return LloydResult(
         points=pts,
         weights=psi - psi.mean(),
         masses=m,
         energy=hist["energy"][-1],
         n_iter=it,
-        converged=converged,
+        converged=status == "converged",
         history=hist,
+        status=status,
     )
+
+
+def _stopped(failed, last, hist, it, tau, ot_tol, n_rejected, t0):
+    """Settle a loop stopped on an OT solve that no retry could make usable.
+
+    Warns ``ConvergenceWarning``. Returns ``(n_iter, points, weights, masses)`` of
+    the last accepted iterate; when the solve at the starting points failed, of the
+    starting points with the best weights found (``failed["points"]``), and appends
+    a history entry for them whose energy is NaN.
+    """
+    err = float(failed["max_error"])
+    tried = ", ".join(
+        sorted({r["attempt"] for r in hist["rejected"] if r["iteration"] == it})
+    )
+    if last is None:
+        # nothing accepted: the starting points, unmoved
+        for key, value in (
+            ("energy", float("nan")),
+            ("max_mass_error", err),
+            ("displacement", float("nan")),
+            ("newton_iterations", failed["n_iter"]),
+            ("repairs", failed["n_repairs"]),
+            ("step", float("nan")),
+            ("retries", n_rejected),
+            ("time", time.perf_counter() - t0),
+        ):
+            hist[key].append(value)
+        where = "at the starting points"
+        returning = "the starting points unmoved, energy NaN"
+        pts, psi, masses = failed["points"], failed["weights"], failed["masses"]
+    else:
+        pts, psi, masses, _ = last
+        where = f"at iteration {it} (steps down to {tau:g} tried)"
+        returning = f"the points of iteration {it - 1}"
+    warnings.warn(
+        f"lloyd stopped {where}: no OT solve met ot_tol={ot_tol:g} (best max "
+        f"relative mass error {err:.3g}, {failed['status']}; starts tried: {tried}); "
+        f"returning {returning}. Loosen ot_tol, raise ot_max_iter or use a smaller "
+        "step",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+    return len(hist["energy"]) - 1, pts, psi, masses

@@ -756,3 +756,19 @@ def test_render_errors(tmp_path):
     with pytest.raises(ValueError, match=r"grain_map must be an integer array"):
         grain_slices_png(tmp_path / "g.png", np.zeros((4, 4)))
     assert os.listdir(tmp_path) == []
+
+
+def test_json_sidecars_are_standard_json(tmp_path):
+    """NaN (a Lloyd run stopped before any solve converged) must not reach the file."""
+    import json
+
+    from rasterquant.io.atomic import atomic_write_json
+
+    path = tmp_path / "s.json"
+    atomic_write_json(
+        path, {"energy": float("nan"), "e": [1.0, np.inf], "a": np.array([np.nan, 2.0])}
+    )
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text)
+    assert data == {"a": [None, 2.0], "e": [1.0, None], "energy": None}

@@ -50,6 +50,10 @@ def test_uniform_energy_nonincreasing_up_to_mass_tol(rng, step):
     e = np.array(res.history["energy"])
     err = np.array(res.history["max_mass_error"])
     assert (err <= ot_tol).all()
+    assert res.status == "n_iter"
+    assert res.history["rejected"] == []
+    assert res.history["retries"] == [0] * (res.n_iter + 1)
+    assert res.history["step"][1:] == [step] * res.n_iter
     # F_N moves by at most (mass error) x (mass-weighted squared cell size) from the
     # mass mismatch: allow 2 * ot_tol relative
     assert (np.diff(e) <= 2 * ot_tol * e[:-1]).all(), np.diff(e) / e[:-1]
@@ -74,12 +78,13 @@ def test_tol_on_displacement_stops_early(rng):
     density = rq.Density.uniform((96, 96))
     pts = rng.random((16, 2)) * 96
     res = rq.lloyd(density, pts, method="voronoi", n_iter=500, tol=0.05)
-    assert res.converged
+    assert res.converged and res.status == "converged"
     assert res.n_iter < 500
     assert res.history["displacement"][-1] <= 0.05
     assert all(d > 0.05 for d in res.history["displacement"][:-1])
     no_tol = rq.lloyd(density, pts, method="voronoi", n_iter=3)
     assert not no_tol.converged and no_tol.n_iter == 3
+    assert no_tol.status == "n_iter"
 
 
 def test_callback_called(rng):
@@ -133,6 +138,10 @@ def test_bad_arguments(rng):
         rq.lloyd(density, pts, tol=-1.0)
     with pytest.raises(ValueError, match="n_iter"):
         rq.lloyd(density, pts, n_iter=-1)
+    with pytest.raises(ValueError, match="ot_max_iter must be >= 0, got -1"):
+        rq.lloyd(density, pts, ot_max_iter=-1)
+    with pytest.raises(TypeError, match="ot_max_iter must be an integer"):
+        rq.lloyd(density, pts, ot_max_iter=2.5)
 
 
 @pytest.mark.parametrize("periodic", [False, True])

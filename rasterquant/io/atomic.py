@@ -190,10 +190,24 @@ def _json_default(obj):
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
 
 
+def _finite(obj):
+    """Replace NaN and infinities by None, so that the JSON is standard JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def atomic_write_json(path, obj) -> None:
     """Write ``obj`` as JSON (indent 2, sorted keys) to ``path`` atomically.
 
-    NumPy scalars and arrays are converted to Python numbers and lists.
+    NumPy scalars and arrays are converted to Python numbers and lists; NaN and
+    infinities become ``null`` (JSON has no such numbers).
 
     Parameters
     ----------
@@ -202,5 +216,7 @@ def atomic_write_json(path, obj) -> None:
     obj : object
         Anything :func:`json.dumps` accepts, plus NumPy scalars and arrays.
     """
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+    text = json.dumps(
+        _finite(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False
+    )
     atomic_write_text(path, text + "\n")
