@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import reference
 
+import rasterquant as rq
 from rasterquant.assign import _laguerre
 from rasterquant.assign._laguerre import laguerre_cells
 from rasterquant.grid import Grid
@@ -265,10 +266,82 @@ def test_low_weight_site_has_an_empty_cell(rng, d, periodic):
     np.testing.assert_allclose(out[:, 0].sum(), 1.0, rtol=1e-12)
 
 
+def _helix(n=500):
+    """Issue 15: ``n`` points on a helix in the unit cube, axis order (z, row, col)."""
+    t = np.linspace(0, 6 * np.pi, n)
+    return np.column_stack(
+        [0.5 + 0.3 * np.cos(t), 0.5 + 0.3 * np.sin(t), 0.1 + 0.8 * t / (6 * np.pi)]
+    )
+
+
+def _reference_cell(pts, weights, i, lo, hi):
+    """Volume and first moment about ``pts[i]`` of power cell ``i`` in a box.
+
+    Non-periodic; from scipy's half-space intersection (``tests/reference.py``).
+    """
+    d = pts.shape[1]
+    box = np.concatenate(
+        [np.column_stack([np.eye(d), -hi]), np.column_stack([-np.eye(d), lo])]
+    )
+    others = np.arange(len(pts)) != i
+    t, w = pts[others], weights[others]
+    bisectors = np.column_stack(
+        [2.0 * (t - pts[i]), -((t**2).sum(1) - (pts[i] ** 2).sum() - w + weights[i])]
+    )
+    vol, first = reference._polytope_moments(np.concatenate([box, bisectors]), d)
+    return vol, first - vol * pts[i]
+
+
+def _spy_buffers(monkeypatch):
+    """Record the buffer capacities ``(maxv, maxe)`` of every ``_laguerre_pass``."""
+    seen = []
+    kernel = _laguerre._laguerre_pass
+
+    def spy(*args):
+        seen.append(args[-2:])
+        return kernel(*args)
+
+    monkeypatch.setattr(_laguerre, "_laguerre_pass", spy)
+    return seen
+
+
+def test_helix_cells_outgrow_the_start_buffers(monkeypatch):
+    # issue 15: cells of points on a curve have hundreds of faces, more than the
+    # starting buffers hold; they are rebuilt with larger buffers, not reported
+    pts = _helix()
+    args = (pts, np.zeros(len(pts)), np.zeros(3), np.ones(3), False)
+    seen = _spy_buffers(monkeypatch)
+    out, rows, cols, _ = laguerre_cells(*args)
+    assert max(v for v, _ in seen) > _laguerre.MAXV
+    np.testing.assert_allclose(out[:, 0].sum(), 1.0, rtol=1e-12)
+    np.testing.assert_array_less(0.0, out[:, 0])
+    faces = np.bincount(np.concatenate([rows, cols]), minlength=len(pts))
+    assert faces.max() > 300
+    for i in [92, *np.argsort(faces)[-4:]]:  # the cells with the most faces
+        vol, first = _reference_cell(*args[:2], i, *args[2:4])
+        np.testing.assert_allclose(out[i, 0], vol, rtol=1e-11)
+        np.testing.assert_allclose(out[i, 1:4], first, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("d", "periodic"), [(2, False), (2, True), (3, False), (3, (True, False, True))]
+)
+def test_start_buffers_do_not_change_the_cells(rng, monkeypatch, d, periodic):
+    # buffers too small for any clipped cell: every cell overflows, several times,
+    # and must come out exactly as with the default start
+    pts, weights, lo, hi, per = _random_case(rng, 300, np.ones(d), periodic)
+    expected = laguerre_cells(pts, weights, lo, hi, per)
+    seen = _spy_buffers(monkeypatch)
+    got = laguerre_cells(pts, weights, lo, hi, per, buffers=(8, 24))
+    assert seen[0] == (8, 24) and max(v for v, _ in seen) >= 32  # grew twice
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("d", [2, 3])
-def test_cell_beyond_buffer_capacity_is_reported(d):
+def test_cell_with_more_faces_than_the_start_buffers(d):
     # the centre's cell has one facet per surrounding site: more vertices than the
-    # clip buffers hold (MAXV)
+    # starting clip buffers hold (MAXV)
     k = _laguerre.MAXV + 100
     if d == 2:
         t = 2 * np.pi * np.arange(k) / k
@@ -280,8 +353,51 @@ def test_cell_beyond_buffer_capacity_is_reported(d):
             [z, np.sqrt(1 - z**2) * np.cos(t), np.sqrt(1 - z**2) * np.sin(t)]
         )
     pts = np.vstack([np.full(d, 0.5), 0.5 + 0.3 * ring])
-    with pytest.raises(RuntimeError, match="cell 0 outgrew the clip buffers"):
-        laguerre_cells(pts, np.zeros(len(pts)), np.zeros(d), np.ones(d), False)
+    lo, hi = np.zeros(d), np.ones(d)
+    out, rows, cols, vals = laguerre_cells(pts, np.zeros(len(pts)), lo, hi, False)
+    np.testing.assert_allclose(out[:, 0].sum(), 1.0, rtol=1e-12)
+    # every surrounding site shares a facet with the centre (all are on a circle or
+    # a sphere, so all are extreme points of the set)
+    np.testing.assert_array_equal(cols[rows == 0], np.arange(1, k + 1))
+    if d == 2:  # a regular k-gon of apothem 0.15
+        np.testing.assert_allclose(out[0, 0], k * 0.15**2 * np.tan(np.pi / k), 1e-12)
+        np.testing.assert_allclose(vals[rows == 0], np.tan(np.pi / k) / 2, 1e-10)
+    else:
+        vol, first = _reference_cell(pts, np.zeros(len(pts)), 0, lo, hi)
+        np.testing.assert_allclose(out[0, 0], vol, rtol=1e-11)
+        np.testing.assert_allclose(out[0, 1:4], first, rtol=0, atol=1e-14)
+
+
+def test_endless_overflow_ends_in_a_one_line_internal_error(monkeypatch):
+    # a kernel that always reports overflow: the buffers double until they exceed
+    # what any convex cell among the sites can need, then a one-line error
+    kernel = _laguerre._laguerre_pass
+    seen = []
+
+    def always_overflow(*args):
+        seen.append(args[-2:])
+        res = kernel(*args)
+        return res[0], np.full_like(res[1], _laguerre._OVERFLOW), *res[2:]
+
+    monkeypatch.setattr(_laguerre, "_laguerre_pass", always_overflow)
+    pts = [[0.25, 0.5], [0.75, 0.5]]  # 2D, 2 sites: at most 5 edges
+    match = (
+        r"^cell 0 needs more than 32 vertices or 96 face-vertex incidences, more "
+        r"than a convex cell among 2 sites can have \(an internal error of "
+        r"rasterquant/assign/_laguerre.py; please report the input\)$"
+    )
+    with pytest.raises(RuntimeError, match=match):
+        laguerre_cells(pts, [0, 0], [0, 0], [1, 1], False, buffers=(8, 24))
+    assert seen == [(8, 24), (16, 48), (32, 96)]
+
+
+def test_helix_solve_ot_converges():
+    # issue 15 end to end: solve_ot raised "cell 92 outgrew the clip buffers"
+    pts = _helix()
+    density = rq.Density.uniform((64, 64, 64), extent=[(0, 1)] * 3)
+    res = rq.solve_ot(density, pts, tol=1e-4)
+    assert res.converged
+    np.testing.assert_allclose(res.masses, 1 / len(pts), rtol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -311,6 +427,10 @@ def test_cell_beyond_buffer_capacity_is_reported(d):
             },
             "points must be distinct, rows 0 and 3",
         ),
+        ({"buffers": (4, 64)}, r"buffers must be two integers.*got \(4, 64\)"),
+        ({"buffers": (64, 32)}, r"8 <= maxv <= maxe and maxe >= 24, got \(64, 32\)"),
+        ({"buffers": (512.0, 2048)}, r"buffers must be two integers"),
+        ({"buffers": 512}, r"buffers must be two integers \(maxv, maxe\).*got 512"),
     ],
 )
 def test_bad_inputs_raise(kwargs, match):

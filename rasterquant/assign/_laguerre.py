@@ -33,11 +33,18 @@ triangle fan (2D) or from the tetrahedra between the site and the fan triangles 
 every face (3D); facets below ``EPS_FACET`` (relative) are contacts at a vertex or an
 edge and get no Jacobian entry.
 
-Buffers: a cell lives in ``vf`` (2, MAXV, 4) float64 (two copies, ``src`` and
+Buffers: a cell lives in ``vf`` (2, maxv, 4) float64 (two copies, ``src`` and
 ``1 - src``; columns z, y, x (2D: y, x, 0) and the signed distance to the current
-plane) and ``fi`` (2, 3, MAXE) int64: rows ``fidx`` (face vertex loops, 3D), ``fptr``
+plane) and ``fi`` (2, 3, maxe) int64: rows ``fidx`` (face vertex loops, 3D), ``fptr``
 (face offsets, 3D) and ``tag`` (the neighbour of each face (3D) or edge (2D), -1 for
-the box). ``sc`` (7, MAXV) int64 is the clipper's scratch.
+the box). ``sc`` (7, maxv) int64 is the clipper's scratch. A cell that does not fit
+reports ``_OVERFLOW``; ``laguerre_cells`` rebuilds such cells with both capacities
+doubled, up to what a convex cell can need: with ``F`` faces (at most one per other
+site or periodic image, plus the ``2 d`` box faces), a polygon has ``F`` vertices
+and a polyhedron at most ``2 F - 4`` vertices and ``6 F - 12`` face-vertex
+incidences, so the clipper (which asks for room for one crossing per edge, and for
+twice a face's size) needs ``maxv >= 2 (F + 1)`` and ``maxe >= 8 (F + 1)``; the
+search stops at twice these.
 """
 
 import itertools
@@ -53,7 +60,8 @@ from ._fractional import _polygon_moments, _tetra_moments
 
 __all__ = ["laguerre_cells"]
 
-#: buffer capacities: vertices of a cell; face-vertex incidences and faces (3D)
+#: starting buffer capacities: vertices of a cell; face-vertex incidences and faces
+#: (3D); doubled for the cells that need more
 MAXV = 512
 MAXE = 2048
 #: first-round neighbour radius: the stopping distance of a cell with circumradius
@@ -514,6 +522,8 @@ def _laguerre_pass(
     want_jac,
     n_chunks,
     jac_cap,
+    maxv,
+    maxe,
 ):
     """Power cells of the sites ``cells``, each clipped by its listed neighbours.
 
@@ -535,6 +545,9 @@ def _laguerre_pass(
     want_moments, want_jac : bool
     n_chunks, jac_cap : int
         Fixed number of chunks; room for Jacobian triplets per chunk.
+    maxv, maxe : int
+        Capacities of the cell buffers: vertices; face-vertex incidences (3D) and
+        faces or edges (``8 <= maxv <= maxe``, ``maxe >= 24``).
 
     Returns
     -------
@@ -542,6 +555,8 @@ def _laguerre_pass(
         Volume, first moments about the site (z, y, x), second moment about the site,
         for the cells whose status is ``_DONE`` (zeros otherwise).
     status : (n,) int64
+        ``_DONE``, ``_MORE_NEIGHBOURS``, ``_OVERFLOW`` (the caller retries with larger
+        buffers) or ``_BROKEN``.
     dstop : (n,) float64
         Stopping distance of each cell: ``> radius`` means ``_MORE_NEIGHBOURS``.
     rows, cols : (n_chunks, jac_cap) int64; vals : (n_chunks, jac_cap) float64
@@ -566,11 +581,11 @@ def _laguerre_pass(
             kmax = max(kmax, ptr[r + 1] - ptr[r])
         hd = np.empty(kmax)
         hg = np.empty(kmax, np.int64)
-        vf = np.empty((2, MAXV, 4))
-        fi = np.empty((2, 3, MAXE), np.int64)
-        sc = np.empty((7, MAXV), np.int64)
-        fac_j = np.empty(MAXE, np.int64)  # a face has 3 or more incidences
-        fac_val = np.empty(MAXE)
+        vf = np.empty((2, maxv, 4))
+        fi = np.empty((2, 3, maxe), np.int64)
+        sc = np.empty((7, maxv), np.int64)
+        fac_j = np.empty(maxe, np.int64)  # a face has 3 or more incidences
+        fac_val = np.empty(maxe)
         cnt = 0
         for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             i = cells[r]
@@ -766,8 +781,9 @@ def _ghosts(pts, lo, hi, period, margin):
 
 _STATUS_ERRORS = {
     _OVERFLOW: (
-        f"cell {{i}} outgrew the clip buffers (MAXV = {MAXV} vertex slots, MAXE = "
-        f"{MAXE} face-vertex incidences); raise them in rasterquant/assign/_laguerre.py"
+        "cell {i} needs more than {maxv} vertices or {maxe} face-vertex incidences, "
+        "more than a convex cell among {n} sites can have (an internal error of "
+        "rasterquant/assign/_laguerre.py; please report the input)"
     ),
     _BROKEN: (
         "cell {i}: a clip met an inconsistent face structure (an internal error of "
@@ -776,7 +792,28 @@ _STATUS_ERRORS = {
 }
 
 
-def laguerre_cells(points, weights, lo, hi, periodic, want_moments=True, want_jac=True):
+def _check_buffers(buffers):
+    """Validate the starting capacities ``(maxv, maxe)``; returns them as ints."""
+    b = np.asarray(buffers)
+    if b.shape != (2,) or b.dtype.kind not in "iu" or b[0] < 8 or b[1] < max(b[0], 24):
+        raise ValueError(
+            f"buffers must be two integers (maxv, maxe) with 8 <= maxv <= maxe and "
+            f"maxe >= 24, got {buffers!r}"
+        )
+    return int(b[0]), int(b[1])
+
+
+def laguerre_cells(
+    points,
+    weights,
+    lo,
+    hi,
+    periodic,
+    want_moments=True,
+    want_jac=True,
+    *,
+    buffers=(MAXV, MAXE),
+):
     """Exact power cells of a uniform density on a box: volumes, moments, Jacobian.
 
     Parameters
@@ -794,6 +831,10 @@ def laguerre_cells(points, weights, lo, hi, periodic, want_moments=True, want_ja
         Compute the first and second moments (else those columns are zero).
     want_jac : bool, optional
         Compute the Jacobian triplets (else they are empty).
+    buffers : (int, int), optional
+        Starting capacities of the per-cell clip buffers: vertices, face-vertex
+        incidences. Cells that do not fit are rebuilt with both doubled; the results
+        do not depend on this (tests start small to exercise the retries).
 
     Returns
     -------
@@ -812,10 +853,10 @@ def laguerre_cells(points, weights, lo, hi, periodic, want_moments=True, want_ja
     ------
     ValueError
         Bad shapes, non-finite values, points outside the box or coinciding, ``d`` not
-        2 or 3.
+        2 or 3, bad ``buffers``.
     RuntimeError
-        A cell outgrew the fixed clip buffers (``MAXV`` vertices, ``MAXE`` face-vertex
-        incidences), or a clip met an inconsistent face structure (internal error).
+        Internal errors: a clip met an inconsistent face structure, or a cell needed
+        buffers larger than a convex cell among these sites can fill.
 
     Notes
     -----
@@ -828,7 +869,10 @@ def laguerre_cells(points, weights, lo, hi, periodic, want_moments=True, want_ja
     until no farther site can cut it (see the module docstring). Neighbours are the
     sites and periodic images within a radius of the site, from a kd-tree
     (``scipy.spatial.cKDTree``), the radius being enlarged for the few cells whose
-    stopping test fails. Cost: about 10 microseconds per cell and thread in 3D for
+    stopping test fails. The cells that outgrow the clip buffers (cells with hundreds
+    of faces, as for points on a curve) are rebuilt with buffers twice as large, up to
+    the size that the most complex convex cell among ``N`` sites (and their periodic
+    images) can need. Cost: about 10 microseconds per cell and thread in 3D for
     random points, a few in 2D. Facets smaller than ``EPS_FACET`` times ``R`` (2D) or
     ``R^2`` (3D), ``R`` the distance from the site to its farthest cell vertex, are
     contacts up to rounding and get no triplet. Results do not depend on the number
@@ -845,7 +889,13 @@ def laguerre_cells(points, weights, lo, hi, periodic, want_moments=True, want_ja
     (array([0]), array([1]), array([1.]))
     """
     pts, psi, lo, hi, per = _check_inputs(points, weights, lo, hi, periodic)
+    maxv, maxe = _check_buffers(buffers)
     n, d = pts.shape
+    # faces of a cell: at most one per other site or image (shifted by at most one
+    # period on each periodic axis), plus the box; the capacities that such a cell
+    # can need, with a factor 2 for rounding (module docstring)
+    faces = n * 3 ** int(per.sum()) - 1 + 2 * d
+    maxv_cap, maxe_cap = 4 * (faces + 1), 16 * (faces + 1)
     period = np.where(per, hi - lo, 0.0)
     pts = np.where(per & (pts >= hi), pts - period, pts)
     _check_distinct(pts)
@@ -888,14 +938,23 @@ def laguerre_cells(points, weights, lo, hi, periodic, want_moments=True, want_ja
             N_CHUNKS,
         )
         cap = FACETS_PER_CELL[d] * (-(-todo.size // N_CHUNKS)) + 64
-        res, status, dstop, rows, cols, vals, counts = _laguerre_pass(*args, cap)
+        res, status, dstop, rows, cols, vals, counts = _laguerre_pass(
+            *args, cap, maxv, maxe
+        )
         if counts.max() > cap:
             cap = int(counts.max())
-            res, status, dstop, rows, cols, vals, counts = _laguerre_pass(*args, cap)
+            res, status, dstop, rows, cols, vals, counts = _laguerre_pass(
+                *args, cap, maxv, maxe
+            )
+        can_grow = maxv < maxv_cap or maxe < maxe_cap
         for code, msg in _STATUS_ERRORS.items():
             bad = np.flatnonzero(status == code)
-            if bad.size:
-                raise RuntimeError(msg.format(i=int(todo[bad[0]])))
+            if bad.size and not (code == _OVERFLOW and can_grow):
+                i = int(todo[bad[0]])
+                raise RuntimeError(msg.format(i=i, maxv=maxv, maxe=maxe, n=n))
+        grow = status == _OVERFLOW  # rebuilt next round with twice the capacities
+        if grow.any():
+            maxv, maxe = 2 * maxv, 2 * maxe
         done = status == _DONE
         out[todo[done]] = res[done]
         if want_jac:
@@ -906,9 +965,11 @@ def laguerre_cells(points, weights, lo, hi, periodic, want_moments=True, want_ja
         # the stopping distance only shrinks as more neighbours clip a cell: listing
         # everything within it (plus rounding room) finishes the cell; the radius at
         # most doubles per round, as a cell that the first neighbours left open (its
-        # stopping distance spans the box) usually closes much sooner
+        # stopping distance spans the box) usually closes much sooner; a cell that
+        # overflowed keeps its radius
+        wider = np.minimum(dstop * (1.0 + 1e-9), 2.0 * radius)
+        radius = np.where(grow, radius, wider)[~done]
         todo = todo[~done]
-        radius = np.minimum(dstop[~done] * (1.0 + 1e-9), 2.0 * radius[~done])
     if not want_jac or not trip:
         return out, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     rows = np.concatenate([t[0] for t in trip])
