@@ -45,13 +45,22 @@ BLEND_MOVE_PIXELS = 8.0
 #: squared mean cell sizes ``(volume / N)^(2/d)``
 GEOMETRIC_MAX_STEP = 16.0
 
-#: N above which the Newton linear system is solved by preconditioned CG, by dimension
-#: (benchmarks/run.py linear: SuperLU fill-in grows much faster on 3D cell graphs).
-DIRECT_SOLVE_MAX_N = {2: 30000, 3: 800}
+#: N above which the Newton linear system is solved by AMG-preconditioned CG instead
+#: of SuperLU, by dimension (benchmarks/bench_linear.py). In 2D a factorisation,
+#: reused as the preconditioner of the next steps, beats AMG up to the largest N
+#: measured; 3D cell graphs fill in much more under factorisation
+DIRECT_SOLVE_MAX_N = {2: 200000, 3: 2000}
 
-#: conjugate-gradient iterations preconditioned by the last factorisation that a Newton
-#: step tries before it factorises its own Jacobian (each costs two triangular solves)
+#: conjugate-gradient iterations preconditioned by the last factorisation or AMG
+#: hierarchy that a Newton step tries before it builds its own
 PCG_MAX_ITER = 20
+#: AMG (smoothed aggregation): largest coarsest level (solved by a pseudo-inverse),
+#: the iterations a CG solve with a new hierarchy may take before the system is
+#: declared inconsistent (then factorised), and the seed of pyamg's spectral radius
+#: estimate (which draws from numpy's global generator)
+AMG_MAX_COARSE = 500
+AMG_MAX_ITER = 200
+AMG_SEED = 0
 #: forcing term (relative residual of the Newton direction) while the mass error is
 #: above 1: damped steps, far from the quadratic phase
 DAMPED_FORCING = 0.1

@@ -409,7 +409,8 @@ def _multiscale_start(
         except EmptyCellError:
             return None
         psi = out["weights"]
-        # the coarse system's factorisation preconditions the next level's
+        # the coarse system's factorisation (or AMG hierarchy) preconditions the
+        # next level's
         raster.last_solver = r.last_solver
         graph = r.graph
     raster.graph = graph
@@ -616,7 +617,8 @@ def _solve_attempt(
         # then below the quadratic term: the convergence stays quadratic, and a
         # first step far from the tolerance is not solved to it; above an error of
         # 1 (damped steps) DAMPED_FORCING. A few CG steps preconditioned by the last
-        # factorisation, from the last direction scaled down, when they reach it.
+        # factorisation or AMG hierarchy, from the last direction scaled down, when
+        # they reach it.
         delta, raster.last_solver = solve_newton_system(
             jac,
             rhs,
@@ -837,7 +839,9 @@ def solve_ot(
     normalize : bool
         Rescale ``masses`` to sum 1 instead of rejecting them.
     linear_solver : {"auto", "direct", "cg"}
-        Solver of the Newton systems.
+        Solver of the Newton systems: ``"direct"`` a SuperLU factorisation,
+        ``"cg"`` conjugate gradients preconditioned by algebraic multigrid (pyamg);
+        ``"auto"`` factorises up to ``_config.DIRECT_SOLVE_MAX_N`` points.
     quadrature : {"fractional", "center"}
         ``"fractional"`` (default): pixels on cell boundaries are split exactly, the
         masses are continuous in the weights and Newton converges quadratically to any
@@ -876,8 +880,8 @@ def solve_ot(
     it: their masses are followed along the step on small windows (the limits of
     sdot's solver), instead of halving. Each iteration costs one sweep (which also
     gives the next Jacobian), one sparse solve (a few conjugate-gradient steps
-    preconditioned by the last factorisation, or a new one), and a sweep per
-    rejected trial.
+    preconditioned by the last factorisation or AMG hierarchy, or a new one), and
+    a sweep per rejected trial.
 
     References
     ----------
