@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from test_batch import _write_png
 
 import rasterquant
 
@@ -33,16 +33,6 @@ WORK = ["-n", "1000", "--iterations", "50", "--resolution", "200"]
 STARTUP_DEADLINE = 300.0
 EXIT_DEADLINE = 5.0  # from the signal to the exit of the parent
 GRACE = 3.0  # from the exit of the parent until no child is left
-
-
-def _write_png(path, seed, shape=(64, 64)):
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
-    img = 0.3 + 0.6 * np.sin(x / (5 + seed)) ** 2 * np.cos(y / 7) ** 2
-    img = np.clip(img + 0.05 * rng.random(shape), 0, 1)
-    Image.fromarray((img * 255).astype(np.uint8)).save(path)
 
 
 def _alive(procs):
@@ -74,7 +64,7 @@ def _start_batch(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(N_IMAGES):
-        _write_png(src / f"p{i}.png", i)
+        _write_png(src / f"p{i}.png", i, shape=(64, 64))
     out = tmp_path / "out"
     argv = [
         sys.executable,
