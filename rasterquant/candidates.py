@@ -183,7 +183,8 @@ def build_candidates(
             # bound, tighter than the weight groups'), cheaper than building trees
             pos = np.ascontiguousarray(sites[:, axes])
             tc = np.ascontiguousarray(centres[:, axes])
-            best = _brute_best(pos, site_w, tc)
+            bins = _site_bins(pos, site_w)
+            best = _brute_best(pos, site_w, tc, bins)
         else:
             lift = np.sqrt(np.maximum(wmax - site_w, 0.0))
             ltree = cKDTree(np.column_stack([sites[:, axes], lift]))
@@ -194,7 +195,7 @@ def build_candidates(
         upper = (far[:, axes] ** 2).sum(axis=1) - site_w[best]
         if brute:
             cand_ptr, cand_idx, rmax = _brute_lists(
-                pos, site_w, tc, radii, upper + 2.0 * slack
+                pos, site_w, tc, radii, upper + 2.0 * slack, bins
             )
         else:
             cand_ptr, cand_idx, rmax = _grouped_query(
@@ -232,21 +233,115 @@ def build_candidates(
     )
 
 
-@kernel(parallel=True)
-def _brute_best(pos, w, centres):
-    """Index of the site of least power distance at each tile centre (brute force)."""
-    n_t = centres.shape[0]
-    best = np.zeros(n_t, np.int64)
-    for t in prange(n_t):
-        bd = np.inf
-        for j in range(pos.shape[0]):
+def _site_bins(pos, w):
+    """Bucket the sites on the last two axes of ``pos`` (about 8 sites per bin).
+
+    Returns ``(order, bin_ptr, lo, size, nb, box, wmax)``: the sites of bin
+    ``b = b0 * nb[1] + b1`` are ``order[bin_ptr[b]:bin_ptr[b + 1]]``; a site lies in
+    the bin ``floor((p - lo) / size)``, clipped to the grid of bins. ``box[b]`` is
+    the bounding box ``(lo0, hi0, lo1, hi1)`` of the bin's sites and ``wmax[b]`` their
+    largest weight (-inf for an empty bin).
+    """
+    xy = pos[:, -2:]
+    lo = xy.min(axis=0)
+    ext = np.maximum(xy.max(axis=0) - lo, 1e-12 * (1.0 + np.abs(lo)))
+    # about len(pos) / 8 bins, as square as the sites' box allows (a line of sites
+    # gets one row of bins)
+    n_bins = max(1, len(pos) // 8)
+    nb0 = int(min(max(round(math.sqrt(n_bins * float(ext[0] / ext[1]))), 1), n_bins))
+    nb = np.array([nb0, max(n_bins // nb0, 1)], dtype=np.int64)
+    size = ext / nb
+    b = np.clip(np.floor((xy - lo) / size), 0, nb - 1).astype(np.int64)
+    key = b[:, 0] * nb[1] + b[:, 1]
+    order, bin_ptr, box, wmax = _bin_sites(
+        np.ascontiguousarray(xy), w, key, nb[0] * nb[1]
+    )
+    return order, bin_ptr, lo, size, nb, box, wmax
+
+
+@kernel(parallel=False)
+def _bin_sites(xy, w, key, n_b):
+    """Sites in bin order (stable), bin pointers, boxes (B, 4), largest weights."""
+    bin_ptr = np.zeros(n_b + 1, np.int64)
+    for j in range(key.shape[0]):
+        bin_ptr[key[j] + 1] += 1
+    for b in range(n_b):
+        bin_ptr[b + 1] += bin_ptr[b]
+    order = np.empty(key.shape[0], np.int64)
+    fill = bin_ptr[:-1].copy()
+    for j in range(key.shape[0]):
+        order[fill[key[j]]] = j
+        fill[key[j]] += 1
+    box = np.empty((n_b, 4))
+    wmax = np.full(n_b, -np.inf)
+    for b in range(n_b):
+        box[b, 0] = np.inf
+        box[b, 1] = -np.inf
+        box[b, 2] = np.inf
+        box[b, 3] = -np.inf
+        for q in range(bin_ptr[b], bin_ptr[b + 1]):
+            j = order[q]
+            box[b, 0] = min(box[b, 0], xy[j, 0])
+            box[b, 1] = max(box[b, 1], xy[j, 0])
+            box[b, 2] = min(box[b, 2], xy[j, 1])
+            box[b, 3] = max(box[b, 3], xy[j, 1])
+            wmax[b] = max(wmax[b], w[j])
+    return order, bin_ptr, box, wmax
+
+
+@kernel(parallel=False)
+def _bin_range(c, r, lo, size, nb):
+    """First and last bin (clipped) that the interval ``[c - r, c + r]`` meets."""
+    b0 = min(max((c - r - lo) / size, 0.0), nb - 1.0)
+    b1 = min(max((c + r - lo) / size, 0.0), nb - 1.0)
+    return np.int64(b0), np.int64(b1)
+
+
+@kernel(parallel=False)
+def _scan_best(pos, w, centres, t, r, bins, bd, bj):
+    """Improve ``(bd, bj)`` with the sites of the bins within ``r`` of tile ``t``.
+
+    Ties go to the lowest site index (as a scan of all sites in order).
+    """
+    order, bin_ptr, lo, size, nb = bins[:5]
+    na = pos.shape[1]
+    y0, y1 = _bin_range(centres[t, na - 2], r, lo[0], size[0], nb[0])
+    x0, x1 = _bin_range(centres[t, na - 1], r, lo[1], size[1], nb[1])
+    for by in range(y0, y1 + 1):
+        for q in range(bin_ptr[by * nb[1] + x0], bin_ptr[by * nb[1] + x1 + 1]):
+            j = order[q]
             d = -w[j]
-            for a in range(pos.shape[1]):
+            for a in range(na):
                 e = centres[t, a] - pos[j, a]
                 d += e * e
-            if d < bd:
+            if d < bd or (d == bd and j < bj):
                 bd = d
-                best[t] = j
+                bj = j
+    return bd, bj
+
+
+@kernel(parallel=True)
+def _brute_best(pos, w, centres, bins):
+    """Index of the site of least power distance at each tile centre.
+
+    The same site as a scan of all sites (lowest index on ties), from the binned
+    sites: a site can beat the best found ``bd`` only within ``sqrt(bd + max psi)``.
+    """
+    n_t = centres.shape[0]
+    size = bins[3]
+    wmax = w.max()
+    best = np.zeros(n_t, np.int64)
+    for t in prange(n_t):
+        r = max(size[0], size[1])
+        bd = np.inf
+        bj = np.int64(-1)
+        while bj < 0:
+            bd, bj = _scan_best(pos, w, centres, t, r, bins, bd, bj)
+            r *= 2.0
+        reach = np.sqrt(max(bd + wmax, 0.0))
+        reach = reach * (1 + 1e-9) + 1e-9 * (1.0 + reach)
+        bd, bj = _scan_best(pos, w, centres, t, reach, bins, bd, bj)
+        best[t] = bj
     return best
 
 
@@ -268,49 +363,67 @@ def _listed(pos, w, centres, radii, upper, t, j):
     return d <= b * b
 
 
-def _brute_lists(pos, w, centres, radii, upper):
+def _brute_lists(pos, w, centres, radii, upper, bins):
     """``_grouped_query`` by testing (tile, site) pairs with the site's own weight.
 
-    Only the sites within a tile's largest reach along the first axis are tested
-    (sites sorted along it). Returns ``(cand_ptr, cand_idx, largest radius)``.
+    Only the sites binned within a tile's largest reach are tested (see
+    :func:`_site_bins`). Returns ``(cand_ptr, cand_idx, largest radius)``; each tile's
+    candidates are in bin order (the kernels sort the survivors of their pruning).
     """
-    # the sort and the range searches in numpy: numba compiles its own sort and
-    # searchsorted for ~3 s on the first run, longer than they take on any problem
-    order = np.argsort(pos[:, 0], kind="stable")
-    key = pos[order, 0]
     reach = np.sqrt(np.maximum(upper + float(w.max()), 0.0)) + radii
     reach = reach * (1 + 1e-9) + 1e-9 * (1.0 + reach)  # as _pair_bound
-    first = np.searchsorted(key, centres[:, 0] - reach, side="left").astype(np.int64)
-    last = np.searchsorted(key, centres[:, 0] + reach, side="right").astype(np.int64)
-    ptr, idx = _brute_pairs(pos, w, centres, radii, upper, order, first, last)
+    ptr, idx = _brute_pairs(pos, w, centres, radii, upper, reach, bins)
     return ptr, idx, float(reach.max()) if len(reach) else 0.0
 
 
+@kernel(parallel=False)
+def _tile_pairs(pos, w, centres, radii, upper, reach, bins, t, idx, start, fill):
+    """Count (and with ``fill`` write from ``idx[start]``) the sites tile t lists."""
+    order, bin_ptr, lo, size, nb, box, bin_w = bins
+    na = pos.shape[1]
+    y0, y1 = _bin_range(centres[t, na - 2], reach[t], lo[0], size[0], nb[0])
+    x0, x1 = _bin_range(centres[t, na - 1], reach[t], lo[1], size[1], nb[1])
+    cy = centres[t, na - 2]
+    cx = centres[t, na - 1]
+    c = start
+    for b in range(y0 * nb[1], (y1 + 1) * nb[1]):
+        if b % nb[1] < x0 or b % nb[1] > x1 or bin_ptr[b] == bin_ptr[b + 1]:
+            continue
+        # no site of the bin is listed if the bin's box lies beyond the reach of
+        # its heaviest site (the margin covers rounding of the box distance)
+        dy = max(box[b, 0] - cy, 0.0, cy - box[b, 1])
+        dx = max(box[b, 2] - cx, 0.0, cx - box[b, 3])
+        bb = _pair_bound(upper[t], bin_w[b], radii[t])
+        if dy * dy + dx * dx > bb * bb * (1 + 1e-9):
+            continue
+        for q in range(bin_ptr[b], bin_ptr[b + 1]):
+            j = order[q]
+            if _listed(pos, w, centres, radii, upper, t, j):
+                if fill:
+                    idx[c] = j
+                c += 1
+    return c - start
+
+
 @kernel(parallel=True)
-def _brute_pairs(pos, w, centres, radii, upper, order, first, last):
+def _brute_pairs(pos, w, centres, radii, upper, reach, bins):
     """Candidate lists in CSR layout: ``(cand_ptr (T + 1,), cand_idx)``.
 
-    Tile ``t`` tests the sites ``order[first[t]:last[t]]`` (see :func:`_brute_lists`).
+    Tile ``t`` tests the binned sites within ``reach[t]`` (see :func:`_brute_lists`).
     """
     n_t = centres.shape[0]
     counts = np.zeros(n_t, np.int64)
+    idx = np.empty(0, np.int64)
     for t in prange(n_t):
-        c = 0
-        for jj in range(first[t], last[t]):
-            if _listed(pos, w, centres, radii, upper, t, order[jj]):
-                c += 1
-        counts[t] = c
+        counts[t] = _tile_pairs(
+            pos, w, centres, radii, upper, reach, bins, t, idx, 0, False
+        )
     ptr = np.zeros(n_t + 1, np.int64)
     for t in range(n_t):
         ptr[t + 1] = ptr[t] + counts[t]
     idx = np.empty(ptr[n_t], np.int64)
     for t in prange(n_t):
-        c = ptr[t]
-        for jj in range(first[t], last[t]):
-            j = order[jj]
-            if _listed(pos, w, centres, radii, upper, t, j):
-                idx[c] = j
-                c += 1
+        _tile_pairs(pos, w, centres, radii, upper, reach, bins, t, idx, ptr[t], True)
     return ptr, idx
 
 

@@ -108,7 +108,9 @@ def _sweep_box(
 ):
     """Label the pixels of one box from the candidates of tile ``t``; add masses.
 
-    ``out_c`` (N,) receives the masses; the other trailing arrays are scratch buffers.
+    ``out_c`` (N, 1) receives the masses, or (N, 5) the masses and the moments about
+    the owning site as in :func:`_cell_moments`; the other trailing arrays are scratch
+    buffers.
     """
     zlo = origin3[0] + (k0 + 0.5) * spacing3[0]
     zhi = origin3[0] + (k1 - 0.5) * spacing3[0]
@@ -132,7 +134,8 @@ def _sweep_box(
         lb,
         keep,
     )
-    if nk == 1:
+    mom = out_c.shape[1] == 5
+    if nk == 1 and not mom:
         lab = owner[keep[0]]
         acc = 0.0
         for k in range(k0, k1):
@@ -144,7 +147,7 @@ def _sweep_box(
                         acc += density[k, j, i]
         if umass >= 0:
             acc = umass * (k1 - k0) * (j1 - j0) * (i1 - i0)
-        out_c[lab] += acc
+        out_c[lab, 0] += acc
         return
     for q in range(nk):
         cx[q] = sites[keep[q], 2]
@@ -170,13 +173,31 @@ def _sweep_box(
                     if d < best[ii]:
                         best[ii] = d
                         bestl[ii] = q
-            for ii in range(w):
-                lab = cown[bestl[ii]]
-                labels[k, j, i0 + ii] = lab
-                if umass < 0:
-                    out_c[lab] += density[k, j, i0 + ii]
-                else:
-                    out_c[lab] += umass
+            ii = 0
+            while ii < w:
+                # a run of pixels with one owner: sums in registers, one update
+                q = bestl[ii]
+                lab = cown[q]
+                ms = 0.0
+                mx = 0.0
+                mxx = 0.0
+                while ii < w and bestl[ii] == q:
+                    labels[k, j, i0 + ii] = lab
+                    m = density[k, j, i0 + ii] if umass < 0 else umass
+                    ms += m
+                    if mom:
+                        dx = origin3[2] + (i0 + ii + 0.5) * spacing3[2] - cx[q]
+                        mx += m * dx
+                        mxx += m * (dx * dx)
+                    ii += 1
+                out_c[lab, 0] += ms
+                if mom:
+                    dz = z - sites[keep[q], 0]
+                    dy = y - sites[keep[q], 1]
+                    out_c[lab, 1] += ms * dz
+                    out_c[lab, 2] += ms * dy
+                    out_c[lab, 3] += mx
+                    out_c[lab, 4] += ms * (dz * dz + dy * dy) + mxx
 
 
 @kernel(parallel=True)
@@ -197,8 +218,9 @@ def _assign_tiles(
     n_points,
     n_chunks,
     labels,
+    n_sums,
 ):
-    """Label every pixel with its power cell; per-chunk masses.
+    """Label every pixel with its power cell; per-chunk masses (and moments).
 
     Parameters
     ----------
@@ -211,16 +233,21 @@ def _assign_tiles(
         Candidate site indices of tile t: cand_idx[cand_ptr[t]:cand_ptr[t + 1]].
     density : (D, H, W) float64 pixel masses (ignored when umass >= 0)
     labels : (D, H, W) int32, written in place.
+    n_sums : int
+        1 for the masses only, 5 for the masses and the moments about the owning
+        site, ``[m, sum m dz, sum m dy, sum m dx, sum m |d|^2]`` (as
+        :func:`_cell_moments` without periodic axes: displacements to the owning
+        copy of the site).
 
     Returns
     -------
-    masses : (n_chunks, n_points) float64
+    sums : (n_chunks, n_points, n_sums) float64
     """
     n_t = n_tiles[0] * n_tiles[1] * n_tiles[2]
     kmax = 1
     for t in range(n_t):
         kmax = max(kmax, cand_ptr[t + 1] - cand_ptr[t])
-    out = np.zeros((n_chunks, n_points))
+    out = np.zeros((n_chunks, n_points, n_sums))
     for c in prange(n_chunks):
         keep = np.empty(kmax, np.int64)
         lb = np.empty(kmax)
@@ -293,26 +320,34 @@ def _cell_moments(
             j = r % ny
             z = origin3[0] + (k + 0.5) * spacing3[0]
             y = origin3[1] + (j + 0.5) * spacing3[1]
-            for i in range(nx):
+            i = 0
+            while i < nx:
+                # a run of pixels with one label: sums in registers, one update
                 s = labels[k, j, i]
-                m = umass if umass >= 0 else density[k, j, i]
-                if m == 0.0:
-                    continue
-                x = origin3[2] + (i + 0.5) * spacing3[2]
                 dz = z - points3[s, 0]
                 dy = y - points3[s, 1]
-                dx = x - points3[s, 2]
                 if periodic3[0]:
                     dz -= lengths3[0] * np.round(dz / lengths3[0])
                 if periodic3[1]:
                     dy -= lengths3[1] * np.round(dy / lengths3[1])
-                if periodic3[2]:
-                    dx -= lengths3[2] * np.round(dx / lengths3[2])
-                out[c, s, 0] += m
-                out[c, s, 1] += m * dz
-                out[c, s, 2] += m * dy
-                out[c, s, 3] += m * dx
-                out[c, s, 4] += m * (dz * dz + dy * dy + dx * dx)
+                ms = 0.0
+                mx = 0.0
+                mxx = 0.0
+                while i < nx and labels[k, j, i] == s:
+                    m = umass if umass >= 0 else density[k, j, i]
+                    x = origin3[2] + (i + 0.5) * spacing3[2]
+                    dx = x - points3[s, 2]
+                    if periodic3[2]:
+                        dx -= lengths3[2] * np.round(dx / lengths3[2])
+                    ms += m
+                    mx += m * dx
+                    mxx += m * (dx * dx)
+                    i += 1
+                out[c, s, 0] += ms
+                out[c, s, 1] += ms * dz
+                out[c, s, 2] += ms * dy
+                out[c, s, 3] += mx
+                out[c, s, 4] += ms * (dz * dz + dy * dy) + mxx
     return out
 
 

@@ -267,10 +267,14 @@ class _Raster:
             out, _ = self._fractional(weights, labels, False, False)
             return labels, out[:, :, 0].sum(axis=0)
         out = self._centre_labels(weights, labels)
-        return labels, out.sum(axis=0)
+        return labels, out[:, :, 0].sum(axis=0)
 
-    def _centre_labels(self, weights, labels):
-        """Label every pixel with the cell of its centre; returns per-chunk masses."""
+    def _centre_labels(self, weights, labels, n_sums=1):
+        """Label every pixel with the cell of its centre.
+
+        Returns the per-chunk masses (n_chunks, N, 1), or with ``n_sums=5`` the masses
+        and moments about the owning site copy (n_chunks, N, 5).
+        """
         cl = self.candidates(weights)
         return _kernels._assign_tiles(
             self.shape3,
@@ -289,6 +293,7 @@ class _Raster:
             self.n,
             self.n_chunks,
             labels,
+            n_sums,
         )
 
     def _geometric(self, weights, want_moments, want_jac):
@@ -739,9 +744,22 @@ class _Raster:
         if labels3 is None and self.geometric:
             labels3 = np.empty(tuple(self.shape3), dtype=np.int32)
             self._centre_labels(weights, labels3)
+        elif labels3 is None and self.quadrature == "fractional":
+            # the moments pass writes the labels too: one sweep, not two
+            labels3 = np.empty(tuple(self.shape3), dtype=np.int32)
+        elif labels3 is None and not self.grid.any_periodic:
+            # centre quadrature: the sweep sums the moments too (one pass)
+            labels3 = np.empty(tuple(self.shape3), dtype=np.int32)
+            out = self._centre_labels(weights, labels3, 5).sum(axis=0)
+            return self._cells(
+                weights, labels3, self._finish_moments(out, self.pixel_extent)
+            )
         elif labels3 is None:
             labels3, _ = self.labels_masses(weights)
-        masses, bary, energies = self.moments(labels3, weights)
+        return self._cells(weights, labels3, self.moments(labels3, weights))
+
+    def _cells(self, weights, labels3, moments):
+        masses, bary, energies = moments
         labels = labels3 if self.grid.ndim == 3 else labels3[0]
         return Cells(
             labels=labels,
