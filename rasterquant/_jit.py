@@ -61,9 +61,10 @@ class _CompileNotice(event.Listener):
     loads every kernel from the cache.
     """
 
-    def __init__(self, log, bar):
+    def __init__(self, log, bar, first):
         self.log = log
         self.bar = bar
+        self.first = first
         self.count = 0
         self.seconds = 0.0
         self._depth = 0
@@ -76,6 +77,9 @@ class _CompileNotice(event.Listener):
             self._t0 = time.perf_counter()
         if self.count or self._depth > 1:
             return
+        if self.first is not None:
+            self.first()
+            self.first = None
         self.log(
             "compiling numba kernels (first run only: later runs load them from "
             "the cache)..."
@@ -101,7 +105,7 @@ class _CompileNotice(event.Listener):
 
 
 @contextlib.contextmanager
-def compile_notice(log, *, bar=False):
+def compile_notice(log, *, bar=False, first=None):
     """Report numba compilation while the block runs.
 
     Parameters
@@ -111,13 +115,16 @@ def compile_notice(log, *, bar=False):
         once more at the end with the number of kernels compiled.
     bar : bool
         Also show a tqdm counter of the compiled kernels on stderr.
+    first : callable, optional
+        Called once, when the first kernel starts to compile (the command line
+        starts the compile helper of ``_warmup`` there).
 
     Yields
     ------
     _CompileNotice
         Its ``count`` is the number of compilations seen so far.
     """
-    notice = _CompileNotice(log, bar)
+    notice = _CompileNotice(log, bar, first)
     event.register("numba:compile", notice)
     try:
         yield notice

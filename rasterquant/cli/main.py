@@ -233,12 +233,18 @@ def _main(argv, saved):
     previous = _install_signal_handlers()
     _common.begin_run()
     ok = False
+    helpers = []
     try:
         _common.set_threads(args)
+        from .. import _warmup
         from .._jit import compile_notice
 
-        # the first run after an install compiles the kernels: say so, with a counter
-        with compile_notice(logger.info, bar=_common.show_progress(args)):
+        # the first run after an install compiles the kernels: say so, with a
+        # counter, and compile on a second core too (see rasterquant/_warmup.py)
+        def warm():
+            helpers.append(_warmup.start(command))
+
+        with compile_notice(logger.info, bar=_common.show_progress(args), first=warm):
             code = int(args.func(args) or 0)
         if _LAST_SIGNAL:
             # the signal landed in a callback from C (numba loading a compiled
@@ -288,6 +294,10 @@ def _main(argv, saved):
         )
         return 1
     finally:
+        for helper in helpers:
+            from .. import _warmup
+
+            _warmup.stop(helper)
         removed = _common.end_run(ok, command)
         for path in removed:
             logger.debug("removed incomplete output %s", path)
