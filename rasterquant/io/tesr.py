@@ -63,7 +63,15 @@ def _num(v) -> str:
 
 
 def write_tesr(
-    path, grain_map, spacing=1.0, origin=0.0, seeds=None, weights=None
+    path,
+    grain_map,
+    spacing=1.0,
+    origin=0.0,
+    seeds=None,
+    weights=None,
+    *,
+    orientations=None,
+    crysym=None,
 ) -> None:
     """Write a grain map as a Neper raster tessellation (``.tesr``) file.
 
@@ -86,14 +94,22 @@ def write_tesr(
     weights : (N,) array_like of float, optional
         Seed weights; zeros when ``seeds`` is given without them. Requires
         ``seeds``.
+    orientations : (N, 3) array_like of float or Orientations, optional
+        Crystal orientation of each grain as Bunge Euler angles ``(phi1, Phi,
+        phi2)`` in degrees (an ``Orientations`` gives its ``euler_deg``), written
+        as the ``*ori`` field of ``**cell`` with descriptor ``e`` (with ``*id``
+        ``1 .. N``, which older Neper versions require before ``*ori``).
+    crysym : {"cubic", "hexagonal", "triclinic"}, optional
+        Crystal symmetry, written as ``*crysym`` when given.
 
     Raises
     ------
     ValueError
         If ``grain_map`` is not a 2D/3D integer array with ids >= -1, spacing
         or origin are malformed, ``seeds``/``weights`` have the wrong shape or
-        hold NaN/inf, ``weights`` come without ``seeds``, or the output
-        directory is not writable.
+        hold NaN/inf, ``weights`` come without ``seeds``, ``orientations`` are not
+        ``(N, 3)`` finite angles, ``crysym`` is unknown, or the output directory
+        is not writable.
 
     See Also
     --------
@@ -106,7 +122,10 @@ def write_tesr(
     the power distance ``|x - s|^2 - w^2``; rasterquant's weights ``psi`` enter
     as ``|x - y|^2 - psi``. The numbers are written unchanged: to hand
     rasterquant's power cells to Neper, pass ``sqrt(psi - psi.min())``.
-    The data section is ASCII with 24 ids per line.
+    The data section is ASCII with 24 ids per line. The orientation
+    descriptor ``e`` (Bunge Euler angles in degrees, Neper's default "active"
+    convention, which for Euler angles is the usual Bunge triplet) is read by
+    every Neper version; Neper 4 writes the same field as ``euler-bunge:active``.
     """
     gm = np.asarray(grain_map)
     if gm.dtype == bool or not np.issubdtype(gm.dtype, np.integer):
@@ -148,6 +167,22 @@ def write_tesr(
         if not np.isfinite(weights).all():
             raise ValueError("weights contains NaN or inf; expected finite values")
 
+    euler = None
+    if orientations is not None:
+        euler = np.asarray(getattr(orientations, "euler_deg", orientations), float)
+        n_expected = n_cells if seeds is None else seeds.shape[0]
+        if seeds is None and euler.ndim == 2 and len(euler) > n_cells:
+            n_expected = len(euler)  # grains without voxels at the end
+        if euler.shape != (n_expected, 3) or not np.isfinite(euler).all():
+            raise ValueError(
+                f"orientations must be finite Bunge angles of shape ({n_expected}, 3)"
+                f" (one row per grain), got shape {euler.shape}"
+            )
+        n_cells = n_expected
+    if crysym is not None and crysym not in ("cubic", "hexagonal", "triclinic"):
+        raise ValueError(
+            f"crysym must be 'cubic', 'hexagonal' or 'triclinic', got {crysym!r}"
+        )
     rev = slice(None, None, -1)  # array axis order -> x y z
     lines = [
         "***tesr",
@@ -162,11 +197,24 @@ def write_tesr(
         lines += ["  *origin", "   " + " ".join(_num(o) for o in origin[rev])]
     if n_cells > 0:
         lines += [" **cell", f"   {n_cells}"]
+        if euler is not None:
+            ids = np.arange(1, n_cells + 1)
+            lines.append("  *id")
+            lines += [
+                "   " + " ".join(map(str, ids[k : k + _PER_LINE].tolist()))
+                for k in range(0, n_cells, _PER_LINE)
+            ]
         if seeds is not None:
             lines.append("  *seed")
             for i in range(n_cells):
                 coords = " ".join(_num(c) for c in seeds[i, rev])
                 lines.append(f" {i + 1:3d} {coords} {_num(weights[i])}")
+        if euler is not None:
+            lines.append("  *ori")
+            lines.append("   e")
+            lines += ["   " + " ".join(_num(a) for a in row) for row in euler]
+        if crysym is not None:
+            lines += ["  *crysym", f"   {crysym}"]
     lines += [" **data", "   ascii"]
     ids = (gm.astype(np.int64) + 1).ravel()
     with atomic_write(path, "w") as fh:

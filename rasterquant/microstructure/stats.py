@@ -13,11 +13,18 @@ last layer of voxels touches the first one.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["GrainStatistics", "face_adjacency", "grain_statistics"]
+__all__ = [
+    "GrainStatistics",
+    "MisorientationStatistics",
+    "face_adjacency",
+    "grain_statistics",
+    "misorientation_statistics",
+]
 
 #: voxels per slab of the vectorised passes (bounds the temporaries to ~100 MB)
 _SLAB_VOXELS = 1 << 22
@@ -53,6 +60,9 @@ class GrainStatistics:
         Voxel faces between each pair, per axis.
     facet_area : (M,) ndarray of float64
         Staircase-corrected area of each pair's facet.
+    misorientation : MisorientationStatistics or None
+        Grain-boundary misorientations, when orientations were given to
+        :func:`grain_statistics` (else None).
     """
 
     volume: np.ndarray
@@ -64,6 +74,7 @@ class GrainStatistics:
     neighbour_pairs: np.ndarray = field(repr=False)
     face_counts: np.ndarray = field(repr=False)
     facet_area: np.ndarray = field(repr=False)
+    misorientation: MisorientationStatistics | None = field(default=None, repr=False)
 
     @property
     def n_grains(self) -> int:
@@ -299,7 +310,15 @@ def _boundary_counts(gm, n, per):
 
 
 def grain_statistics(
-    grain_map, *, n_grains=None, spacing=1.0, origin=0.0, periodic=False, seeds=None
+    grain_map,
+    *,
+    n_grains=None,
+    spacing=1.0,
+    origin=0.0,
+    periodic=False,
+    seeds=None,
+    orientations=None,
+    symmetry="cubic",
 ) -> GrainStatistics:
     """Volume, equivalent diameter, centroid, neighbours and surface area per grain.
 
@@ -318,6 +337,12 @@ def grain_statistics(
         Seed (site) of each grain, physical units. The facet between grains ``i``
         and ``j`` is a plane with normal ``n = (y_j - y_i) / |y_j - y_i|``
         (minimum image on periodic axes). Without seeds the centroids are used.
+    orientations : Orientations, optional
+        Crystal orientation and phase of each grain
+        (:class:`~rasterquant.microstructure.orientations.Orientations`): fills
+        ``misorientation`` (see :func:`misorientation_statistics`).
+    symmetry : {"cubic", "none"}
+        Crystal symmetry of the misorientation angles.
 
     Returns
     -------
@@ -398,6 +423,16 @@ def grain_statistics(
         if len(pairs)
         else np.zeros(n, np.int64)
     )
+    mis = None
+    if orientations is not None:
+        if orientations.n_grains != n:
+            raise ValueError(
+                f"orientations has {orientations.n_grains} grains but the map has "
+                f"n_grains={n}; expected one orientation per grain"
+            )
+        mis = misorientation_statistics(
+            pairs, orientations, facet_area=facet, symmetry=symmetry
+        )
     return GrainStatistics(
         volume=volume,
         equivalent_diameter=eqd,
@@ -408,4 +443,211 @@ def grain_statistics(
         neighbour_pairs=pairs,
         face_counts=counts,
         facet_area=facet,
+        misorientation=mis,
+    )
+
+
+# ----------------------------------------------------------------------------------
+# grain-boundary misorientations
+
+#: low-angle grain boundary threshold in degrees (Read-Shockley range)
+LOW_ANGLE_DEG = 15.0
+
+
+@dataclass(frozen=True)
+class MisorientationStatistics:
+    """Misorientation angles across the grain boundaries of a grain map.
+
+    Attributes
+    ----------
+    pairs : (M, 2) ndarray of int64
+        Neighbouring grains ``(i, j)``, ``i < j`` (``GrainStatistics.neighbour_pairs``).
+    angles : (M,) ndarray of float64
+        Misorientation angle of each pair in degrees; NaN for a pair of grains of
+        different phases (an interphase boundary has no misorientation).
+    facet_area : (M,) ndarray of float64 or None
+        Boundary area of each pair, when known.
+    symmetry : str
+        "cubic" (disorientation, at most 62.8 degrees) or "none" (at most 180).
+    low_angle : float
+        Threshold of low-angle boundaries in degrees.
+    bin_edges : (B + 1,) ndarray of float64
+        Histogram bin edges in degrees (5-degree bins).
+    counts : (B,) ndarray of int64
+        Same-phase boundaries per bin.
+    n_pairs : int
+        Same-phase neighbour pairs (the ones with an angle).
+    n_interphase : int
+        Neighbour pairs of different phases.
+    mean, median : float
+        Of the angles of same-phase pairs (NaN if there are none).
+    low_angle_fraction : float
+        Fraction of same-phase pairs with angle ``< low_angle``.
+    low_angle_area_fraction : float
+        The same fraction weighted by facet area (NaN without areas).
+    """
+
+    pairs: np.ndarray = field(repr=False)
+    angles: np.ndarray = field(repr=False)
+    facet_area: np.ndarray | None = field(repr=False)
+    symmetry: str
+    low_angle: float
+    bin_edges: np.ndarray = field(repr=False)
+    counts: np.ndarray = field(repr=False)
+    n_pairs: int
+    n_interphase: int
+    mean: float
+    median: float
+    low_angle_fraction: float
+    low_angle_area_fraction: float
+
+    def per_grain_mean(self, n_grains) -> np.ndarray:
+        """Mean misorientation of each grain to its same-phase neighbours.
+
+        Parameters
+        ----------
+        n_grains : int
+            Number of grains ``N``.
+
+        Returns
+        -------
+        (N,) ndarray of float64
+            Degrees; NaN for a grain without same-phase neighbours.
+        """
+        ok = np.isfinite(self.angles)
+        p, a = self.pairs[ok], self.angles[ok]
+        total = np.bincount(p[:, 0], weights=a, minlength=n_grains) + np.bincount(
+            p[:, 1], weights=a, minlength=n_grains
+        )
+        count = np.bincount(p[:, 0], minlength=n_grains) + np.bincount(
+            p[:, 1], minlength=n_grains
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    def summary(self) -> dict:
+        """Return the scalar statistics and the histogram as a JSON-ready dict."""
+        return {
+            "symmetry": self.symmetry,
+            "n_pairs": self.n_pairs,
+            "n_interphase_pairs": self.n_interphase,
+            "mean_deg": self.mean,
+            "median_deg": self.median,
+            "low_angle_threshold_deg": self.low_angle,
+            "low_angle_fraction": self.low_angle_fraction,
+            "low_angle_area_fraction": self.low_angle_area_fraction,
+            "histogram_edges_deg": self.bin_edges.tolist(),
+            "histogram_counts": self.counts.tolist(),
+        }
+
+
+def misorientation_statistics(
+    pairs,
+    orientations,
+    *,
+    facet_area=None,
+    symmetry="cubic",
+    low_angle=LOW_ANGLE_DEG,
+) -> MisorientationStatistics:
+    """Misorientation angles of neighbouring grains and their statistics.
+
+    Parameters
+    ----------
+    pairs : (M, 2) array_like of int or GrainStatistics
+        Neighbouring grain pairs (``GrainStatistics.neighbour_pairs``); a
+        :class:`GrainStatistics` gives its pairs and facet areas.
+    orientations : Orientations
+        Orientation and phase of every grain
+        (:class:`~rasterquant.microstructure.orientations.Orientations`).
+    facet_area : (M,) array_like of float, optional
+        Boundary area of each pair, for the area-weighted low-angle fraction.
+    symmetry : {"cubic", "none"}
+        Crystal symmetry (cubic: the 24 proper rotations, disorientation angle).
+    low_angle : float
+        Low-angle threshold in degrees (default 15).
+
+    Returns
+    -------
+    MisorientationStatistics
+
+    Raises
+    ------
+    ValueError
+        For pairs that are not ``(M, 2)`` grain ids of ``orientations``, a bad
+        symmetry or threshold.
+
+    Notes
+    -----
+    Only pairs of the same phase get an angle. For uniformly random cubic
+    orientations the angles follow Mackenzie's distribution (mean 40.7 degrees,
+    maximum 62.8, 2.3 % below 15 degrees). Cost: 24 quaternion products per pair.
+    """
+    from .orientations import misorientation_angles
+
+    if isinstance(pairs, GrainStatistics):
+        if facet_area is None:
+            facet_area = pairs.facet_area
+        pairs = pairs.neighbour_pairs
+    pr = np.asarray(pairs)
+    n = orientations.n_grains
+    if pr.size == 0:
+        pr = np.zeros((0, 2), np.int64)
+    if (
+        pr.ndim != 2
+        or pr.shape[1] != 2
+        or not np.issubdtype(pr.dtype, np.integer)
+        or (len(pr) and (pr.min() < 0 or pr.max() >= n))
+    ):
+        raise ValueError(
+            f"pairs must be (M, 2) grain ids in [0, {n}) (one orientation per grain), "
+            f"got shape {pr.shape}"
+            + (f" with ids up to {int(pr.max())}" if pr.size else "")
+        )
+    pr = pr.astype(np.int64)
+    if not (
+        isinstance(low_angle, numbers.Real)
+        and not isinstance(low_angle, bool)
+        and 0 < low_angle <= 180
+    ):
+        raise ValueError(f"low_angle must be in (0, 180] degrees, got {low_angle!r}")
+    area = None
+    if facet_area is not None:
+        area = np.asarray(facet_area, dtype=np.float64)
+        if area.shape != (len(pr),):
+            raise ValueError(
+                f"facet_area must have shape ({len(pr)},) like pairs, got {area.shape}"
+            )
+    ph = orientations.phases
+    same = ph[pr[:, 0]] == ph[pr[:, 1]]
+    angles = np.full(len(pr), np.nan)
+    q = orientations.quaternions
+    angles[same] = misorientation_angles(
+        q[pr[same, 0]], q[pr[same, 1]], symmetry=symmetry
+    )
+    top = 65.0 if symmetry == "cubic" else 180.0
+    edges = np.arange(0.0, top + 1e-9, 5.0)
+    a = angles[same]
+    counts = np.histogram(np.clip(a, 0, top), bins=edges)[0].astype(np.int64)
+    low = a < low_angle
+    if len(a):
+        mean, median, frac = float(a.mean()), float(np.median(a)), float(low.mean())
+    else:
+        mean = median = frac = math.nan
+    area_frac = math.nan
+    if area is not None and len(a) and area[same].sum() > 0:
+        area_frac = float(area[same][low].sum() / area[same].sum())
+    return MisorientationStatistics(
+        pairs=pr,
+        angles=angles,
+        facet_area=area,
+        symmetry=str(symmetry),
+        low_angle=float(low_angle),
+        bin_edges=edges,
+        counts=counts,
+        n_pairs=int(same.sum()),
+        n_interphase=int((~same).sum()),
+        mean=mean,
+        median=median,
+        low_angle_fraction=frac,
+        low_angle_area_fraction=area_frac,
     )
