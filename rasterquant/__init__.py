@@ -27,9 +27,13 @@ from .grid import Grid
 from .io.points import read_points, write_points
 from .lloyd import LloydResult, lloyd
 from .microstructure import Microstructure, generate_microstructure
+from .microstructure.anisotropic import generate_anisotropic_microstructure
 from .ot import OTResult, solve_ot
+from .ot.anisotropic import assign_anisotropic, solve_anisotropic
+from .pen import TourResult, order_dots, tour_length, write_gcode, write_path_svg
 from .sampling import sample_points
 from .stipple import StippleResult, stipple
+from .stipple_layers import LayeredStipple, StippleLayer, stipple_layers
 
 __all__ = [
     "Cells",
@@ -39,26 +43,37 @@ __all__ = [
     "EmptyCellError",
     "Grid",
     "InsufficientMemoryError",
+    "LayeredStipple",
     "LloydResult",
     "Microstructure",
     "OTResult",
     "RasterquantWarning",
     "ResolutionWarning",
+    "StippleLayer",
     "StippleResult",
+    "TourResult",
     "__version__",
+    "assign_anisotropic",
     "assign_cells",
     "barycenter_energy",
     "critical_residual",
+    "generate_anisotropic_microstructure",
     "generate_microstructure",
     "lloyd",
     "mass_jacobian",
     "min_separation",
+    "order_dots",
     "quantization_energy",
     "read_density",
     "read_points",
     "sample_points",
+    "solve_anisotropic",
     "solve_ot",
     "stipple",
+    "stipple_layers",
+    "tour_length",
     "voronoi_energy",
+    "write_gcode",
+    "write_path_svg",
     "write_points",
 ]

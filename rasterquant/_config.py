@@ -69,11 +69,6 @@ DAMPED_FORCING = 0.1
 #: coarser one: room for its first Newton step, so the lists are built once
 FINE_START_SLACK = 2.0
 
-#: damped Newton in 2D: after a trial step that leaves cells below the mass floor,
-#: the next trial comes from those cells' limits along the step (ot/_limits.py;
-#: benchmarks/bench_fractional.py portrait solve 0.54 -> 0.47 s), not from halving
-STEP_LIMITS = True
-
 #: relative residual of the CG solve of Lloyd's first-order weight predictor. A stale
 #: factorisation alone (no CG) doubles the stippling benchmark's time; 1e-3 costs
 #: more CG steps than it saves Newton steps (benchmarks/bench_stipple.py: 15.2 s at
@@ -93,10 +88,6 @@ MEMORY_FRACTION = 0.8
 #: masses, quadratic Newton); it reaches a given tolerance faster than "center" in every
 #: benchmark of benchmarks/run.py, so it is the default (issue 7).
 DEFAULT_QUADRATURE = "fractional"
-#: 2D fractional passes for masses and the Jacobian build the cells as polygons, from
-#: the adjacency of the last Jacobian, when the areas certify them (``_polygons``)
-POLYGON_CELLS = True
-
 #: cold solves on densities with zero pixels: the multiscale start levels (and this
 #: raster itself, as the last of them) raise zero pixels to this fraction of the
 #: largest pixel density (see ``ot.newton._multiscale_start``); 0 turns this off

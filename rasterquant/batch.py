@@ -504,23 +504,9 @@ def run_batch(
     from . import __version__
     from .io.atomic import atomic_write_json
 
-    in_dir = os.path.normpath(os.fspath(in_dir))
-    out_dir = os.path.normpath(os.fspath(out_dir))
-    if not os.path.isdir(in_dir):
-        raise ValueError(f"input folder {in_dir!r} does not exist or is not a folder")
-    outputs, options = _check_options(task, options, outputs)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    names = sorted(
-        f
-        for f in os.listdir(in_dir)
-        if fnmatch.fnmatch(f, pattern)
-        and not f.startswith(".")
-        and os.path.isfile(os.path.join(in_dir, f))
+    in_dir, out_dir, names, outputs, options = _inputs(
+        in_dir, out_dir, pattern, task, options, outputs, jobs
     )
-    if not names:
-        raise ValueError(f"no file in {in_dir!r} matches {pattern!r}")
-    _check_folders(in_dir, out_dir, pattern, names, outputs)
     os.makedirs(out_dir, exist_ok=True)
     _clean_temporaries(out_dir)
     if threads is None:
@@ -531,16 +517,9 @@ def run_batch(
 
     manifest = {
         "rasterquant_version": __version__,
-        "task": task,
-        "options": options,
-        "outputs": list(outputs),
-        "parameter_hash": phash,
-        "in_dir": in_dir,
-        "pattern": pattern,
-        "entries": entries,
-        "counts": {},
-        "complete": False,
-        "interrupted": False,
+        **dict(task=task, options=options, outputs=list(outputs)),
+        **dict(parameter_hash=phash, in_dir=in_dir, pattern=pattern),
+        **dict(entries=entries, counts={}, complete=False, interrupted=False),
     }
 
     def counts():
@@ -600,6 +579,32 @@ def run_batch(
             bar.close()
     save(final=True)
     return manifest
+
+
+def _inputs(in_dir, out_dir, pattern, task, options, outputs, jobs):
+    """Validate the arguments of :func:`run_batch` and list its inputs.
+
+    Returns ``(in_dir, out_dir, names, outputs, options)`` (folders normalised, the
+    matching file names sorted); raises ValueError otherwise.
+    """
+    in_dir = os.path.normpath(os.fspath(in_dir))
+    out_dir = os.path.normpath(os.fspath(out_dir))
+    if not os.path.isdir(in_dir):
+        raise ValueError(f"input folder {in_dir!r} does not exist or is not a folder")
+    outputs, options = _check_options(task, options, outputs)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    names = sorted(
+        f
+        for f in os.listdir(in_dir)
+        if fnmatch.fnmatch(f, pattern)
+        and not f.startswith(".")
+        and os.path.isfile(os.path.join(in_dir, f))
+    )
+    if not names:
+        raise ValueError(f"no file in {in_dir!r} matches {pattern!r}")
+    _check_folders(in_dir, out_dir, pattern, names, outputs)
+    return in_dir, out_dir, names, outputs, options
 
 
 def _plan(in_dir, out_dir, names, outputs, phash, force):

@@ -106,7 +106,7 @@ def _ghosts(points3, weights, lengths3, origin3, periodic3, margin):
 
 
 def build_candidates(
-    grid, points, weights, tile=None, *, whole_pixels=False, slack=0.0
+    grid, points, weights, tile=None, *, whole_pixels=False, slack=0.0, brute_max=None
 ) -> CandidateLists:
     """Exact per-tile candidate lists for the power diagram of ``(points, weights)``.
 
@@ -121,6 +121,12 @@ def build_candidates(
     whole_pixels : bool
         Candidates for every point of the pixels (fractional quadrature), not only
         for the pixel centres.
+    slack : float
+        Room in the weights: the lists hold for all weights within ``slack``.
+    brute_max : float, optional
+        Test every (tile, site) pair instead of kd-tree range queries up to this
+        many pairs (default ``_config.BRUTE_CANDIDATES_MAX``); the lists are the same
+        sets either way.
 
     Returns
     -------
@@ -137,6 +143,8 @@ def build_candidates(
     """
     from . import _config
 
+    if brute_max is None:
+        brute_max = _config.BRUTE_CANDIDATES_MAX
     shape3, spacing3, origin3, periodic3 = grid.as_3d()
     if tile is None:
         tile = _config.TILE_2D if grid.ndim == 2 else _config.TILE_3D
@@ -177,7 +185,7 @@ def build_candidates(
         sites, site_w, owner = _ghosts(
             pts3, weights, lengths3, origin3, periodic3, margin
         )
-        brute = len(centres) * len(sites) <= _config.BRUTE_CANDIDATES_MAX
+        brute = len(centres) * len(sites) <= brute_max
         if brute:
             # few tiles times sites: exact lists by testing every pair (per site
             # bound, tighter than the weight groups'), cheaper than building trees

@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 
 from . import _config
 from ._validation import check_density, check_points
-from .assign.cells import _Raster
+from .assign.quadrature import make_quadrature
 from .errors import ConvergenceError
 from .ot.newton import solve_ot
 
@@ -57,32 +57,23 @@ def _solve_ot(
     *,
     tol,
     weights=None,
-    quadrature=None,
+    quadrature=_config.DEFAULT_QUADRATURE,
     on_failure="raise",
     what="the OT solve",
     stacklevel=3,
 ):
-    """``solve_ot`` with an optional ``quadrature`` (forwarded only when given).
+    """``solve_ot``, with the outcome checked.
 
     Warnings of the solver are re-issued with ``stacklevel`` so that they point at the
     user's call of the public function, not at this module. A solve that misses
     ``tol`` raises :class:`ConvergenceError` (naming ``what``) unless ``on_failure``
     is ``"warn"``; its own warnings are then dropped (the error says it all).
     """
-    kwargs = {"tol": tol, "weights": weights}
-    if quadrature is not None:
-        kwargs["quadrature"] = quadrature
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            res = solve_ot(density, points, masses, **kwargs)
-        except TypeError as exc:
-            if quadrature is not None and "quadrature" in str(exc):
-                raise ValueError(
-                    f"quadrature={quadrature!r} is not supported by this version of "
-                    "solve_ot; pass quadrature=None (the library default)"
-                ) from None
-            raise
+        res = solve_ot(
+            density, points, masses, tol=tol, weights=weights, quadrature=quadrature
+        )
     if on_failure == "raise" and not res.converged:
         hint = _FAILURE_HINTS.get(res.status, "loosen tol")
         raise ConvergenceError(
@@ -104,7 +95,7 @@ def quantization_energy(
     *,
     tol=_config.DEFAULT_TOL,
     weights=None,
-    quadrature=None,
+    quadrature=_config.DEFAULT_QUADRATURE,
     on_failure: str = "raise",
 ) -> float:
     """Uniform quantization energy ``F_N(Y) = W2^2(sum_i alpha_i delta_{y_i}, rho)``.
@@ -173,7 +164,7 @@ def quantization_energy(
     return res.energy
 
 
-def voronoi_energy(density, points, *, quadrature=None) -> float:
+def voronoi_energy(density, points, *, quadrature=_config.DEFAULT_QUADRATURE) -> float:
     """Free-mass quantization energy ``G_N(Y) = sum_i int_{Vor_i} |x - y_i|^2 d rho``.
 
     Parameters
@@ -199,10 +190,10 @@ def voronoi_energy(density, points, *, quadrature=None) -> float:
     """
     density = check_density(density)
     pts = check_points(points, density.grid)
-    r = _Raster(density, pts, quadrature or _config.DEFAULT_QUADRATURE)
+    quad = make_quadrature(density, pts, quadrature)
     zero = np.zeros(len(pts))
-    labels3, _ = r.labels_masses(zero)
-    _, _, energies = r.moments(labels3, zero)
+    labels3, _ = quad.labels_masses(zero)
+    _, _, energies = quad.moments(labels3, zero)
     return float(energies.sum())
 
 
@@ -213,7 +204,7 @@ def barycenter_energy(
     *,
     tol=_config.DEFAULT_TOL,
     weights=None,
-    quadrature=None,
+    quadrature=_config.DEFAULT_QUADRATURE,
     on_failure: str = "raise",
 ) -> float:
     """Energy ``W2^2((1/N) sum_i delta_{b_i(Y)}, rho)`` after one uniform Lloyd step.
@@ -301,7 +292,7 @@ def critical_residual(
     *,
     tol=_config.DEFAULT_TOL,
     weights=None,
-    quadrature=None,
+    quadrature=_config.DEFAULT_QUADRATURE,
     on_failure: str = "raise",
 ) -> float:
     """``max_i |y_i - b_i(Y)|``: zero exactly at a critical point of ``F_N``.

@@ -22,11 +22,17 @@ from ._validation import (
     check_real,
     check_tol,
 )
-from .assign._kernels import _facet_move_rates, _facet_move_rates_at
-from .assign.cells import _Raster, polygon_buffer_bytes
+from .assign.cells import polygon_buffer_bytes
+from .assign.quadrature import make_quadrature
 from .errors import ConvergenceWarning, EmptyCellError, ResolutionWarning
-from .ot._jacobian import preconditioned_cg
-from .ot.newton import CONVERGED, RESOLUTION, _rel_error, _solve, resolution_message
+from .ot.newton import (
+    CONVERGED,
+    RESOLUTION,
+    NewtonState,
+    _rel_error,
+    resolution_message,
+    solve_cells,
+)
 
 __all__ = ["LloydResult", "lloyd"]
 
@@ -93,14 +99,14 @@ class LloydResult:
     status: str = "n_iter"
 
 
-def _follow_moves(raster, psi, moves):
+def _follow_moves(quad, state, psi, moves):
     """Weights for the moved sites ``y + moves`` keeping the cell masses to first order.
 
     Moving the sites by ``d`` moves the facet between cells ``i`` and ``j`` by
     ``(2 (x - y_i).d_i - 2 (x - y_j).d_j) / (2 |y_i - y_j|)`` at each of its points
     ``x``, so ``dm_i = sum 2 w_t ((x_t - y_i).d_i - (x_t - y_j).d_j)`` over the facet
-    pieces ``t`` of the last fractional Jacobian (``w_t`` its entry, ``x_t`` the centre
-    of the pixel that holds it). The weights then change by ``J^-1 (-dm)``, solved by
+    pieces ``t`` of the last exact Jacobian (``w_t`` its entry, ``x_t`` where it lies:
+    see ``Quadrature.move_rates``). The weights then change by ``J^-1 (-dm)``, solved by
     conjugate gradients preconditioned with the last Newton factorisation (to
     ``_config.PREDICTOR_CG_RTOL``). The next solve starts a few pixels' worth of
     mass from its target instead of the whole first-order change, and often needs no
@@ -109,71 +115,30 @@ def _follow_moves(raster, psi, moves):
     cells from emptying: ``psi_i -= |d_i|^2`` (for a full step). For moves longer than
     ``_config.LINEAR_MOVE_PIXELS`` pixels (the first Lloyd steps) the first order
     overshoots: the weights take ``_config.LONG_MOVE_BLEND`` of it and the rest of the
-    barycenter rule (benchmarks/bench_stipple.py: 15.8 s -> 14.0-14.6 s). Beyond
+    barycenter rule. Beyond
     ``_config.BLEND_MOVE_PIXELS`` pixels (the first Lloyd step from random points)
     returns None: the next solve starts cold, from zero weights on coarser rasters,
     which after a Lloyd step (sites near their barycenters) takes two or three
-    Newton steps, while the barycenter rule empties cells that need repairs
-    (portrait, N=10,000, 30-pixel move: 0.27 s against 1.5 s).
+    Newton steps, while the barycenter rule empties cells that need repairs.
     """
-    facets, solver = raster.facets, raster.last_solver
     reach = float(np.sqrt((moves**2).sum(axis=1).max())) if len(moves) else 0.0
-    pixel = float(np.max(raster.grid.spacing))
-    linear = reach <= _config.LINEAR_MOVE_PIXELS * pixel
+    pixel = float(np.max(quad.grid.spacing))
+    linear_move = reach <= _config.LINEAR_MOVE_PIXELS * pixel
     barycentric = psi - (moves**2).sum(axis=1)
     if reach > _config.BLEND_MOVE_PIXELS * pixel:
         return None
-    if (
-        facets is not None
-        and solver is not None
-        and reach <= _config.BLEND_MOVE_PIXELS * pixel
-    ):
-        w_f, rows, cols, vals, pix, jac = facets
-        gauge = np.abs(w_f - w_f.mean() - psi).max()
-        if gauge <= 1e-9 * (1.0 + np.abs(psi).max()):
-            d3 = (
-                moves
-                if raster.grid.ndim == 3
-                else np.column_stack([np.zeros(len(moves)), moves])
-            )
-            if pix.ndim == 2:
-                # a polygon pass: each facet at its density-weighted centre
-                dm = _facet_move_rates_at(
-                    rows,
-                    cols,
-                    vals,
-                    pix,
-                    np.ascontiguousarray(raster.points),
-                    np.ascontiguousarray(moves),
-                    len(psi),
-                )
-            else:
-                dm = _facet_move_rates(
-                    rows,
-                    cols,
-                    vals,
-                    pix,
-                    raster.points3,
-                    np.ascontiguousarray(d3),
-                    raster.shape3,
-                    raster.spacing3,
-                    raster.origin3,
-                    raster.lengths3,
-                    raster.periodic3,
-                    len(psi),
-                )
-            # the Jacobian at these weights; the last factorisation (maybe of an
-            # earlier Newton step) preconditions it
-            step = preconditioned_cg(
-                jac(), -dm, solver, _config.PREDICTOR_CG_RTOL, _config.PCG_MAX_ITER
-            )
-            if step is None:
-                step = solver(-dm)
-            if linear:
-                return psi + step
-            blend = _config.LONG_MOVE_BLEND
-            return blend * (psi + step) + (1.0 - blend) * barycentric
-    return barycentric
+    solver = state.solver
+    rates = None if solver is None else quad.move_rates(psi, moves)
+    if rates is None:
+        return barycentric
+    dm, jac = rates
+    # the Jacobian at these weights; the last factorisation (maybe of an earlier
+    # Newton step) preconditions it
+    step = state.solve_nearby(jac(), -dm)
+    if linear_move:
+        return psi + step
+    blend = _config.LONG_MOVE_BLEND
+    return blend * (psi + step) + (1.0 - blend) * barycentric
 
 
 def _accepted(out):
@@ -182,10 +147,10 @@ def _accepted(out):
     It must meet ``ot_tol``, or stop at the raster's resolution floor (centre
     quadrature: masses move in whole pixels, which a retry cannot change).
     """
-    return out["status"] in (CONVERGED, RESOLUTION)
+    return out.status in (CONVERGED, RESOLUTION)
 
 
-def _solve_uniform(raster, alpha, psi, ot_tol, max_iter, reject):
+def _solve_uniform(quad, state, alpha, psi, ot_tol, max_iter, reject):
     """Solve OT at the raster's sites for Lloyd, retrying from other starts.
 
     Tries in turn: ``psi`` (warm; skipped when None), the multiscale cold start from
@@ -196,37 +161,40 @@ def _solve_uniform(raster, alpha, psi, ot_tol, max_iter, reject):
     """
     n = len(alpha)
     attempts = ["cold"] if psi is None else ["warm", "cold"]
-    if raster.quadrature == "fractional" and not raster.geometric:
+    if quad.centre_fallback:
         attempts.append("centre")
     best = None
     for k, how in enumerate(attempts):
         try:
             if how == "centre":
-                rc = _Raster(raster.density, raster.points, "center")
-                pre = _solve(rc, alpha, np.zeros(n), ot_tol, max_iter, multiscale=True)
-                start, multiscale = pre["weights"], False
+                rc = quad.centre_on(quad.density)
+                pre = solve_cells(
+                    rc, alpha, np.zeros(n), ot_tol, max_iter, multiscale=True
+                )
+                start, multiscale = pre.weights, False
             elif how == "cold":
                 start, multiscale = np.zeros(n), True
             else:
                 start, multiscale = psi, False
-            out = _solve(
-                raster,
+            out = solve_cells(
+                quad,
                 alpha,
                 start,
                 ot_tol,
                 max_iter,
+                state=state,
                 multiscale=multiscale,
                 want_moments=True,
             )
         except EmptyCellError:
             if k == 0:
                 raise  # the start Lloyd has always used: as before
-            reject(how, {"status": "empty_cell", "max_error": float("inf")})
+            reject(how, "empty_cell", float("inf"))
             continue
         if _accepted(out):
             return out
-        reject(how, out)
-        if best is None or out["max_error"] < best["max_error"]:
+        reject(how, out.status, out.max_error)
+        if best is None or out.max_error < best.max_error:
             best = out
     return best
 
@@ -325,10 +293,59 @@ def lloyd(
         n,
         uniform=density.is_uniform,
         n_label_arrays=3,
-        extra_bytes=polygon_buffer_bytes(density, n),
+        extra_bytes=polygon_buffer_bytes(density, n, quadrature),
         what="lloyd",
     )
     check_n_points(n, density)
+    n_iter, step, tol, alpha, ot_tol, callback, ot_max_iter = _check_options(
+        n, method, n_iter, step, tol, masses, ot_tol, callback, ot_max_iter
+    )
+    run = _Run(density, pts, alpha, quadrature, method, step, ot_tol, ot_max_iter)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_iter, desc=f"lloyd ({method})", unit="it", leave=False)
+    try:
+        run.loop(n_iter, tol, callback, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    hist, m = run.hist, run.m
+    if run.worst is not None:
+        err, out = run.worst
+        msg = resolution_message(
+            ot_tol,
+            err,
+            out.granularity,
+            density.n_positive() * float(alpha.min()),
+            density.grid.ndim,
+        )
+        warnings.warn(f"lloyd: {msg}", ResolutionWarning, stacklevel=2)
+    it, pts, psi = run.it, run.pts, run.psi
+    if run.failed is not None:
+        # the last accepted iterate (or the starting points), never the failed solve
+        it, pts, psi, m = _stopped(
+            run.failed, run.last, hist, it, run.tau, ot_tol, run.n_rejected, run.t0
+        )
+    return LloydResult(
+        points=pts,
+        weights=psi - psi.mean(),
+        masses=m,
+        energy=hist["energy"][-1],
+        n_iter=it,
+        converged=run.status == "converged",
+        history=hist,
+        status=run.status,
+    )
+
+
+def _check_options(n, method, n_iter, step, tol, masses, ot_tol, callback, ot_max_iter):
+    """Validate the options of :func:`lloyd`; returns them converted.
+
+    ``(n_iter, step, tol, alpha, ot_tol, callback, ot_max_iter)``; raises ValueError
+    or TypeError naming the option otherwise.
+    """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     n_iter = check_positive_int(n_iter, "n_iter", minimum=0)
@@ -351,186 +368,172 @@ def lloyd(
     ot_tol = check_tol(ot_tol, name="ot_tol")
     callback = check_callback(callback)
     ot_max_iter = check_positive_int(ot_max_iter, "ot_max_iter", minimum=0)
-    raster = _Raster(density, pts, quadrature)
-    psi = np.zeros(n)
-    hist = {k: [] for k in _HISTORY_KEYS}
-    hist["rejected"] = []
-    t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    return n_iter, step, tol, alpha, ot_tol, callback, ot_max_iter
 
-        bar = tqdm(total=n_iter, desc=f"lloyd ({method})", unit="it", leave=False)
-    worst = None  # the worst solve used at the resolution floor
-    failed = None  # the best failed solve when the loop stopped on it
-    cold = True
-    status = "n_iter"
-    it = 0
-    tau = float("nan")  # the step that reached pts
-    last = None  # the last accepted iterate: (points, weights, masses, move)
-    pending = None  # the callback's dict for the move being tried
-    halvings = 0
-    n_rejected = 0
 
-    def reject(how, out):
-        hist["rejected"].append(
+class _Run:
+    """The state of one Lloyd run: points, weights, history, and its steps."""
+
+    def __init__(self, density, pts, alpha, quadrature, method, step, ot_tol, max_iter):
+        self.density, self.alpha, self.method, self.step = density, alpha, method, step
+        self.ot_tol, self.ot_max_iter = ot_tol, max_iter
+        self.quad = make_quadrature(density, pts, quadrature)
+        self.state = NewtonState()
+        self.pts, self.psi, self.m = pts, np.zeros(len(pts)), None
+        self.hist = {k: [] for k in _HISTORY_KEYS}
+        self.hist["rejected"] = []
+        self.t0 = time.perf_counter()
+        self.worst = None  # the worst solve used at the resolution floor
+        self.failed = None  # the best failed solve when the loop stopped on it
+        self.cold = True
+        self.status = "n_iter"
+        self.it = 0
+        self.tau = float("nan")  # the step that reached pts
+        self.last = None  # the last accepted iterate: (points, weights, masses, move)
+        self.pending = None  # the callback's dict for the move being tried
+        self.halvings = 0
+        self.n_rejected = 0
+
+    def reject(self, how, status, max_error):
+        """Record an OT solve that Lloyd does not use."""
+        self.hist["rejected"].append(
             {
-                "iteration": it,
+                "iteration": self.it,
                 "attempt": how,
-                "step": tau,
-                "status": out["status"],
-                "max_mass_error": float(out["max_error"]),
+                "step": self.tau,
+                "status": status,
+                "max_mass_error": float(max_error),
             }
         )
         logger.debug(
             "lloyd %d: OT solve (%s start, step %g) ended %s at %.3g; not used",
-            it,
+            self.it,
             how,
-            tau,
-            out["status"],
-            out["max_error"],
+            self.tau,
+            status,
+            max_error,
         )
 
-    try:
+    def loop(self, n_iter, tol, callback, bar):
+        """Iterate until ``tol``, ``n_iter`` moves, or a failed solve."""
         while True:
-            raster.set_points(pts)
-            if method == "voronoi":
-                zero = np.zeros(n)
-                if raster.quadrature == "fractional":
-                    # one pass for the moments; in 2D its Jacobian gives the cells'
-                    # adjacency, from which the next pass builds them as polygons
-                    labels3, _, (m, bary, energies), jac = raster.evaluate_deferred(
-                        zero, None, True, raster.grid.ndim == 2
-                    )
-                    if jac is not None:
-                        jac()
-                        if labels3 is not None:
-                            # a pixel pass: its floor links add the facets through
-                            # zero pixels to the adjacency
-                            raster.floor_links(labels3)
-                else:
-                    labels3, _ = raster.labels_masses(zero)
-                    m, bary, energies = raster.moments(labels3, zero)
-                err = float("nan")
-                newton, repairs = 0, 0
-            else:
-                # the first solve (and any after a long move) starts from coarser
-                # rasters (multiscale); later ones are warm-started
-                n_before = len(hist["rejected"])
-                out = _solve_uniform(
-                    raster, alpha, None if cold else psi, ot_tol, ot_max_iter, reject
-                )
-                n_rejected += len(hist["rejected"]) - n_before
-                if not _accepted(out):
-                    if last is None or halvings >= MAX_STEP_HALVINGS:
-                        failed = dict(out, points=pts)
-                        status = "ot_failed"
-                        break
-                    # never move with a failed solve: back to the last accepted
-                    # points, a shorter step towards their barycenters
-                    halvings += 1
-                    tau = step / 2.0**halvings
-                    last_pts, last_psi, _, last_move = last
-                    pts = last_pts + tau * last_move
-                    if density.grid.any_periodic:
-                        pts = density.grid.wrap(pts)
-                    # each site keeps its power distance at its cell's barycenter
-                    psi = last_psi - ((tau * last_move) ** 2).sum(axis=1)
-                    cold = False
-                    raster.expect_moves(0.0)
-                    continue
-                psi = out["weights"]
-                labels3 = out["labels3"]
-                if out["moments"] is not None:
-                    m, bary, energies = out["moments"]
-                else:
-                    m, bary, energies = raster.moments(labels3, psi)
-                err = _rel_error(m, alpha)
-                newton, repairs = out["n_iter"], out["n_repairs"]
-                if out["status"] == RESOLUTION and (worst is None or err > worst[0]):
-                    worst = (err, out)
-            halvings = 0
-            if pending is not None:
-                pending["weights"] = psi
-                pending["step"] = tau
-                callback(pending)
-                pending = None
+            cells = self.cells()
+            if cells is None:
+                if self.status == "ot_failed":
+                    return
+                continue  # a shorter step from the last accepted points
+            bary, energies, err, newton, repairs = cells
+            self.halvings = 0
+            if self.pending is not None:
+                self.pending["weights"] = self.psi
+                self.pending["step"] = self.tau
+                callback(self.pending)
+                self.pending = None
             energy = float(energies.sum())
-            move = density.grid.min_image(bary - pts)
-            dmax = float(np.sqrt((move**2).sum(axis=1)).max()) * step
+            move = self.density.grid.min_image(bary - self.pts)
+            dmax = float(np.sqrt((move**2).sum(axis=1)).max()) * self.step
             for key, value in (
                 ("energy", energy),
                 ("max_mass_error", err),
                 ("displacement", dmax),
                 ("newton_iterations", newton),
                 ("repairs", repairs),
-                ("step", tau),
-                ("retries", n_rejected),
-                ("time", time.perf_counter() - t0),
+                ("step", self.tau),
+                ("retries", self.n_rejected),
+                ("time", time.perf_counter() - self.t0),
             ):
-                hist[key].append(value)
-            n_rejected = 0
+                self.hist[key].append(value)
+            self.n_rejected = 0
             if tol is not None and dmax <= tol:
-                status = "converged"
-                break
-            if it >= n_iter:
-                break
-            last = (pts, psi, m, move)
-            tau = step
-            new = pts + step * move
-            # short moves (late Lloyd steps): candidate lists with room for a few
-            reach = step * float(np.sqrt((move**2).sum(axis=1).max()))
-            short = reach <= _config.LINEAR_MOVE_PIXELS * float(
-                np.max(density.grid.spacing)
-            )
-            raster.expect_moves(reach if short else 0.0)
-            if method == "uniform":
-                psi = _follow_moves(raster, psi, step * move)
-                cold = psi is None
-                if cold:
-                    psi = np.zeros(n)
-            if density.grid.any_periodic:
-                new = density.grid.wrap(new)
-            pts = new
-            it += 1
+                self.status = "converged"
+                return
+            if self.it >= n_iter:
+                return
+            self.advance(move)
             if bar is not None:
                 bar.set_postfix(energy=f"{energy:.4g}", mass_err=f"{err:.2g}")
                 bar.update(1)
             if callback is not None:
-                pending = {
-                    "iteration": it,
+                self.pending = {
+                    "iteration": self.it,
                     "energy": energy,
-                    "points": pts,
-                    "weights": psi,
+                    "points": self.pts,
+                    "weights": self.psi,
                     "max_mass_error": err,
                     "displacement": dmax,
                 }
-    finally:
-        if bar is not None:
-            bar.close()
-    if worst is not None:
-        err, out = worst
-        msg = resolution_message(
-            ot_tol,
-            err,
-            out["granularity"],
-            density.n_positive() * float(alpha.min()),
-            density.grid.ndim,
+
+    def cells(self):
+        """Solve for the cells at the current points.
+
+        Returns ``(barycenters, energies, err, newton, repairs)``, or None after a
+        failed solve (a shorter step is then set up, or ``status`` is "ot_failed").
+        """
+        quad, n = self.quad, len(self.alpha)
+        quad.set_points(self.pts)
+        if self.method == "voronoi":
+            self.m, bary, energies = quad.voronoi_moments(np.zeros(n))
+            return bary, energies, float("nan"), 0, 0
+        # the first solve (and any after a long move) starts from coarser rasters
+        # (multiscale); later ones are warm-started
+        n_before = len(self.hist["rejected"])
+        out = _solve_uniform(
+            quad,
+            self.state,
+            self.alpha,
+            None if self.cold else self.psi,
+            self.ot_tol,
+            self.ot_max_iter,
+            self.reject,
         )
-        warnings.warn(f"lloyd: {msg}", ResolutionWarning, stacklevel=2)
-    if failed is not None:
-        # the last accepted iterate (or the starting points), never the failed solve
-        it, pts, psi, m = _stopped(failed, last, hist, it, tau, ot_tol, n_rejected, t0)
-    return LloydResult(
-        points=pts,
-        weights=psi - psi.mean(),
-        masses=m,
-        energy=hist["energy"][-1],
-        n_iter=it,
-        converged=status == "converged",
-        history=hist,
-        status=status,
-    )
+        self.n_rejected += len(self.hist["rejected"]) - n_before
+        if not _accepted(out):
+            if self.last is None or self.halvings >= MAX_STEP_HALVINGS:
+                self.failed = (out, self.pts)
+                self.status = "ot_failed"
+                return None
+            # never move with a failed solve: back to the last accepted points, a
+            # shorter step towards their barycenters
+            self.halvings += 1
+            self.tau = self.step / 2.0**self.halvings
+            last_pts, last_psi, _, last_move = self.last
+            pts = last_pts + self.tau * last_move
+            if self.density.grid.any_periodic:
+                pts = self.density.grid.wrap(pts)
+            self.pts = pts
+            # each site keeps its power distance at its cell's barycenter
+            self.psi = last_psi - ((self.tau * last_move) ** 2).sum(axis=1)
+            self.cold = False
+            quad.expect_moves(0.0)
+            return None
+        self.psi = out.weights
+        if out.moments is not None:
+            self.m, bary, energies = out.moments
+        else:
+            self.m, bary, energies = quad.moments(out.labels3, self.psi)
+        err = _rel_error(self.m, self.alpha)
+        if out.status == RESOLUTION and (self.worst is None or err > self.worst[0]):
+            self.worst = (err, out)
+        return bary, energies, err, out.n_iter, out.n_repairs
+
+    def advance(self, move):
+        """Move the points ``step`` of the way to their barycenters."""
+        grid = self.density.grid
+        self.last = (self.pts, self.psi, self.m, move)
+        self.tau = self.step
+        new = self.pts + self.step * move
+        # short moves (late Lloyd steps): candidate lists with room for a few
+        reach = self.step * float(np.sqrt((move**2).sum(axis=1).max()))
+        short = reach <= _config.LINEAR_MOVE_PIXELS * float(np.max(grid.spacing))
+        self.quad.expect_moves(reach if short else 0.0)
+        if self.method == "uniform":
+            psi = _follow_moves(self.quad, self.state, self.psi, self.step * move)
+            self.cold = psi is None
+            self.psi = np.zeros(len(self.alpha)) if self.cold else psi
+        if grid.any_periodic:
+            new = grid.wrap(new)
+        self.pts = new
+        self.it += 1
 
 
 def _stopped(failed, last, hist, it, tau, ot_tol, n_rejected, t0):
@@ -538,10 +541,11 @@ def _stopped(failed, last, hist, it, tau, ot_tol, n_rejected, t0):
 
     Warns ``ConvergenceWarning``. Returns ``(n_iter, points, weights, masses)`` of
     the last accepted iterate; when the solve at the starting points failed, of the
-    starting points with the best weights found (``failed["points"]``), and appends
-    a history entry for them whose energy is NaN.
+    starting points with the best weights found (``failed = (solution, points)``),
+    and appends a history entry for them whose energy is NaN.
     """
-    err = float(failed["max_error"])
+    failed, failed_points = failed
+    err = float(failed.max_error)
     tried = ", ".join(
         sorted({r["attempt"] for r in hist["rejected"] if r["iteration"] == it})
     )
@@ -551,8 +555,8 @@ def _stopped(failed, last, hist, it, tau, ot_tol, n_rejected, t0):
             ("energy", float("nan")),
             ("max_mass_error", err),
             ("displacement", float("nan")),
-            ("newton_iterations", failed["n_iter"]),
-            ("repairs", failed["n_repairs"]),
+            ("newton_iterations", failed.n_iter),
+            ("repairs", failed.n_repairs),
             ("step", float("nan")),
             ("retries", n_rejected),
             ("time", time.perf_counter() - t0),
@@ -560,14 +564,14 @@ def _stopped(failed, last, hist, it, tau, ot_tol, n_rejected, t0):
             hist[key].append(value)
         where = "at the starting points"
         returning = "the starting points unmoved, energy NaN"
-        pts, psi, masses = failed["points"], failed["weights"], failed["masses"]
+        pts, psi, masses = failed_points, failed.weights, failed.masses
     else:
         pts, psi, masses, _ = last
         where = f"at iteration {it} (steps down to {tau:g} tried)"
         returning = f"the points of iteration {it - 1}"
     warnings.warn(
         f"lloyd stopped {where}: no OT solve met ot_tol={ot_tol:g} (best max "
-        f"relative mass error {err:.3g}, {failed['status']}; starts tried: {tried}); "
+        f"relative mass error {err:.3g}, {failed.status}; starts tried: {tried}); "
         f"returning {returning}. Loosen ot_tol, raise ot_max_iter or use a smaller "
         "step",
         ConvergenceWarning,

@@ -1,4 +1,20 @@
-"""Stippling: approximate an image by N dots (uniform OT Lloyd or weighted Voronoi)."""
+"""Stippling: approximate an image by N dots (uniform OT Lloyd or weighted Voronoi).
+
+Dot radii. With "uniform" every cell holds ``1/n`` of the ink, so the tone radii
+``sqrt(ink_i / pi)`` are all equal where the cap does not bind: the cell area is
+``1 / (n rho)`` and the covered fraction is proportional to ``rho``. Where the ink is
+dense the dots are closer than twice that radius, and the cap keeps them apart (the
+darkest tones then print lighter than they are).
+
+Stray dots. A cell of a Lloyd fixed point can hold ink in separate pieces (two shapes
+with white between them): its barycenter, where the dot sits, is then on white, away
+from any ink. After the iterations, each such stray dot (on a zero-density pixel,
+farther than one pixel and than half its cell's spacing from ink) is moved to the
+barycenter of the heaviest connected piece of ink of its cell (or that piece's pixel
+nearest to it), and the OT weights are solved again from the last ones (or from scratch
+if that fails), so that every cell keeps its mass (``result.n_moved`` counts the moves;
+the moved dots are not iterated further).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _config
+from .assign import quadrature_spec
 from .density import Density
 
 __all__ = ["StippleResult", "stipple", "stipple_diagnostics", "write_stipple"]
@@ -234,7 +251,7 @@ def stipple(
     ot_tol: float | None = None,
     progress: bool = False,
     callback=None,
-    quadrature: str | None = None,
+    quadrature: str = _config.DEFAULT_QUADRATURE,
 ) -> StippleResult:
     """Approximate an image by ``n`` dots (stippling).
 
@@ -290,8 +307,9 @@ def stipple(
         tqdm bar over the iterations (energy and mass error).
     callback : callable, optional
         Passed to :func:`lloyd`, called with a dict after each iteration.
-    quadrature : {"fractional", "center"}, optional
-        Pixel quadrature of the cells (see :func:`solve_ot`); default fractional.
+    quadrature : {"fractional", "center"}
+        Pixel quadrature of the cells (see :func:`solve_ot`); None means the
+        default, fractional.
 
     Returns
     -------
@@ -316,20 +334,8 @@ def stipple(
 
     Notes
     -----
-    With "uniform" every cell holds ``1/n`` of the ink, so the tone radii
-    ``sqrt(ink_i / pi)`` are all equal where the cap does not bind: the cell area
-    is ``1 / (n rho)`` and the covered fraction is proportional to ``rho``. Where
-    the ink is dense the dots are closer than twice that radius, and the cap keeps
-    them apart (the darkest tones then print lighter than they are).
-
-    A cell of a Lloyd fixed point can hold ink in separate pieces (two shapes with
-    white between them): its barycenter, where the dot sits, is then on white,
-    away from any ink. After the iterations, each such stray dot (on a zero-density
-    pixel, farther than one pixel and than half its cell's spacing from ink) is
-    moved to the barycenter of the heaviest connected piece of ink of its cell (or
-    that piece's pixel nearest to it), and the OT weights are solved again from the
-    last ones (or from scratch if that fails), so that every cell keeps its mass
-    (``result.n_moved`` counts the moves; the moved dots are not iterated further).
+    Dot radii with "uniform", and stray dots (on white between pieces of their cell's
+    ink, moved onto the ink after the iterations): see the module docstring.
 
     Each iteration costs one warm-started OT solve (a few sweeps and sparse solves)
     for "uniform", one sweep and a moment pass for "voronoi"; the radii and colours
@@ -343,49 +349,65 @@ def stipple(
     >>> res.points.shape, res.radii.shape, res.shape
     ((20, 2), (20,), (32, 32))
     """
+    n, iterations, radius_range = _check_options(
+        n, method, init, iterations, dot_size, dot_size_range
+    )
+    # --- density (and darkness in [0, 1], colours) on the resampled raster
+    density, darkness, rgb = _prepare(
+        image, color, scale, resolution, invert, gamma, floor
+    )
+    ppc, ot_tol = _tolerance(density, n, ot_tol, quadrature)
+    # --- Lloyd, with the solvers' warnings collected; then stray dots onto ink
+    res, points, weights, cells, energy, err, stray, messages = _run(
+        density, n, init, seed, method, iterations, ot_tol, quadrature, callback,
+        progress,
+    )  # fmt: skip
+    # --- dots: radii from the cells' ink (capped by the spacing), colours
+    radii, colors = _dots(
+        density, points, cells.labels.ravel(), darkness, rgb, radius_range, dot_size
+    )
+    return StippleResult(
+        points=points,
+        radii=radii,
+        colors=colors,
+        shape=tuple(int(s) for s in density.shape),
+        energy=float(energy),
+        history=res.history,
+        max_mass_error=float(err),
+        ot_tol=float(ot_tol),
+        pixels_per_cell=float(ppc),
+        n_iter=int(res.n_iter),
+        warnings=messages,
+        weights=np.array(weights),
+        n_moved=int(stray.size),
+    )
+
+
+def _check_options(n, method, init, iterations, dot_size, dot_size_range):
+    """Validate the options of :func:`stipple`.
+
+    Returns ``(n, iterations, radius range or None)``; raises TypeError or
+    ValueError naming the option otherwise.
+    """
     from ._validation import check_positive_int
-    from .lloyd import lloyd
-    from .sampling import sample_points
 
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n must be an integer number of dots, got {n!r}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    n = int(n)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if init not in _INITS:
         raise ValueError(f"init must be one of {_INITS}, got {init!r}")
     iterations = check_positive_int(iterations, "iterations", minimum=0)
-    radius_range = _check_dot_options(dot_size, dot_size_range)
+    return int(n), iterations, _check_dot_options(dot_size, dot_size_range)
 
-    # --- density (and darkness in [0, 1], colours) on the resampled raster
-    if isinstance(image, Density):
-        if image.ndim != 2:
-            raise ValueError(f"stipple needs a 2D density, got shape {image.shape}")
-        if color:
-            raise ValueError("color=True needs an image, not a Density")
-        density = image
-        darkness = image.values / image.values.max()
-        rgb = None
-    else:
-        lum, alpha, rgb, name = _load(image, color)
-        shape = _target_shape(lum.shape, scale, resolution)
-        lum = _resample(lum, shape)
-        if alpha is not None:
-            alpha = _resample(alpha, shape)
-            alpha = np.where(alpha < 0.5 / 255, 0.0, alpha)
-        if rgb is not None:
-            rgb = np.stack([_resample(rgb[..., c], shape) for c in range(3)], axis=-1)
-        elif color:
-            rgb = np.repeat(lum[..., None], 3, axis=2)
-        density = Density.from_luminance(
-            lum, alpha, invert=invert, gamma=gamma, floor=floor, name=name
-        )
-        v = 1.0 - lum if invert else lum
-        darkness = np.maximum(v, floor) ** gamma
-        if alpha is not None:
-            darkness = darkness * (alpha > 0)
+
+def _tolerance(density, n, ot_tol, quadrature):
+    """Pixels per dot and the OT tolerance (``ot_tol``, or its default).
+
+    Raises ValueError when there are more dots than positive-density pixels.
+    """
     n_pos = density.n_positive()
     if n > n_pos:
         raise ValueError(
@@ -393,15 +415,25 @@ def stipple(
             "expected n <= positive pixels (use fewer dots or a larger resolution)"
         )
     ppc = n_pos / n
-    if quadrature is None:
-        quadrature = _config.DEFAULT_QUADRATURE
     if ot_tol is None:
-        if quadrature == "fractional":
+        if quadrature_spec(quadrature).continuous:
             ot_tol = 0.01
         else:
             ot_tol = min(max(_AUTO_TOL_MIN, _AUTO_TOL_PIXELS / ppc), 0.5)
+    return ppc, ot_tol
 
-    # --- Lloyd, with the solvers' warnings collected; then stray dots onto ink
+
+def _run(
+    density, n, init, seed, method, iterations, ot_tol, quadrature, callback, progress
+):
+    """Lloyd from sampled dots, then stray dots onto ink.
+
+    Returns ``(lloyd result, points, weights, cells, energy, max_mass_error, indices
+    of the moved dots, messages of the warnings caught)``.
+    """
+    from .lloyd import lloyd
+    from .sampling import sample_points
+
     start = sample_points(density, n, method=init, seed=seed)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
@@ -431,9 +463,43 @@ def stipple(
             density, points, weights, method, ot_tol, quadrature, caught
         )
     messages = tuple(dict.fromkeys(str(w.message) for w in caught))
+    return res, points, weights, cells, energy, err, stray, messages
 
-    # --- dots: radii from the cells' ink (capped by the spacing), colours
-    labels = cells.labels.ravel()
+
+def _prepare(image, color, scale, resolution, invert, gamma, floor):
+    """Density, darkness in [0, 1] and colours (or None) on the resampled raster."""
+    if isinstance(image, Density):
+        if image.ndim != 2:
+            raise ValueError(f"stipple needs a 2D density, got shape {image.shape}")
+        if color:
+            raise ValueError("color=True needs an image, not a Density")
+        density = image
+        darkness = image.values / image.values.max()
+        rgb = None
+    else:
+        lum, alpha, rgb, name = _load(image, color)
+        shape = _target_shape(lum.shape, scale, resolution)
+        lum = _resample(lum, shape)
+        if alpha is not None:
+            alpha = _resample(alpha, shape)
+            alpha = np.where(alpha < 0.5 / 255, 0.0, alpha)
+        if rgb is not None:
+            rgb = np.stack([_resample(rgb[..., c], shape) for c in range(3)], axis=-1)
+        elif color:
+            rgb = np.repeat(lum[..., None], 3, axis=2)
+        density = Density.from_luminance(
+            lum, alpha, invert=invert, gamma=gamma, floor=floor, name=name
+        )
+        v = 1.0 - lum if invert else lum
+        darkness = np.maximum(v, floor) ** gamma
+        if alpha is not None:
+            darkness = darkness * (alpha > 0)
+    return density, darkness, rgb
+
+
+def _dots(density, points, labels, darkness, rgb, radius_range, dot_size):
+    """Radii from the cells' ink (capped by the spacing), and colours (or None)."""
+    n = len(points)
     if radius_range is not None or dot_size is None:
         radii = _tone_radii(density, points, labels, darkness, radius_range)
     else:
@@ -454,21 +520,7 @@ def stipple(
                 plain / np.maximum(area, 1.0),
             )
         colors = np.clip(colors, 0.0, 1.0)
-    return StippleResult(
-        points=points,
-        radii=radii,
-        colors=colors,
-        shape=tuple(int(s) for s in density.shape),
-        energy=float(energy),
-        history=res.history,
-        max_mass_error=float(err),
-        ot_tol=float(ot_tol),
-        pixels_per_cell=float(ppc),
-        n_iter=int(res.n_iter),
-        warnings=messages,
-        weights=np.array(weights),
-        n_moved=int(stray.size),
-    )
+    return radii, colors
 
 
 def _cells(density, points, weights, quadrature=_config.DEFAULT_QUADRATURE):

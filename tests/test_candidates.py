@@ -11,7 +11,7 @@ import pytest
 import reference
 
 import rasterquant as rq
-from rasterquant import _config
+from rasterquant.assign.cells import QuadratureSpec
 from rasterquant.candidates import _tile_geometry, build_candidates
 
 
@@ -20,8 +20,7 @@ def _lists(cl, t):
 
 
 def _build(monkeypatch, brute, *args, **kwargs):
-    monkeypatch.setattr(_config, "BRUTE_CANDIDATES_MAX", np.inf if brute else -1.0)
-    return build_candidates(*args, **kwargs)
+    return build_candidates(*args, brute_max=np.inf if brute else -1.0, **kwargs)
 
 
 CASES = [
@@ -75,8 +74,10 @@ def test_fractional_masses_do_not_depend_on_the_builder(
     w = rng.normal(scale=scale * cell2, size=n)
     out = []
     for brute in (True, False):
-        monkeypatch.setattr(_config, "BRUTE_CANDIDATES_MAX", np.inf if brute else -1.0)
-        out.append(rq.assign_cells(density, pts, w, quadrature="fractional"))
+        spec = QuadratureSpec(
+            "fractional", brute_candidates_max=np.inf if brute else -1
+        )
+        out.append(rq.assign_cells(density, pts, w, quadrature=spec))
     np.testing.assert_array_equal(out[0].labels, out[1].labels)
     np.testing.assert_allclose(out[0].masses, out[1].masses, rtol=0, atol=1e-14)
 

@@ -150,13 +150,24 @@ from numba.core import event
 import numpy as np
 
 compiled = []
+entries = []  # top-level compilations, as the first-run helper's profiles record them
 
 
 class Count(event.Listener):
+    depth = 0
+
     def on_start(self, ev):
-        pass
+        if self.depth == 0:
+            from rasterquant import _warmup
+
+            func = ev.data["dispatcher"].py_func
+            args = [_warmup.encode(t) for t in ev.data["args"]]
+            name = func.__name__
+            entries.append({"module": func.__module__, "name": name, "args": args})
+        self.depth += 1
 
     def on_end(self, ev):
+        self.depth -= 1
         compiled.append(ev.data["dispatcher"].py_func.__qualname__)
 
 
@@ -171,7 +182,7 @@ res = rq.lloyd(density, points, n_iter=2, ot_tol=0.02)
 h = hashlib.sha256()
 for a in (ot.weights, ot.masses, res.points, res.weights):
     h.update(np.ascontiguousarray(a).tobytes())
-print(json.dumps({"digest": h.hexdigest(), "compiled": compiled}))
+print(json.dumps({"digest": h.hexdigest(), "compiled": compiled, "entries": entries}))
 """
 
 
@@ -209,3 +220,13 @@ def test_same_result_compiled_cold_cached_and_partly_recompiled(tmp_path):
     assert "_polygon_pass" in partly["compiled"]
     assert cold["digest"] == cached["digest"], "cached run differs from the cold one"
     assert cold["digest"] == partly["digest"], "a partial recompile changes results"
+    # the first-run helper (rasterquant/_warmup.py) compiles what a first run needs:
+    # its recorded profile must still name these kernels with these argument types
+    from rasterquant import _warmup
+
+    profile = _warmup.load_profile("quantize")
+    missing = [e["name"] for e in cold["entries"] if e not in profile]
+    assert not missing, (
+        f"rasterquant/_kernel_profiles.json is stale (missing {missing}): record it "
+        "again with `python -m rasterquant._warmup --record`"
+    )

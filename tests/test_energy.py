@@ -183,7 +183,7 @@ def test_unresolvable_tol_warns_at_the_callers_line():
     assert rec[0].filename == __file__
 
 
-def test_quadrature_is_forwarded_only_when_given(monkeypatch):
+def test_quadrature_is_forwarded_with_one_default(monkeypatch):
     seen = []
     real = energy_mod.solve_ot
 
@@ -195,19 +195,9 @@ def test_quadrature_is_forwarded_only_when_given(monkeypatch):
     monkeypatch.setattr(energy_mod, "solve_ot", fake)
     density, pts = _unit_box(2, 4)
     quantization_energy(density, pts)
-    quantization_energy(density, pts, quadrature="fractional")
-    assert "quadrature" not in seen[0]
-    assert seen[1]["quadrature"] == "fractional"
-
-
-def test_unsupported_quadrature_is_a_value_error(monkeypatch):
-    def old_solver(density, points, masses=None, *, tol=0.01, weights=None):
-        raise AssertionError("not reached")
-
-    monkeypatch.setattr(energy_mod, "solve_ot", old_solver)
-    density, pts = _unit_box(2, 4)
-    with pytest.raises(ValueError, match="quadrature='fractional' is not supported"):
-        quantization_energy(density, pts, quadrature="fractional")
+    quantization_energy(density, pts, quadrature="center")
+    assert seen[0]["quadrature"] == rq._config.DEFAULT_QUADRATURE
+    assert seen[1]["quadrature"] == "center"
 
 
 def test_min_separation_plain_and_periodic():

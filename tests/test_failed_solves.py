@@ -1,5 +1,6 @@
 """Failed OT solves: the energies raise on them, lloyd never moves points with them."""
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -134,15 +135,15 @@ def _flaky_solve(monkeypatch, fails):
     The solve runs; only its status and error are replaced, as a solver that stalled
     there would report them.
     """
-    real = lloyd_mod._solve
+    real = lloyd_mod.solve_cells
 
-    def flaky(raster, alpha, psi, tol, max_iter, *args, **kwargs):
-        out = real(raster, alpha, psi, tol, max_iter, *args, **kwargs)
-        if raster.quadrature == "fractional" and fails(raster.points):
-            out = dict(out, status="stalled", max_error=0.7)
+    def flaky(quad, alpha, psi, tol, max_iter, *args, **kwargs):
+        out = real(quad, alpha, psi, tol, max_iter, *args, **kwargs)
+        if quad.continuous and fails(quad.points):
+            out = dataclasses.replace(out, status="stalled", max_error=0.7)
         return out
 
-    monkeypatch.setattr(lloyd_mod, "_solve", flaky)
+    monkeypatch.setattr(lloyd_mod, "solve_cells", flaky)
 
 
 def test_lloyd_takes_a_shorter_step_after_a_failed_solve(monkeypatch, rng):

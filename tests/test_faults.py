@@ -63,7 +63,10 @@ def test_solve_ot_stall_ends_with_warning(monkeypatch, problem, direction):
     assert res.converged is False
     assert res.status == "stalled"
     assert warned == [rq.ConvergenceWarning]
-    assert res.n_iter == 1
+    # the continuation took over and failed too (its stages use the same broken
+    # solver): the best iterate of the fast solve is returned, its history kept
+    assert res.continuation is not None and res.continuation["rejected"] > 0
+    assert res.n_iter >= 1
     assert res.history["step"][-1] == 0.0
     np.testing.assert_allclose(res.weights, 0.0, atol=0)  # the best (= first) iterate
     assert np.isfinite(res.weights).all()

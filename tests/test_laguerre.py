@@ -246,8 +246,9 @@ def test_neighbour_retries_give_the_same_cells(rng, monkeypatch, lengths, period
     # a tiny first-round radius sends every cell through the retry rounds
     pts, weights, lo, hi, per = _random_case(rng, 60, lengths, periodic)
     expected = laguerre_cells(pts, weights, lo, hi, per)
-    monkeypatch.setattr(_laguerre, "RADIUS_SPACINGS", {2: 0.05, 3: 0.05})
-    out, rows, cols, vals = laguerre_cells(pts, weights, lo, hi, per)
+    out, rows, cols, vals = laguerre_cells(
+        pts, weights, lo, hi, per, radius_spacings=0.05
+    )
     np.testing.assert_allclose(out, expected[0], rtol=1e-10, atol=1e-14)
     np.testing.assert_array_equal(rows, expected[1])
     np.testing.assert_array_equal(cols, expected[2])

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import rasterquant as rq
+from rasterquant.assign._limits import _cell_masses, step_limit
 from rasterquant.assign._polygons import cell_masses_at
 from rasterquant.assign.cells import _Raster
 from rasterquant.ot._jacobian import solve_newton_system
-from rasterquant.ot._limits import _cell_masses, step_limit
 
 
 def _problem(rng, shape=(40, 52), n=30, uniform=False):

@@ -146,9 +146,9 @@ def test_bad_arguments(rng):
 
 @pytest.mark.parametrize("periodic", [False, True])
 def test_weights_follow_small_moves_to_first_order(periodic):
-    from rasterquant.assign.cells import _Raster
+    from rasterquant.assign.quadrature import make_quadrature
     from rasterquant.lloyd import _follow_moves
-    from rasterquant.ot.newton import _solve
+    from rasterquant.ot.newton import NewtonState, solve_cells
 
     rng = np.random.default_rng(5)
     y, x = np.mgrid[0:96, 0:128]
@@ -156,19 +156,27 @@ def test_weights_follow_small_moves_to_first_order(periodic):
     dens = rq.Density.from_array(v, periodic=periodic)
     pts = rq.sample_points(dens, 150, method="stratified", seed=1)
     alpha = np.full(150, 1 / 150)
-    raster = _Raster(dens, pts, "fractional")
+    quad = make_quadrature(dens, pts, "fractional")
+    state = NewtonState()
     # as lloyd solves: with the moments, so that the last pass sweeps the pixels and
     # keeps the facet pieces the predictor reads (polygon passes have none)
-    out = _solve(
-        raster, alpha, np.zeros(150), 1e-10, 50, multiscale=False, want_moments=True
+    out = solve_cells(
+        quad,
+        alpha,
+        np.zeros(150),
+        1e-10,
+        50,
+        state=state,
+        multiscale=False,
+        want_moments=True,
     )
-    psi = out["weights"]
+    psi = out.weights
     moves = rng.normal(scale=0.4, size=pts.shape)
     new = dens.grid.wrap(pts + moves) if periodic else pts + moves
-    predicted = _follow_moves(raster, psi, moves)
-    raster.set_points(new)
-    _, m_old = raster.labels_masses(psi)
-    _, m_new = raster.labels_masses(predicted)
+    predicted = _follow_moves(quad, state, psi, moves)
+    quad.set_points(new)
+    _, m_old = quad.labels_masses(psi)
+    _, m_new = quad.labels_masses(predicted)
     err_old = np.abs(m_old - alpha).max() / alpha[0]
     err_new = np.abs(m_new - alpha).max() / alpha[0]
     assert err_old > 0.02  # the moves matter
@@ -177,15 +185,16 @@ def test_weights_follow_small_moves_to_first_order(periodic):
 
 
 def test_long_moves_restart_the_weights_cold():
-    from rasterquant.assign.cells import _Raster
+    from rasterquant.assign.quadrature import make_quadrature
     from rasterquant.lloyd import _follow_moves
+    from rasterquant.ot.newton import NewtonState
 
     dens = rq.Density.uniform((64, 64))
     pts = rq.sample_points(dens, 40, method="stratified", seed=2)
-    raster = _Raster(dens, pts, "fractional")
+    quad = make_quadrature(dens, pts, "fractional")
     psi = np.zeros(40)
     short = np.full((40, 2), 0.5)
-    assert _follow_moves(raster, psi, short) is not None
+    assert _follow_moves(quad, NewtonState(), psi, short) is not None
     far = np.zeros((40, 2))
     far[3] = [9.0, 0.0]  # one site moves more than BLEND_MOVE_PIXELS
-    assert _follow_moves(raster, psi, far) is None
+    assert _follow_moves(quad, NewtonState(), psi, far) is None

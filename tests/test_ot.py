@@ -463,7 +463,6 @@ def test_empty_cells_error_names_points_on_zero_density():
 def test_preconditioned_cg_reuses_a_nearby_factorisation(rng, monkeypatch):
     import scipy.sparse as sp
 
-    from rasterquant import _config
     from rasterquant.ot._jacobian import preconditioned_cg, solve_newton_system
 
     n = 60
@@ -516,9 +515,14 @@ def test_preconditioned_cg_reuses_a_nearby_factorisation(rng, monkeypatch):
     )
     assert s2 is solver
     assert np.linalg.norm(new @ delta - rhs) <= 1e-2 * np.linalg.norm(rhs)
-    monkeypatch.setattr(_config, "PCG_MAX_ITER", 2)
     delta, s3 = solve_newton_system(
-        new, rhs, method="direct", want_solver=True, precond=solver, precond_rtol=1e-14
+        new,
+        rhs,
+        method="direct",
+        want_solver=True,
+        precond=solver,
+        precond_rtol=1e-14,
+        pcg_max_iter=2,
     )
     assert s3 is not solver
     np.testing.assert_allclose(delta, exact, atol=1e-9 * np.abs(exact).max())

@@ -7,9 +7,8 @@ import reference
 import scipy.sparse as sp
 
 import rasterquant as rq
-from rasterquant import _config
 from rasterquant.assign import _polygons
-from rasterquant.assign.cells import _Raster
+from rasterquant.assign.cells import QuadratureSpec, _Raster
 
 
 def _problem(rng, shape, n, uniform=False, weight_scale=0.5):
@@ -166,9 +165,9 @@ def test_solve_with_polygon_passes_matches_pixel_passes(rng, monkeypatch):
     calls = _spy_polygon_passes(monkeypatch)
     a = rq.solve_ot(density, pts, tol=1e-8)
     assert any(calls), "no polygon pass was used"
-    monkeypatch.setattr(_config, "POLYGON_CELLS", False)
     calls.clear()
-    b = rq.solve_ot(density, pts, tol=1e-8)
+    pixels = QuadratureSpec("fractional", polygon_cells=False)
+    b = rq.solve_ot(density, pts, tol=1e-8, quadrature=pixels)
     assert not calls
     assert a.converged and b.converged
     assert a.max_error <= 1e-8
@@ -263,8 +262,8 @@ def test_lloyd_with_polygon_passes_matches_pixel_passes(rng, monkeypatch, method
     calls = _spy_polygon_passes(monkeypatch, moments=True)
     a = rq.lloyd(density, pts, method=method, n_iter=4, ot_tol=1e-9)
     assert any(calls), "no polygon pass with moments was used"
-    monkeypatch.setattr(_config, "POLYGON_CELLS", False)
-    b = rq.lloyd(density, pts, method=method, n_iter=4, ot_tol=1e-9)
+    pixels = QuadratureSpec("fractional", polygon_cells=False)
+    b = rq.lloyd(density, pts, method=method, n_iter=4, ot_tol=1e-9, quadrature=pixels)
     np.testing.assert_allclose(a.points, b.points, atol=1e-6)
     np.testing.assert_allclose(a.history["energy"], b.history["energy"], rtol=1e-8)
 
@@ -323,13 +322,13 @@ def test_facet_check_catches_a_short_missing_facet(rng):
     graph = _without_pair(r.graph, n, i, j)
     rho, _, lo, hi, spacing = r.poly_data()
     bufs = _polygons.new_buffers(n)
-    args = (lo, hi, lo, spacing, rho, np.zeros((1, 1)), True, False, False, 1, 8)
-    overflow, check = _polygons._polygon_pass(pts, w, *graph, *args, *bufs)
+    args = ((lo, hi, lo, spacing), rho, np.zeros((1, 1)), (True, False, False), 1, 8)
+    overflow, check = _polygons._polygon_pass(pts, w, graph, *args, bufs)
     tol = _polygons.LENGTH_RTOL * np.sqrt(density.grid.volume / n)
     assert overflow == 0
     assert abs(check) > tol
     # with the full graph the 1-rings are exact: the check holds
-    overflow, check = _polygons._polygon_pass(pts, w, *r.graph, *args, *bufs)
+    overflow, check = _polygons._polygon_pass(pts, w, r.graph, *args, bufs)
     assert overflow == 0
     assert abs(check) <= tol
     res = _polygons.polygon_cells(

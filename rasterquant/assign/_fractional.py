@@ -459,22 +459,7 @@ def _border_facet(is2d, hz, hy, hx, cz, cy, cx, b):
 
 @kernel(parallel=False)
 def _emit_facets(
-    want_jac,
-    nact,
-    act,
-    keep,
-    flen,
-    owner,
-    sites,
-    rhoj,
-    pix,
-    c,
-    cnt,
-    cap,
-    rows,
-    cols,
-    vals,
-    pixs,
+    want_jac, nact, act, keep, flen, owner, sites, rhoj, pix, c, cnt, cap, jac
 ):
     """Append the Jacobian triplets of one split pixel; return the new count.
 
@@ -487,6 +472,7 @@ def _emit_facets(
     flat pixel index ``pix``). Past ``cap`` only the count grows (the caller reruns
     with more room).
     """
+    rows, cols, vals, pixs = jac
     if not want_jac:
         return cnt + nact * (nact - 1) // 2
     for a in range(nact):
@@ -532,32 +518,7 @@ def _pass_outputs(n_tiles, cand_ptr, want_moments, n_points, n_chunks):
 
 @kernel(parallel=True)
 def _fractional_tiles_2d(
-    shape3,
-    tile,
-    n_tiles,
-    sub,
-    spacing3,
-    origin3,
-    sites,
-    site_w,
-    owner,
-    cand_ptr,
-    cand_idx,
-    density,
-    umass,
-    extent,
-    n_points,
-    n_chunks,
-    labels,
-    want_moments,
-    want_jac,
-    jac_floor,
-    jac_cap,
-    jac_rows,
-    jac_cols,
-    jac_vals,
-    jac_pix,
-    redo,
+    tiling, geom, cands, dens, extent, n_points, n_chunks, labels, opts, jac_out, redo
 ):
     """Fractional-quadrature pass on a 2D raster, pixels split as squares.
 
@@ -565,12 +526,18 @@ def _fractional_tiles_2d(
     :func:`_fractional_tiles_3d` (a 3D raster with one layer of voxels is not 2D: its
     sites have their own z, so the cuts of a voxel are planes).
     """
+    shape3, tile, n_tiles, sub = tiling
+    spacing3, origin3 = geom
+    sites, site_w, owner, cand_ptr, cand_idx = cands
+    density, umass = dens
+    want_moments = opts[0]
     n_t, kmax, out, counts, status = _pass_outputs(
         n_tiles, cand_ptr, want_moments, n_points, n_chunks
     )
     hz = spacing3[0]
     hy = spacing3[1]
     hx = spacing3[2]
+    frame = (origin3[0] + 0.5 * hz, origin3[1], origin3[2], hz, hy, hx)
     for k_c in prange(n_chunks):
         c = _spread(k_c, n_chunks)
         if not redo[c]:
@@ -591,6 +558,7 @@ def _fractional_tiles_2d(
         wide = np.empty(kmax + 1, np.int64)
         dq2 = np.empty((kmax, sub[2]))
         fs = np.empty((7, max(kmax, sub[2])))
+        scratch = (dq2, fs, act2, iw, sl, piece, flen, poly, wide)
         cnt = np.int64(0)  # not a literal: callees compile once
         for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
             ty = (t // n_tiles[2]) % n_tiles[1]
@@ -640,78 +608,184 @@ def _fractional_tiles_2d(
                                 True,
                             )
                             cnt, st = _sweep_box_2d(
-                                j0,
-                                j1,
-                                i0,
-                                i1,
+                                (j0, j1, i0, i1),
                                 nk,
                                 keep,
-                                origin3[0] + 0.5 * hz,
-                                origin3[1],
-                                origin3[2],
-                                hz,
-                                hy,
-                                hx,
-                                sites,
-                                owner,
-                                density,
-                                umass,
-                                extent,
-                                want_moments,
-                                want_jac,
-                                jac_floor,
-                                jac_cap,
-                                jac_rows,
-                                jac_cols,
-                                jac_vals,
-                                jac_pix,
+                                frame,
+                                (sites, owner),
+                                (density, umass, extent),
+                                opts,
+                                jac_out,
                                 out,
                                 c,
                                 labels,
                                 cnt,
-                                dq2,
-                                fs,
-                                act2,
-                                iw,
-                                sl,
-                                piece,
-                                flen,
-                                poly,
-                                wide,
+                                scratch,
                             )
                             status[c] |= st
         counts[c] = cnt
     return out, counts, status
 
 
+@kernel(parallel=False)
+def _prune_box(t, box, geom, cands, lb, keep):
+    """Candidates of tile ``t`` that can own a point of the voxels of ``box``.
+
+    ``box`` is ``(k0, k1, j0, j1, i0, i1)``; pruned on the whole extent of its voxels
+    (``_kernels._prune``). Returns their count, in ``keep``.
+    """
+    k0, k1, j0, j1, i0, i1 = box
+    spacing3, origin3 = geom
+    sites, site_w, owner, cand_ptr, cand_idx = cands
+    hz, hy, hx = spacing3[0], spacing3[1], spacing3[2]
+    zlo = origin3[0] + k0 * hz
+    zhi = origin3[0] + k1 * hz
+    ylo = origin3[1] + j0 * hy
+    yhi = origin3[1] + j1 * hy
+    xlo = origin3[2] + i0 * hx
+    xhi = origin3[2] + i1 * hx
+    return _prune(
+        t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi, xlo, xhi, lb,
+        keep,
+    )  # fmt: skip
+
+
+@kernel(parallel=False)
+def _scratch_3d(kmax):
+    """Scratch of one chunk of a 3D fractional pass (``kmax`` the longest list).
+
+    Returns ``(keep, lb, dq, wide, dcen, (rz, ry, rx), piece, flen, bufs, fa)``;
+    ``wide`` has room for all the candidates (active ones), ``fa`` holds the two
+    polyhedron buffers and the cap of ``_split_pixel_3d``.
+    """
+    fv0 = np.empty((MAXF, MAXV, 3))
+    fv1 = np.empty((MAXF, MAXV, 3))
+    fn0 = np.empty(MAXF, np.int64)
+    fn1 = np.empty(MAXF, np.int64)
+    ft0 = np.empty(MAXF, np.int64)
+    ft1 = np.empty(MAXF, np.int64)
+    cap = np.empty((2 * MAXF + 4, 5))
+    return (
+        np.empty(kmax, np.int64),
+        np.empty(kmax),
+        np.empty(kmax),
+        np.empty(kmax + 1, np.int64),
+        np.empty(MAXA),
+        (np.empty(MAXA), np.empty(MAXA), np.empty(MAXA)),
+        np.empty((MAXA, 5)),
+        np.empty((MAXA, MAXA)),
+        np.empty((6, MAXV)),
+        (fv0, fn0, ft0, fv1, fn1, ft1, cap),
+    )
+
+
+@kernel(parallel=False)
+def _active_3d(best, bd, nk, dq, keep, sites, spacing3, wide):
+    """Active competitors of a voxel: ``pd_q - pd_best <= 0`` somewhere in it.
+
+    Writes them to ``wide`` (the best first; room for all); returns their count.
+    """
+    hz, hy, hx = spacing3[0], spacing3[1], spacing3[2]
+    sb = keep[best]
+    nact = 1
+    wide[0] = best
+    for q in range(nk):
+        if q == best:
+            continue
+        marg = _margin_3d(sites, keep[q], sb, hz, hy, hx)
+        if dq[q] - bd <= marg * (1 + 1e-9) + 1e-300:
+            wide[nact] = q
+            nact += 1
+    return nact
+
+
+@kernel(parallel=False)
+def _add_whole_3d(out, c, o, m, centre, sites, sb, extent, want_moments):
+    """Add a whole voxel of mass ``m`` to cell ``o`` (moments about site ``sb``)."""
+    out[c, o, 0] += m
+    if want_moments:
+        dz = centre[0] - sites[sb, 0]
+        dy = centre[1] - sites[sb, 1]
+        dx = centre[2] - sites[sb, 2]
+        out[c, o, 1] += m * dz
+        out[c, o, 2] += m * dy
+        out[c, o, 3] += m * dx
+        out[c, o, 4] += m * (dz * dz + dy * dy + dx * dx + extent)
+
+
+@kernel(parallel=False)
+def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, fa, bufs):
+    """Pieces of a voxel among ``nact >= 2`` active slots (``_split_pixel_3d``).
+
+    Two slots: one plane, cut once, the other piece is the rest (a cut that misses
+    the voxel's interior gets the facet on the border). ``rel`` is ``(rz, ry, rx)``.
+    """
+    hz, hy, hx = spacing3[0], spacing3[1], spacing3[2]
+    rz, ry, rx = rel
+    if nact != 2:
+        _split_pixel_3d(hz, hy, hx, nact, dcen, rz, ry, rx, piece, flen, fa, fa)
+        return
+    full = hz * hy * hx
+    cz, cy, cx, rhs = _snap(
+        2.0 * (rz[1] - rz[0]),
+        2.0 * (ry[1] - ry[0]),
+        2.0 * (rx[1] - rx[0]),
+        dcen[1] - dcen[0],
+        hz,
+        hy,
+        hx,
+    )
+    ar, m0, mu, mv, m2, ln = _cut_box_3d(
+        hz, hy, hx, cz, cy, cx, rhs, fa[0], fa[1], bufs[0], bufs[1], bufs[2]
+    )
+    piece[0, 0] = ar
+    piece[0, 1] = m0
+    piece[0, 2] = mu
+    piece[0, 3] = mv
+    piece[0, 4] = m2
+    piece[1, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0 - m2
+    if piece[0, 0] <= 1e-12 * full or piece[0, 0] >= full * (1 - 1e-12):
+        # the cut misses the voxel's interior
+        ln = _border_facet(False, hz, hy, hx, cz, cy, cx, rhs)
+    piece[1, 0] = full - piece[0, 0]
+    piece[1, 1] = -piece[0, 1]
+    piece[1, 2] = -piece[0, 2]
+    piece[1, 3] = -piece[0, 3]
+    flen[0, 1] = ln
+
+
+@kernel(parallel=False)
+def _add_pieces_3d(out, c, owner, keep, wide, nact, piece, rel, rho, want_moments):
+    """Add the pieces' masses (and moments about the sites) to ``out[c]`` (N, 5).
+
+    Slot ``a`` is candidate ``wide[a]``, cell ``owner[keep[wide[a]]]``; ``rel`` is
+    ``(rz, ry, rx)``, the sites relative to the voxel centre; ``rho`` its density.
+    """
+    rz, ry, rx = rel
+    for a in range(nact):
+        ar = piece[a, 0]
+        if ar <= 0.0:
+            continue
+        o = owner[keep[wide[a]]]
+        out[c, o, 0] += rho * ar
+        if want_moments:
+            # offsets of the pixel centre from the site
+            oz = -rz[a]
+            oy = -ry[a]
+            ox = -rx[a]
+            out[c, o, 1] += rho * (ar * oz + piece[a, 1])
+            out[c, o, 2] += rho * (ar * oy + piece[a, 2])
+            out[c, o, 3] += rho * (ar * ox + piece[a, 3])
+            out[c, o, 4] += rho * (
+                ar * (oz * oz + oy * oy + ox * ox)
+                + 2.0 * (oz * piece[a, 1] + oy * piece[a, 2] + ox * piece[a, 3])
+                + piece[a, 4]
+            )
+
+
 @kernel(parallel=True)
 def _fractional_tiles_3d(
-    shape3,
-    tile,
-    n_tiles,
-    sub,
-    spacing3,
-    origin3,
-    sites,
-    site_w,
-    owner,
-    cand_ptr,
-    cand_idx,
-    density,
-    umass,
-    extent,
-    n_points,
-    n_chunks,
-    labels,
-    want_moments,
-    want_jac,
-    jac_floor,
-    jac_cap,
-    jac_rows,
-    jac_cols,
-    jac_vals,
-    jac_pix,
-    redo,
+    tiling, geom, cands, dens, extent, n_points, n_chunks, labels, opts, jac_out, redo
 ):
     """Fractional-quadrature pass on a 3D raster: labels, masses, moments, Jacobian.
 
@@ -719,19 +793,17 @@ def _fractional_tiles_3d(
 
     Parameters
     ----------
-    shape3, tile, n_tiles, sub, spacing3, origin3, sites, site_w, owner, cand_ptr,
-    cand_idx, density, umass, n_points, n_chunks, labels
+    tiling, geom, cands, dens, n_points, n_chunks, labels
         As in ``_kernels._assign_tiles``; the candidate lists must be built for whole
         pixel extents (not only centres).
     extent : float
         ``sum_a h_a^2 / 12`` over the real axes (the pixel's own second moment).
-    want_moments, want_jac : bool
-    jac_floor : float
-        Pixel mass below which the Jacobian counts a pixel as having this mass (keeps
-        cells separated by zero density connected); masses are not affected.
-    jac_cap : int
-        Capacity per chunk of the Jacobian triplet arrays ``jac_rows``, ``jac_cols``,
-        ``jac_vals`` and ``jac_pix`` (each (n_chunks, jac_cap)), written in place;
+    opts : tuple ``(want_moments, want_jac, jac_floor, jac_cap)``
+        ``jac_floor`` is the pixel mass below which the Jacobian counts a pixel as
+        having this mass (keeps cells separated by zero density connected; masses are
+        not affected); ``jac_cap`` the capacity per chunk of the triplet arrays.
+    jac_out : tuple ``(jac_rows, jac_cols, jac_vals, jac_pix)``
+        Jacobian triplet arrays, each (n_chunks, jac_cap), written in place;
         ``jac_pix`` is the flat index of the pixel that holds the facet piece.
     redo : (n_chunks,) bool
         Chunks to compute; the others are skipped (their outputs stay zero). A rerun
@@ -746,6 +818,11 @@ def _fractional_tiles_3d(
     status : (n_chunks,) int64
         Bit 1: a pixel had more than MAXA active cells (truncated).
     """
+    shape3, tile, n_tiles, sub = tiling
+    spacing3, origin3 = geom
+    sites, site_w, owner, cand_ptr, _ = cands
+    density, umass = dens
+    want_moments, want_jac, jac_floor, jac_cap = opts
     n_t, kmax, out, counts, status = _pass_outputs(
         n_tiles, cand_ptr, want_moments, n_points, n_chunks
     )
@@ -757,26 +834,8 @@ def _fractional_tiles_3d(
         c = _spread(k_c, n_chunks)
         if not redo[c]:
             continue
-        keep = np.empty(kmax, np.int64)
-        lb = np.empty(kmax)
-        dq = np.empty(kmax)
-        dcen = np.empty(MAXA)
-        rz = np.empty(MAXA)
-        ry = np.empty(MAXA)
-        rx = np.empty(MAXA)
-        piece = np.empty((MAXA, 5))
-        flen = np.empty((MAXA, MAXA))
-        bufs = np.empty((6, MAXV))
-        # active candidates: all of them
-        wide = np.empty(kmax + 1, np.int64)
-        fv0 = np.empty((MAXF, MAXV, 3))
-        fv1 = np.empty((MAXF, MAXV, 3))
-        fn0 = np.empty(MAXF, np.int64)
-        fn1 = np.empty(MAXF, np.int64)
-        ft0 = np.empty(MAXF, np.int64)
-        ft1 = np.empty(MAXF, np.int64)
-        cap = np.empty((2 * MAXF + 4, 5))
-        fa = (fv0, fn0, ft0, fv1, fn1, ft1, cap)
+        keep, lb, dq, wide, dcen, rel, piece, flen, bufs, fa = _scratch_3d(kmax)
+        rz, ry, rx = rel
         cnt = np.int64(0)  # not a literal: callees compile once
         for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
             tz = t // (n_tiles[1] * n_tiles[2])
@@ -791,29 +850,8 @@ def _fractional_tiles_3d(
                     j1 = min(j0 + sub[1], tj1)
                     for i0 in range(tx * tile[2], ti1, sub[2]):
                         i1 = min(i0 + sub[2], ti1)
-                        # prune on the whole extent of the box's pixels
-                        zlo = origin3[0] + k0 * hz
-                        zhi = origin3[0] + k1 * hz
-                        ylo = origin3[1] + j0 * hy
-                        yhi = origin3[1] + j1 * hy
-                        xlo = origin3[2] + i0 * hx
-                        xhi = origin3[2] + i1 * hx
-                        nk = _prune(
-                            t,
-                            cand_ptr,
-                            cand_idx,
-                            sites,
-                            site_w,
-                            owner,
-                            zlo,
-                            zhi,
-                            ylo,
-                            yhi,
-                            xlo,
-                            xhi,
-                            lb,
-                            keep,
-                        )
+                        box = (k0, k1, j0, j1, i0, i1)
+                        nk = _prune_box(t, box, geom, cands, lb, keep)
                         for k in range(k0, k1):
                             zc = origin3[0] + (k + 0.5) * hz
                             for j in range(j0, j1):
@@ -843,20 +881,9 @@ def _fractional_tiles_3d(
                                         continue
                                     # active competitors: pd_q - pd_best <= 0
                                     # somewhere; to ``wide``, which has room for all
-                                    nact = 1
-                                    wide[0] = best
-                                    for q in range(nk):
-                                        if q == best:
-                                            continue
-                                        s = keep[q]
-                                        marg = (
-                                            hz * abs(sites[s, 0] - sites[sb, 0])
-                                            + hy * abs(sites[s, 1] - sites[sb, 1])
-                                            + hx * abs(sites[s, 2] - sites[sb, 2])
-                                        )
-                                        if dq[q] - bd <= marg * (1 + 1e-9) + 1e-300:
-                                            wide[nact] = q
-                                            nact += 1
+                                    nact = _active_3d(
+                                        best, bd, nk, dq, keep, sites, spacing3, wide
+                                    )
                                     if nact > MAXA:
                                         # crowded voxel (see the 2D sweep): drop the
                                         # dominated ones, keep the rest if they fit
@@ -867,18 +894,11 @@ def _fractional_tiles_3d(
                                             status[c] |= 1
                                             nact = MAXA
                                     if nact == 1:
-                                        o = owner[sb]
-                                        out[c, o, 0] += m
-                                        if want_moments:
-                                            dz = zc - sites[sb, 0]
-                                            dy = yc - sites[sb, 1]
-                                            dx = xc - sites[sb, 2]
-                                            out[c, o, 1] += m * dz
-                                            out[c, o, 2] += m * dy
-                                            out[c, o, 3] += m * dx
-                                            out[c, o, 4] += m * (
-                                                dz * dz + dy * dy + dx * dx + extent
-                                            )
+                                        centre = (zc, yc, xc)
+                                        _add_whole_3d(
+                                            out, c, owner[sb], m, centre, sites, sb,
+                                            extent, want_moments,
+                                        )  # fmt: skip
                                         continue
                                     for a in range(nact):
                                         s = keep[wide[a]]
@@ -886,103 +906,16 @@ def _fractional_tiles_3d(
                                         rz[a] = sites[s, 0] - zc
                                         ry[a] = sites[s, 1] - yc
                                         rx[a] = sites[s, 2] - xc
-                                    if nact == 2:
-                                        # one plane: cut once, the other piece is the
-                                        # rest
-                                        cz, cy, cx, rhs = _snap(
-                                            2.0 * (rz[1] - rz[0]),
-                                            2.0 * (ry[1] - ry[0]),
-                                            2.0 * (rx[1] - rx[0]),
-                                            dcen[1] - dcen[0],
-                                            hz,
-                                            hy,
-                                            hx,
-                                        )
-                                        ar, m0, mu, mv, m2, ln = _cut_box_3d(
-                                            hz,
-                                            hy,
-                                            hx,
-                                            cz,
-                                            cy,
-                                            cx,
-                                            rhs,
-                                            fv0,
-                                            fn0,
-                                            bufs[0],
-                                            bufs[1],
-                                            bufs[2],
-                                        )
-                                        full = vol
-                                        piece[0, 0] = ar
-                                        piece[0, 1] = m0
-                                        piece[0, 2] = mu
-                                        piece[0, 3] = mv
-                                        piece[0, 4] = m2
-                                        piece[1, 4] = (
-                                            full * (hz * hz + hy * hy + hx * hx) / 12.0
-                                            - m2
-                                        )
-                                        pv = full
-                                        if piece[0, 0] <= 1e-12 * full or piece[
-                                            0, 0
-                                        ] >= full * (1 - 1e-12):
-                                            # the cut misses the pixel's interior
-                                            ln = _border_facet(
-                                                False, hz, hy, hx, cz, cy, cx, rhs
-                                            )
-                                        piece[1, 0] = full - piece[0, 0]
-                                        piece[1, 1] = -piece[0, 1]
-                                        piece[1, 2] = -piece[0, 2]
-                                        piece[1, 3] = -piece[0, 3]
-                                        flen[0, 1] = ln
-                                    else:
-                                        _split_pixel_3d(
-                                            hz,
-                                            hy,
-                                            hx,
-                                            nact,
-                                            dcen,
-                                            rz,
-                                            ry,
-                                            rx,
-                                            piece,
-                                            flen,
-                                            fa,
-                                            fa,
-                                        )
-                                        pv = vol
-                                    rho = m / pv
-                                    rhoj = mj / pv
-                                    for a in range(nact):
-                                        ar = piece[a, 0]
-                                        if ar <= 0.0:
-                                            continue
-                                        o = owner[keep[wide[a]]]
-                                        out[c, o, 0] += rho * ar
-                                        if want_moments:
-                                            # offsets of the pixel centre from the site
-                                            oz = -rz[a]
-                                            oy = -ry[a]
-                                            ox = -rx[a]
-                                            out[c, o, 1] += rho * (
-                                                ar * oz + piece[a, 1]
-                                            )
-                                            out[c, o, 2] += rho * (
-                                                ar * oy + piece[a, 2]
-                                            )
-                                            out[c, o, 3] += rho * (
-                                                ar * ox + piece[a, 3]
-                                            )
-                                            out[c, o, 4] += rho * (
-                                                ar * (oz * oz + oy * oy + ox * ox)
-                                                + 2.0
-                                                * (
-                                                    oz * piece[a, 1]
-                                                    + oy * piece[a, 2]
-                                                    + ox * piece[a, 3]
-                                                )
-                                                + piece[a, 4]
-                                            )
+                                    _pieces_3d(
+                                        spacing3, nact, dcen, rel, piece, flen, fa,
+                                        bufs,
+                                    )  # fmt: skip
+                                    rho = m / vol
+                                    rhoj = mj / vol
+                                    _add_pieces_3d(
+                                        out, c, owner, keep, wide, nact, piece, rel,
+                                        rho, want_moments,
+                                    )  # fmt: skip
                                     cnt = _emit_facets(
                                         want_jac,
                                         nact,
@@ -996,10 +929,7 @@ def _fractional_tiles_3d(
                                         c,
                                         cnt,
                                         jac_cap,
-                                        jac_rows,
-                                        jac_cols,
-                                        jac_vals,
-                                        jac_pix,
+                                        jac_out,
                                     )
         counts[c] = cnt
     return out, counts, status
@@ -1262,16 +1192,13 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
 
     Parameters
     ----------
-    hy, hx : pixel size.
-    nact : number of active slots.
+    hy, hx, nact : the pixel size; the number of active slots.
     sl : (8, MAXV) float: row 0 the power distances at the centre, rows 1 and 2 the
         site coordinates (row, column) relative to the centre, one column per slot;
         rows 3 to 7 are scratch.
     piece : (MAXA, 5) out: area, 0, int u, int v, int |u|^2 (u relative to the centre).
-    flen : (MAXA, MAXA) out: facet length between active slots a < b (when
-        ``want_facets``).
-    poly : (6 MAXA, MAXV) scratch: two polygons (rows u, v, edge tags) per slot.
-    iw : (4 MAXA,) int64 scratch.
+    flen : (MAXA, MAXA) out: facet length between slots a < b (``want_facets``).
+    poly, iw : (6 MAXA, MAXV) scratch, two polygons (u, v, tags) a slot; (4 MAXA,).
 
     Notes
     -----
@@ -1441,6 +1368,16 @@ def _undominated_2d(act, nact, dq, ii, ky, kx, hy, hx):
 
 
 @kernel(parallel=False)
+def _margin_3d(sites, s, t, hz, hy, hx):
+    """Return the most ``pd_s - pd_t`` can change over a voxel (``h . |y_s - y_t|``)."""
+    return (
+        hz * abs(sites[s, 0] - sites[t, 0])
+        + hy * abs(sites[s, 1] - sites[t, 1])
+        + hx * abs(sites[s, 2] - sites[t, 2])
+    )
+
+
+@kernel(parallel=False)
 def _undominated_3d(act, nact, dq, keep, sites, hz, hy, hx):
     """Drop the candidates of ``act[1:nact]`` that another one beats on the voxel.
 
@@ -1457,12 +1394,7 @@ def _undominated_3d(act, nact, dq, keep, sites, hz, hy, hx):
             r = act[b2]
             if r == q:
                 continue
-            t = keep[r]
-            mg = (
-                hz * abs(sites[s, 0] - sites[t, 0])
-                + hy * abs(sites[s, 1] - sites[t, 1])
-                + hx * abs(sites[s, 2] - sites[t, 2])
-            )
+            mg = _margin_3d(sites, s, keep[r], hz, hy, hx)
             if dq[q] - dq[r] > mg * slack + 1e-300:
                 beaten = True
                 break
@@ -1533,59 +1465,107 @@ def _prune_2d(n, src, srci, ylo, yhi, xlo, xhi, lb, dst, dsti, owner, by_owner):
 
 
 @kernel(parallel=False)
+def _crowded_2d(best, bd, nk, dq, ii, marg, ky, kx, hy, hx, act, wide):
+    """Active slots of a pixel where more than MAXA competitors pass the first test.
+
+    Cells with far sites and large weights can crowd a pixel. Collects them all in
+    ``wide``, drops the dominated ones, and copies the first ``min(count, MAXA)`` to
+    ``act``; returns the count left (> MAXA: truncated).
+    """
+    nw = np.int64(1)
+    wide[0] = best
+    for q in range(nk):
+        if dq[q, ii] - bd <= marg[q] and q != best:
+            wide[nw] = q
+            nw += 1
+    nw = _undominated_2d(wide, nw, dq, ii, ky, kx, hy, hx)
+    for a in range(min(nw, MAXA)):
+        act[a] = wide[a]
+    return nw
+
+
+@kernel(parallel=False)
+def _pieces_2d(hz, hy, hx, nact, sl, piece, flen, want_jac, poly, iw):
+    """Pieces of a pixel among ``nact >= 2`` active slots (``_split_pixel_2d``).
+
+    Two slots: one cut, the other piece is the rest (a cut that misses the pixel's
+    interior gets the facet on the border).
+    """
+    if nact != 2:
+        _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_jac, poly, iw)
+        return
+    full = hy * hx
+    _, cu, cv, rhs = _snap(
+        0.0,
+        2.0 * (sl[1, 1] - sl[1, 0]),
+        2.0 * (sl[2, 1] - sl[2, 0]),
+        sl[0, 1] - sl[0, 0],
+        hz,
+        hy,
+        hx,
+    )
+    ar, mu, mv, m2, ln = _cut_square_2d(hy, hx, cu, cv, rhs)
+    if ar <= 1e-12 * full or ar >= full * (1 - 1e-12):
+        # the cut misses the pixel's interior
+        ln = _border_facet(True, hz, hy, hx, 0.0, cu, cv, rhs)
+    piece[0, 0] = ar
+    piece[0, 1] = 0.0
+    piece[0, 2] = mu
+    piece[0, 3] = mv
+    piece[0, 4] = m2
+    piece[1, 0] = full - ar
+    piece[1, 1] = 0.0
+    piece[1, 2] = -mu
+    piece[1, 3] = -mv
+    piece[1, 4] = full * (hy * hy + hx * hx) / 12.0 - m2
+    flen[0, 1] = ln
+
+
+@kernel(parallel=False)
+def _add_pieces_2d(out, c, owner, keep, act, nact, piece, sl, rho, want_moments):
+    """Add the pieces' masses (and moments about the sites) to ``out[c]`` (N, 5).
+
+    Slot ``a`` is candidate ``act[a]``, site ``keep[act[a]]``, cell
+    ``owner[keep[act[a]]]``; ``rho`` is the pixel's density (mass per area).
+    """
+    for a in range(nact):
+        ar = piece[a, 0]
+        if ar <= 0.0:
+            continue
+        o = owner[keep[act[a]]]
+        out[c, o, 0] += rho * ar
+        if want_moments:
+            # offsets of the pixel centre from the site (z: 0, as above)
+            py_ = -sl[1, a]
+            px_ = -sl[2, a]
+            out[c, o, 2] += rho * (ar * py_ + piece[a, 2])
+            out[c, o, 3] += rho * (ar * px_ + piece[a, 3])
+            out[c, o, 4] += rho * (
+                ar * (py_ * py_ + px_ * px_)
+                + 2.0 * (py_ * piece[a, 2] + px_ * piece[a, 3])
+                + piece[a, 4]
+            )
+
+
+@kernel(parallel=False)
 def _sweep_box_2d(
-    j0,
-    j1,
-    i0,
-    i1,
-    nk,
-    keep,
-    zc,
-    oy,
-    ox,
-    hz,
-    hy,
-    hx,
-    sites,
-    owner,
-    density,
-    umass,
-    extent,
-    want_moments,
-    want_jac,
-    jac_floor,
-    jac_cap,
-    jrows,
-    jcols,
-    jvals,
-    jpix,
-    out,
-    c,
-    labels,
-    cnt,
-    dq,
-    fs,
-    act,
-    iw,
-    sl,
-    piece,
-    flen,
-    poly,
-    wide,
+    box, nk, keep, frame, cands, dens, opts, jac_out, out, c, labels, cnt, scratch
 ):
     """Fractional pass over the pixels ``[j0, j1) x [i0, i1)`` of a 2D raster.
 
-    ``keep[:nk]`` are the box's candidates (site indices, by increasing owner), with
-    their coordinates y, x and weights in rows 0 to 2 of ``fs``; ``zc`` is the
-    centre's z (every site's, in 2D), ``oy``, ``ox`` the origin. Adds masses (and
-    moments) to ``out[c]``, writes the centre labels, and appends Jacobian triplets
-    at ``cnt`` to row ``c`` of ``jrows``, ``jcols``, ``jvals``, ``jpix`` (when
-    ``want_jac``); the other arguments are as in ``_fractional_tiles_2d``.
-    Scratch: ``dq`` (kmax, sub_x) and rows 3 to 6 of ``fs`` float, ``act``
-    (MAXA + sub_x) and ``iw`` (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5),
-    ``flen`` (MAXA, MAXA), ``poly`` (6 MAXA, MAXV), ``wide`` (kmax + 1) int64. Whole
-    arrays are passed, not views:
-    a view passed to a compiled call costs its reference counting.
+    ``box`` is ``(j0, j1, i0, i1)``. ``keep[:nk]`` are the box's candidates (site
+    indices, by increasing owner), with their coordinates y, x and weights in rows 0
+    to 2 of ``fs``; ``frame`` is ``(zc, oy, ox, hz, hy, hx)``: the centre's z (every
+    site's, in 2D), the origin and the spacing. ``cands`` is ``(sites, owner)``,
+    ``dens`` ``(density, umass, extent)``; ``opts`` and ``jac_out`` as in
+    ``_fractional_tiles_3d``. Adds masses (and moments) to ``out[c]``, writes the
+    centre labels, and appends Jacobian triplets at ``cnt`` to row ``c`` of the
+    arrays of ``jac_out`` (when ``want_jac``).
+    ``scratch`` is ``(dq, fs, act, iw, sl, piece, flen, poly, wide)``: ``dq``
+    (kmax, sub_x) and rows 3 to 6 of ``fs`` float, ``act`` (MAXA + sub_x) and ``iw``
+    (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5), ``flen`` (MAXA, MAXA),
+    ``poly`` (6 MAXA, MAXV), ``wide`` (kmax + 1) int64. Whole arrays are passed, not
+    views: a view passed to a compiled call costs its reference counting.
 
     Per row, the power distances of all candidates at all centres come first
     (candidates outside, pixels inside); the margins of the competitors against the
@@ -1595,6 +1575,12 @@ def _sweep_box_2d(
     -------
     cnt : the new triplet count; status : 1 if a pixel had more than MAXA active cells.
     """
+    j0, j1, i0, i1 = box
+    _, oy, ox, hz, hy, hx = frame
+    sites, owner = cands
+    density, umass, extent = dens
+    want_moments, want_jac, jac_floor, jac_cap = opts
+    dq, fs, act, iw, sl, piece, flen, poly, wide = scratch
     status = 0
     w = i1 - i0
     ky = fs[0]
@@ -1660,20 +1646,11 @@ def _sweep_box_2d(
                     else:
                         over = True
             if over:
-                # more than MAXA pass the test against the best (cells with far
-                # sites and large weights can crowd a pixel): collect them all, drop
-                # the dominated ones, and keep the rest if they fit
-                nw = np.int64(1)
-                wide[0] = best
-                for q in range(nk):
-                    if dq[q, ii] - bd <= marg[q] and q != best:
-                        wide[nw] = q
-                        nw += 1
-                nw = _undominated_2d(wide, nw, dq, ii, ky, kx, hy, hx)
-                nact = min(nw, MAXA)
-                for a in range(nact):
-                    act[a] = wide[a]
-                if nw > MAXA:
+                nact = _crowded_2d(
+                    best, bd, nk, dq, ii, marg, ky, kx, hy, hx, act, wide
+                )
+                if nact > MAXA:
+                    nact = MAXA
                     status = 1
             if nact >= 3:
                 # drop the competitors that another one beats on the whole square
@@ -1697,54 +1674,10 @@ def _sweep_box_2d(
                 sl[1, a] = ky[q] - yc
                 sl[2, a] = kx[q] - xc
             full = hy * hx
-            if nact == 2:
-                # one line: cut once, the other piece is the rest
-                _, cu, cv, rhs = _snap(
-                    0.0,
-                    2.0 * (sl[1, 1] - sl[1, 0]),
-                    2.0 * (sl[2, 1] - sl[2, 0]),
-                    sl[0, 1] - sl[0, 0],
-                    hz,
-                    hy,
-                    hx,
-                )
-                ar, mu, mv, m2, ln = _cut_square_2d(hy, hx, cu, cv, rhs)
-                if ar <= 1e-12 * full or ar >= full * (1 - 1e-12):
-                    # the cut misses the pixel's interior
-                    ln = _border_facet(True, hz, hy, hx, 0.0, cu, cv, rhs)
-                piece[0, 0] = ar
-                piece[0, 1] = 0.0
-                piece[0, 2] = mu
-                piece[0, 3] = mv
-                piece[0, 4] = m2
-                piece[1, 0] = full - ar
-                piece[1, 1] = 0.0
-                piece[1, 2] = -mu
-                piece[1, 3] = -mv
-                piece[1, 4] = full * (hy * hy + hx * hx) / 12.0 - m2
-                flen[0, 1] = ln
-            else:
-                _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_jac, poly, iw)
-            rho = m / full
+            _pieces_2d(hz, hy, hx, nact, sl, piece, flen, want_jac, poly, iw)
             rhoj = mj / full
-            for a in range(nact):
-                ar = piece[a, 0]
-                if ar <= 0.0:
-                    continue
-                q = act[a]
-                o = owner[keep[q]]
-                out[c, o, 0] += rho * ar
-                if want_moments:
-                    # offsets of the pixel centre from the site (z: 0, as above)
-                    py_ = -sl[1, a]
-                    px_ = -sl[2, a]
-                    out[c, o, 2] += rho * (ar * py_ + piece[a, 2])
-                    out[c, o, 3] += rho * (ar * px_ + piece[a, 3])
-                    out[c, o, 4] += rho * (
-                        ar * (py_ * py_ + px_ * px_)
-                        + 2.0 * (py_ * piece[a, 2] + px_ * piece[a, 3])
-                        + piece[a, 4]
-                    )
+            rho = m / full
+            _add_pieces_2d(out, c, owner, keep, act, nact, piece, sl, rho, want_moments)
             cnt = _emit_facets(
                 want_jac,
                 nact,
@@ -1758,9 +1691,6 @@ def _sweep_box_2d(
                 c,
                 cnt,
                 jac_cap,
-                jrows,
-                jcols,
-                jvals,
-                jpix,
+                jac_out,
             )
     return cnt, status

@@ -79,39 +79,20 @@ def _prune(
 
 
 @kernel(parallel=False)
-def _sweep_box(
-    k0,
-    k1,
-    j0,
-    j1,
-    i0,
-    i1,
-    t,
-    spacing3,
-    origin3,
-    sites,
-    site_w,
-    owner,
-    cand_ptr,
-    cand_idx,
-    density,
-    umass,
-    labels,
-    out_c,
-    keep,
-    lb,
-    base,
-    cx,
-    cown,
-    best,
-    bestl,
-):
+def _sweep_box(box, t, geom, cands, dens, labels, out_c, scratch):
     """Label the pixels of one box from the candidates of tile ``t``; add masses.
 
-    ``out_c`` (N, 1) receives the masses, or (N, 5) the masses and the moments about
-    the owning site as in :func:`_cell_moments`; the other trailing arrays are scratch
-    buffers.
+    ``box`` is ``(k0, k1, j0, j1, i0, i1)``, ``geom`` ``(spacing3, origin3)``,
+    ``cands`` ``(sites, site_w, owner, cand_ptr, cand_idx)`` and ``dens``
+    ``(density, umass)`` as for :func:`_assign_tiles`. ``out_c`` (N, 1) receives the
+    masses, or (N, 5) the masses and the moments about the owning site as in
+    :func:`_cell_moments`; ``scratch`` is ``(keep, lb, base, cx, cown, best, bestl)``.
     """
+    k0, k1, j0, j1, i0, i1 = box
+    spacing3, origin3 = geom
+    sites, site_w, owner, cand_ptr, cand_idx = cands
+    density, umass = dens
+    keep, lb, base, cx, cown, best, bestl = scratch
     zlo = origin3[0] + (k0 + 0.5) * spacing3[0]
     zhi = origin3[0] + (k1 - 0.5) * spacing3[0]
     ylo = origin3[1] + (j0 + 0.5) * spacing3[1]
@@ -201,37 +182,21 @@ def _sweep_box(
 
 
 @kernel(parallel=True)
-def _assign_tiles(
-    shape3,
-    tile,
-    n_tiles,
-    sub,
-    spacing3,
-    origin3,
-    sites,
-    site_w,
-    owner,
-    cand_ptr,
-    cand_idx,
-    density,
-    umass,
-    n_points,
-    n_chunks,
-    labels,
-    n_sums,
-):
+def _assign_tiles(tiling, geom, cands, dens, n_points, n_chunks, labels, n_sums):
     """Label every pixel with its power cell; per-chunk masses (and moments).
 
     Parameters
     ----------
-    shape3, tile, n_tiles, sub : (3,) int64 arrays
+    tiling : tuple ``(shape3, tile, n_tiles, sub)`` of (3,) int64 arrays
         Raster shape, query-tile shape, tiles per axis, and the sub-tile shape on which
         the candidates are pruned with exact box bounds.
-    spacing3, origin3 : (3,) float64 arrays
-    sites : (M, 3) float64, site_w : (M,) float64, owner : (M,) int64
-    cand_ptr : (T + 1,) int64, cand_idx : int64
-        Candidate site indices of tile t: cand_idx[cand_ptr[t]:cand_ptr[t + 1]].
-    density : (D, H, W) float64 pixel masses (ignored when umass >= 0)
+    geom : tuple ``(spacing3, origin3)`` of (3,) float64 arrays
+    cands : tuple ``(sites, site_w, owner, cand_ptr, cand_idx)``
+        sites (M, 3) float64, site_w (M,) float64, owner (M,) int64; candidate site
+        indices of tile t: ``cand_idx[cand_ptr[t]:cand_ptr[t + 1]]`` (int64).
+    dens : tuple ``(density, umass)``
+        (D, H, W) float64 pixel masses (ignored when ``umass >= 0``) and the mass of
+        every pixel of a uniform density (else -1).
     labels : (D, H, W) int32, written in place.
     n_sums : int
         1 for the masses only, 5 for the masses and the moments about the owning
@@ -243,6 +208,8 @@ def _assign_tiles(
     -------
     sums : (n_chunks, n_points, n_sums) float64
     """
+    shape3, tile, n_tiles, sub = tiling
+    cand_ptr = cands[3]
     n_t = n_tiles[0] * n_tiles[1] * n_tiles[2]
     kmax = 1
     for t in range(n_t):
@@ -256,6 +223,7 @@ def _assign_tiles(
         cown = np.empty(kmax, np.int64)
         best = np.empty(sub[2])
         bestl = np.zeros(sub[2], np.int64)
+        scratch = (keep, lb, base, cx, cown, best, bestl)
         out_c = out[c]
         for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
             tz = t // (n_tiles[1] * n_tiles[2])
@@ -267,33 +235,15 @@ def _assign_tiles(
             for k0 in range(tz * tile[0], tk1, sub[0]):
                 for j0 in range(ty * tile[1], tj1, sub[1]):
                     for i0 in range(tx * tile[2], ti1, sub[2]):
-                        _sweep_box(
+                        box = (
                             k0,
                             min(k0 + sub[0], tk1),
                             j0,
                             min(j0 + sub[1], tj1),
                             i0,
                             min(i0 + sub[2], ti1),
-                            t,
-                            spacing3,
-                            origin3,
-                            sites,
-                            site_w,
-                            owner,
-                            cand_ptr,
-                            cand_idx,
-                            density,
-                            umass,
-                            labels,
-                            out_c,
-                            keep,
-                            lb,
-                            base,
-                            cx,
-                            cown,
-                            best,
-                            bestl,
                         )
+                        _sweep_box(box, t, geom, cands, dens, labels, out_c, scratch)
     return out
 
 
@@ -358,16 +308,10 @@ def _face_sums(
     umass,
     floor,
     points3,
-    spacing3,
-    origin3,
-    lengths3,
-    periodic3,
+    geometry,
     n_chunks,
     count_only,
-    offsets,
-    rows_out,
-    cols_out,
-    vals_out,
+    out,
     zero_only=False,
 ):
     """Jacobian facet sums over pixel faces with the staircase correction.
@@ -381,9 +325,13 @@ def _face_sums(
     plain formula). With ``zero_only`` only the faces between two zero-density pixels
     count, each with ``m_p + m_q = 2 floor``: the links that the floor adds.
 
-    With ``count_only`` the kernel returns the number of entries per chunk (n_chunks,);
-    otherwise it writes chunk ``c``'s entries at ``offsets[c]`` of the output arrays.
+    ``geometry`` is ``(spacing3, origin3, lengths3, periodic3)``, ``out`` is
+    ``(offsets, rows, cols, vals)``. With ``count_only`` the kernel returns the number
+    of entries per chunk (n_chunks,); otherwise it writes chunk ``c``'s entries at
+    ``offsets[c]`` of the output arrays (modified in place).
     """
+    spacing3, origin3, lengths3, periodic3 = geometry
+    offsets, rows_out, cols_out, vals_out = out
     nz, ny, nx = labels.shape
     rows = nz * ny
     counts = np.zeros(n_chunks, np.int64)

@@ -58,7 +58,7 @@ from .._config import N_CHUNKS
 from .._jit import kernel
 from ._fractional import _polygon_moments, _tetra_moments
 
-__all__ = ["laguerre_cells"]
+__all__ = ["cell_polygons", "laguerre_cells"]
 
 #: starting buffer capacities: vertices of a cell; face-vertex incidences and faces
 #: (3D); doubled for the cells that need more
@@ -318,7 +318,42 @@ def _sift_down(hd, hg, k, n):
 
 
 @kernel(parallel=False)
-def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, hd, hg, vf, fi, sc):
+def _chunk_buffers(ptr, r0, r1, maxv, maxe):
+    """Scratch for the cells ``r0:r1`` of a pass: ``(blo, bhi, (hd, hg, vf, fi, sc))``.
+
+    A start box, a heap for the longest neighbour list of these cells (``ptr`` as in
+    ``_laguerre_pass``), and cell buffers of capacities ``maxv``, ``maxe``.
+    """
+    kmax = 1
+    for r in range(r0, r1):
+        kmax = max(kmax, ptr[r + 1] - ptr[r])
+    hd = np.empty(kmax)
+    hg = np.empty(kmax, np.int64)
+    vf = np.empty((2, maxv, 4))
+    fi = np.empty((2, 3, maxe), np.int64)
+    sc = np.empty((7, maxv), np.int64)
+    return np.zeros(3), np.zeros(3), (hd, hg, vf, fi, sc)
+
+
+@kernel(parallel=False)
+def _start_box(i, sites, box, blo, bhi):
+    """Write the start box of cell ``i``, relative to its site, into ``blo``, ``bhi``.
+
+    ``box`` is ``(lo, hi, period)``: the box on non-periodic axes, half a period
+    either side of the site on periodic ones (module docstring).
+    """
+    lo, hi, period = box
+    for a in range(sites.shape[1]):
+        if period[a] > 0.0:
+            blo[a] = -0.5 * period[a]
+            bhi[a] = 0.5 * period[a]
+        else:
+            blo[a] = lo[a] - sites[i, a]
+            bhi[a] = hi[a] - sites[i, a]
+
+
+@kernel(parallel=False)
+def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, bufs):
     """Clip the start box of cell ``i`` by its neighbours, nearest (lifted) first.
 
     Parameters
@@ -333,10 +368,10 @@ def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, hd, hg, vf, fi, sc):
         Sites then periodic images, the original of each, ``max psi - psi`` of each.
     blo, bhi : (3,) float64
         Start box relative to the site.
-    hd : (>= k,) float64; hg : (>= k,) int64
-        Heap scratch.
-    vf, fi, sc
-        Cell buffers (module docstring); the cell ends in buffer ``src``.
+    bufs : tuple ``(hd, hg, vf, fi, sc)``
+        Heap scratch ``hd`` (>= k,) float64 and ``hg`` (>= k,) int64, and the cell
+        buffers (module docstring; see ``_chunk_buffers``); the cell ends in buffer
+        ``src``.
 
     Returns
     -------
@@ -348,6 +383,7 @@ def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, hd, hg, vf, fi, sc):
     dstop : float
         Lifted distance beyond which no site can clip the final cell.
     """
+    hd, hg, vf, fi, sc = bufs
     if ndim == 2:
         nv = _init_box_2d(blo, bhi, vf, fi)
         nf = nv
@@ -515,9 +551,7 @@ def _laguerre_pass(
     sites,
     owner,
     h2,
-    lo,
-    hi,
-    period,
+    box,
     want_moments,
     want_jac,
     n_chunks,
@@ -538,10 +572,8 @@ def _laguerre_pass(
     sites : (M, d) float64; owner : (M,) int64; h2 : (M,) float64
         Original sites (first), then periodic images; the original of each;
         ``max psi - psi`` of each.
-    lo, hi : (d,) float64
-        The box.
-    period : (d,) float64
-        Period of each periodic axis, 0 on the others.
+    box : tuple ``(lo, hi, period)`` of (d,) float64
+        The box, and the period of each periodic axis (0 on the others).
     want_moments, want_jac : bool
     n_chunks, jac_cap : int
         Fixed number of chunks; room for Jacobian triplets per chunk.
@@ -574,42 +606,18 @@ def _laguerre_pass(
     vals = np.empty((n_chunks, jac_cap))
     counts = np.zeros(n_chunks, np.int64)
     for c in prange(n_chunks):
-        blo = np.zeros(3)
-        bhi = np.zeros(3)
-        kmax = 1  # longest neighbour list of the chunk
-        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            kmax = max(kmax, ptr[r + 1] - ptr[r])
-        hd = np.empty(kmax)
-        hg = np.empty(kmax, np.int64)
-        vf = np.empty((2, maxv, 4))
-        fi = np.empty((2, 3, maxe), np.int64)
-        sc = np.empty((7, maxv), np.int64)
+        r0, r1 = c * n // n_chunks, (c + 1) * n // n_chunks
+        blo, bhi, bufs = _chunk_buffers(ptr, r0, r1, maxv, maxe)
+        vf, fi = bufs[2], bufs[3]
         fac_j = np.empty(maxe, np.int64)  # a face has 3 or more incidences
         fac_val = np.empty(maxe)
         cnt = 0
-        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+        for r in range(r0, r1):
             i = cells[r]
-            for a in range(ndim):
-                if period[a] > 0.0:
-                    blo[a] = -0.5 * period[a]
-                    bhi[a] = 0.5 * period[a]
-                else:
-                    blo[a] = lo[a] - sites[i, a]
-                    bhi[a] = hi[a] - sites[i, a]
+            _start_box(i, sites, box, blo, bhi)
+            nb = nbrs[ptr[r] : ptr[r + 1]]
             st, src, nv, nf, ds = _build_cell(
-                i,
-                ndim,
-                nbrs[ptr[r] : ptr[r + 1]],
-                sites,
-                owner,
-                h2,
-                blo,
-                bhi,
-                hd,
-                hg,
-                vf,
-                fi,
-                sc,
+                i, ndim, nb, sites, owner, h2, blo, bhi, bufs
             )
             if st == _DONE and ds > radius[r]:
                 st = _MORE_NEIGHBOURS
@@ -642,6 +650,58 @@ def _laguerre_pass(
                     cnt += 1
         counts[c] = cnt
     return out, status, dstop, rows, cols, vals, counts
+
+
+@kernel(parallel=True)
+def _vertex_pass(cells, ptr, nbrs, radius, sites, owner, h2, box, cap, maxv, maxe):
+    """Vertices of the 2D power cells ``cells`` clipped to the box (no periodic axes).
+
+    Arguments as for ``_laguerre_pass`` (``n_chunks`` is ``N_CHUNKS``); ``cap`` is the
+    room for vertices per chunk.
+
+    Returns
+    -------
+    status, dstop : (n,) int64, (n,) float64
+        As for ``_laguerre_pass``.
+    nvert : (n,) int64
+        Vertex count of each done cell (0 for an empty one).
+    verts : (n_chunks, cap, 2) float64
+        The done cells' vertices (row, col), in the order of ``cells`` within each
+        chunk, written up to ``cap`` per chunk.
+    counts : (n_chunks,) int64
+        Vertices of each chunk (the caller reruns with more room above ``cap``).
+    """
+    n = cells.shape[0]
+    n_chunks = N_CHUNKS
+    status = np.zeros(n, np.int64)
+    dstop = np.zeros(n)
+    nvert = np.zeros(n, np.int64)
+    verts = np.empty((n_chunks, cap, 2))
+    counts = np.zeros(n_chunks, np.int64)
+    for c in prange(n_chunks):
+        r0, r1 = c * n // n_chunks, (c + 1) * n // n_chunks
+        blo, bhi, bufs = _chunk_buffers(ptr, r0, r1, maxv, maxe)
+        vf = bufs[2]
+        cnt = 0
+        for r in range(r0, r1):
+            i = cells[r]
+            _start_box(i, sites, box, blo, bhi)
+            nb = nbrs[ptr[r] : ptr[r + 1]]
+            st, src, nv, _, ds = _build_cell(i, 2, nb, sites, owner, h2, blo, bhi, bufs)
+            if st == _DONE and ds > radius[r]:
+                st = _MORE_NEIGHBOURS
+            status[r] = st
+            dstop[r] = ds
+            if st != _DONE:
+                continue
+            nvert[r] = nv
+            for k in range(nv):
+                if cnt < cap:
+                    verts[c, cnt, 0] = vf[src, k, 0] + sites[i, 0]
+                    verts[c, cnt, 1] = vf[src, k, 1] + sites[i, 1]
+                cnt += 1
+        counts[c] = cnt
+    return status, dstop, nvert, verts, counts
 
 
 @kernel(parallel=False)
@@ -779,6 +839,37 @@ def _ghosts(pts, lo, hi, period, margin):
     return np.concatenate(sites), np.concatenate(owner)
 
 
+def _start_radius(lo, hi, n, h2, spacings):
+    """First-round neighbour radius of ``n`` cells (see ``RADIUS_SPACINGS``), (n,)."""
+    rc = spacings * (np.prod(hi - lo) / n) ** (1.0 / len(lo))
+    return np.full(n, rc + np.sqrt(rc * rc + np.median(h2)))
+
+
+def _listing(pts, lo, hi, period, radius, todo, first):
+    """Neighbour lists of the cells ``todo`` within their ``radius`` (one round).
+
+    The ``first`` round (``todo`` all the sites, one radius) lists every pair at once;
+    later rounds query each open cell with its own radius. Returns ``(sites, owner,
+    ptr, nbrs)``: sites and periodic images, the original of each, and the lists
+    (``nbrs[ptr[r]:ptr[r + 1]]`` for ``todo[r]``).
+    """
+    n = pts.shape[0]
+    sites, owner = _ghosts(pts, lo, hi, period, radius.max())
+    tree = cKDTree(sites)
+    reach = radius * (1.0 + 1e-9)  # list a little more than the radius
+    if first:
+        pairs = tree.query_pairs(reach[0], output_type="ndarray")
+        ptr, nbrs = _neighbour_lists(np.asarray(pairs, dtype=np.int64), n)
+        return sites, owner, ptr, nbrs
+    lists = tree.query_ball_point(
+        pts[todo], reach, return_sorted=False, workers=numba.get_num_threads()
+    )
+    ptr = np.zeros(todo.size + 1, np.int64)
+    ptr[1:] = np.cumsum([len(x) for x in lists])
+    nbrs = np.fromiter(itertools.chain.from_iterable(lists), np.int64, ptr[-1])
+    return sites, owner, ptr, nbrs
+
+
 _STATUS_ERRORS = {
     _OVERFLOW: (
         "cell {i} needs more than {maxv} vertices or {maxe} face-vertex incidences, "
@@ -790,6 +881,45 @@ _STATUS_ERRORS = {
         "rasterquant/assign/_laguerre.py; please report the input)"
     ),
 }
+
+
+def _run_pass(kernel, args, cap, maxv, maxe):
+    """Run a pass ``kernel(*args, cap, maxv, maxe)`` of one round.
+
+    Its last result is the count of output rows per chunk: a chunk that needed more
+    than ``cap`` rows makes the pass run again with room for all of them.
+    """
+    res = kernel(*args, cap, maxv, maxe)
+    if res[-1].max() > cap:
+        res = kernel(*args, int(res[-1].max()), maxv, maxe)
+    return res
+
+
+def _check_status(status, todo, buffers, caps, n):
+    """Raise RuntimeError for a broken cell, or one that outgrew every buffer."""
+    can_grow = buffers[0] < caps[0] or buffers[1] < caps[1]
+    for code, msg in _STATUS_ERRORS.items():
+        bad = np.flatnonzero(status == code)
+        if bad.size and not (code == _OVERFLOW and can_grow):
+            i = int(todo[bad[0]])
+            raise RuntimeError(msg.format(i=i, maxv=buffers[0], maxe=buffers[1], n=n))
+
+
+def _next_round(status, dstop, radius, todo, maxv, maxe):
+    """Cells left for the next round: ``(radius, todo, maxv, maxe)``.
+
+    The stopping distance only shrinks as more neighbours clip a cell: listing
+    everything within it (plus rounding room) finishes the cell; the radius at most
+    doubles per round, as a cell that the first neighbours left open (its stopping
+    distance spans the box) usually closes much sooner. A cell that overflowed keeps
+    its radius and is rebuilt with twice the buffer capacities.
+    """
+    grow = status == _OVERFLOW
+    if grow.any():
+        maxv, maxe = 2 * maxv, 2 * maxe
+    done = status == _DONE
+    wider = np.minimum(dstop * (1.0 + 1e-9), 2.0 * radius)
+    return np.where(grow, radius, wider)[~done], todo[~done], maxv, maxe
 
 
 def _check_buffers(buffers):
@@ -813,6 +943,7 @@ def laguerre_cells(
     want_jac=True,
     *,
     buffers=(MAXV, MAXE),
+    radius_spacings=None,
 ):
     """Exact power cells of a uniform density on a box: volumes, moments, Jacobian.
 
@@ -835,6 +966,10 @@ def laguerre_cells(
         Starting capacities of the per-cell clip buffers: vertices, face-vertex
         incidences. Cells that do not fit are rebuilt with both doubled; the results
         do not depend on this (tests start small to exercise the retries).
+    radius_spacings : float, optional
+        First-round neighbour radius in mean site spacings (default
+        ``RADIUS_SPACINGS[d]``); the results do not depend on it (tests start small
+        to exercise the retry rounds).
 
     Returns
     -------
@@ -900,28 +1035,16 @@ def laguerre_cells(
     pts = np.where(per & (pts >= hi), pts - period, pts)
     _check_distinct(pts)
     h2 = psi.max() - psi
-    rc = RADIUS_SPACINGS[d] * (np.prod(hi - lo) / n) ** (1.0 / d)
-    radius = np.full(n, rc + np.sqrt(rc * rc + np.median(h2)))
-    workers = numba.get_num_threads()
+    if radius_spacings is None:
+        radius_spacings = RADIUS_SPACINGS[d]
+    radius = _start_radius(lo, hi, n, h2, radius_spacings)
     out = np.zeros((n, 5))
     trip = []
     todo = np.arange(n, dtype=np.int64)
-    first_round = True
+    first = True
     while todo.size:
-        sites, owner = _ghosts(pts, lo, hi, period, radius.max())
-        tree = cKDTree(sites)
-        reach = radius * (1.0 + 1e-9)  # list a little more than the radius
-        if first_round:  # one radius for all: every pair at once
-            first_round = False
-            pairs = tree.query_pairs(reach[0], output_type="ndarray")
-            ptr, nbrs = _neighbour_lists(np.asarray(pairs, dtype=np.int64), n)
-        else:
-            lists = tree.query_ball_point(
-                pts[todo], reach, return_sorted=False, workers=workers
-            )
-            ptr = np.zeros(todo.size + 1, np.int64)
-            ptr[1:] = np.cumsum([len(x) for x in lists])
-            nbrs = np.fromiter(itertools.chain.from_iterable(lists), np.int64, ptr[-1])
+        sites, owner, ptr, nbrs = _listing(pts, lo, hi, period, radius, todo, first)
+        first = False
         args = (
             todo,
             ptr,
@@ -930,31 +1053,16 @@ def laguerre_cells(
             sites,
             owner,
             h2[owner],
-            lo,
-            hi,
-            period,
+            (lo, hi, period),
             want_moments,
             want_jac,
             N_CHUNKS,
         )
         cap = FACETS_PER_CELL[d] * (-(-todo.size // N_CHUNKS)) + 64
-        res, status, dstop, rows, cols, vals, counts = _laguerre_pass(
-            *args, cap, maxv, maxe
+        res, status, dstop, rows, cols, vals, counts = _run_pass(
+            _laguerre_pass, args, cap, maxv, maxe
         )
-        if counts.max() > cap:
-            cap = int(counts.max())
-            res, status, dstop, rows, cols, vals, counts = _laguerre_pass(
-                *args, cap, maxv, maxe
-            )
-        can_grow = maxv < maxv_cap or maxe < maxe_cap
-        for code, msg in _STATUS_ERRORS.items():
-            bad = np.flatnonzero(status == code)
-            if bad.size and not (code == _OVERFLOW and can_grow):
-                i = int(todo[bad[0]])
-                raise RuntimeError(msg.format(i=i, maxv=maxv, maxe=maxe, n=n))
-        grow = status == _OVERFLOW  # rebuilt next round with twice the capacities
-        if grow.any():
-            maxv, maxe = 2 * maxv, 2 * maxe
+        _check_status(status, todo, (maxv, maxe), (maxv_cap, maxe_cap), n)
         done = status == _DONE
         out[todo[done]] = res[done]
         if want_jac:
@@ -962,14 +1070,7 @@ def laguerre_cells(
                 (rows[c, : counts[c]], cols[c, : counts[c]], vals[c, : counts[c]])
                 for c in range(N_CHUNKS)
             )
-        # the stopping distance only shrinks as more neighbours clip a cell: listing
-        # everything within it (plus rounding room) finishes the cell; the radius at
-        # most doubles per round, as a cell that the first neighbours left open (its
-        # stopping distance spans the box) usually closes much sooner; a cell that
-        # overflowed keeps its radius
-        wider = np.minimum(dstop * (1.0 + 1e-9), 2.0 * radius)
-        radius = np.where(grow, radius, wider)[~done]
-        todo = todo[~done]
+        radius, todo, maxv, maxe = _next_round(status, dstop, radius, todo, maxv, maxe)
     if not want_jac or not trip:
         return out, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     rows = np.concatenate([t[0] for t in trip])
@@ -977,3 +1078,71 @@ def laguerre_cells(
     vals = np.concatenate([t[2] for t in trip])
     order = np.lexsort((cols, rows))
     return out, rows[order], cols[order], vals[order]
+
+
+def cell_polygons(points, weights, lo, hi):
+    """Exact 2D power cells clipped to a box, as polygons.
+
+    Parameters
+    ----------
+    points : (N, 2) array_like of float
+        Sites (row, col), inside the box, pairwise distinct.
+    weights : (N,) array_like of float
+        Power weights ``psi``.
+    lo, hi : (2,) array_like of float
+        Corners of the box, ``hi > lo``.
+
+    Returns
+    -------
+    list of (k_i, 2) ndarray of float64
+        The vertices of cell ``i`` in (row, col) order, counter-clockwise in
+        ``(x, y) = (col, row)``; an empty cell is a (0, 2) array.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, non-finite values, points outside the box or coinciding.
+
+    Notes
+    -----
+    Cell ``i`` is ``{x in box : |x - y_i|^2 - psi_i <= |x - y_j|^2 - psi_j}``, built
+    by the clipper of :func:`laguerre_cells` (same neighbour search and rounding
+    rules), so that the areas of the polygons are the volumes it returns.
+
+    Examples
+    --------
+    >>> polys = cell_polygons([[0.5, 0.25], [0.5, 0.75]], [0.0, 0.0], [0, 0], [1, 1])
+    >>> [p.shape for p in polys]
+    [(4, 2), (4, 2)]
+    """
+    pts, psi, lo, hi, _ = _check_inputs(points, weights, lo, hi, False)
+    n, d = pts.shape
+    if d != 2:
+        raise ValueError(f"points must have shape (N, 2), got {pts.shape}")
+    _check_distinct(pts)
+    maxv, maxe = MAXV, MAXE
+    caps = (4 * (n + 4), 16 * (n + 4))  # (as laguerre_cells: n - 1 + 4 faces)
+    period = np.zeros(2)
+    h2 = psi.max() - psi
+    radius = _start_radius(lo, hi, n, h2, RADIUS_SPACINGS[d])
+    polys = [None] * n
+    todo = np.arange(n, dtype=np.int64)
+    first = True
+    while todo.size:
+        sites, owner, ptr, nbrs = _listing(pts, lo, hi, period, radius, todo, first)
+        first = False
+        args = (todo, ptr, nbrs, radius, sites, owner, h2[owner], (lo, hi, period))
+        cap = 8 * (-(-todo.size // N_CHUNKS)) + 64
+        status, dstop, nvert, verts, _ = _run_pass(_vertex_pass, args, cap, maxv, maxe)
+        _check_status(status, todo, (maxv, maxe), caps, n)
+        bounds = np.arange(N_CHUNKS + 1) * todo.size // N_CHUNKS
+        for c in range(N_CHUNKS):
+            start = 0
+            for r in range(bounds[c], bounds[c + 1]):
+                k = nvert[r]
+                if status[r] == _DONE:
+                    # (row, col) counter-clockwise is clockwise in (col, row)
+                    polys[todo[r]] = verts[c, start : start + k][::-1].copy()
+                start += k
+        radius, todo, maxv, maxe = _next_round(status, dstop, radius, todo, maxv, maxe)
+    return polys

@@ -422,46 +422,97 @@ def cell_masses_at(cells, t, nbr_ptr, nbr_idx, pts, psi, delta, lo, hi, geo, rho
     return m, not fail.any()
 
 
-@kernel(parallel=True)
-def _polygon_pass(
-    pts,
-    w,
-    nb_ptr,
-    nb_idx,
-    lo,
-    hi,
-    origin,
-    spacing,
-    rho,
-    rhol,
-    want_jac,
-    want_links,
-    want_moments,
-    depth,
-    n_chunks,
-    masses,
-    mom,
-    areas,
-    boxes,
-    rows,
-    cols,
-    vals,
-    lvals,
-    fpos,
-):
-    """Build every cell from its 2-ring in the graph ``nb_ptr, nb_idx``; see module.
+@kernel(parallel=False)
+def _rings(i, nb_ptr, nb_idx, depth, stamp, cand):
+    """Candidates of cell ``i``: its ``depth`` rings in the graph, nearest first.
 
-    Writes ``masses``, ``areas`` (N,), the pixels each cell meets ``boxes`` (N, 4:
-    first and last row, first and last column; empty cells get first > last) and the
-    facet triplets of cell ``i`` to
-    ``rows, cols, vals, lvals, fpos[i * MAX_FACETS: (i + 1) * MAX_FACETS]`` (each
-    facet once, from its lower index; unused slots are ``(i, i)``, their values
-    unset: every reader skips them). Returns the
-    number of cells whose buffers overflowed (the pass is then not usable), and the
-    facet check: the sum over facets of their lengths times a hash of the pair of
-    cells, + from the lower index, - from the higher one (zero to rounding for exact
-    cells).
+    Writes them to ``cand`` (``stamp`` marks the cells seen, by ``i``); returns
+    their count and whether more than MAXC were found (the rest are dropped).
     """
+    stamp[i] = i
+    ncand = np.int64(0)
+    over = False
+    for q in range(nb_ptr[i], nb_ptr[i + 1]):
+        c = nb_idx[q]
+        if stamp[c] != i:
+            stamp[c] = i
+            cand[ncand] = c
+            ncand += 1
+    r0 = 0
+    for _ in range(1, depth):
+        r1 = ncand
+        for a in range(r0, r1):
+            j = cand[a]
+            for q in range(nb_ptr[j], nb_ptr[j + 1]):
+                c = nb_idx[q]
+                if stamp[c] != i:
+                    stamp[c] = i
+                    if ncand == MAXC:
+                        over = True
+                    else:
+                        cand[ncand] = c
+                        ncand += 1
+        r0 = r1
+    return ncand, over
+
+
+@kernel(parallel=False)
+def _record_facet(slot, t, d2, sums, seg, facets):
+    """Write one facet's triplet at ``slot`` of ``facets = (cols, vals, lvals, fpos)``.
+
+    ``sums`` are the walk's increments over the facet (density, floor density, and
+    the density-weighted y and x), ``d2`` twice the distance between the sites,
+    ``seg = (ay, ax, by, bx)`` its ends. The centre is density-weighted (for moving
+    sites), or the midpoint where the density is zero.
+    """
+    cols, vals, lvals, fpos = facets
+    sj, sl, sy, sx = sums
+    cols[slot] = t
+    vals[slot] = sj / d2
+    lvals[slot] = sl / d2
+    if sj > 0.0:
+        fpos[slot, 0] = sy / sj
+        fpos[slot, 1] = sx / sj
+    else:
+        fpos[slot, 0] = 0.5 * (seg[0] + seg[2])
+        fpos[slot, 1] = 0.5 * (seg[1] + seg[3])
+
+
+@kernel(parallel=False)
+def _facet_length_hash(i, t, ay, ax, by, bx):
+    """Return the facet's length times a hash of the pair ``(i, t)``.
+
+    Summed + from its lower cell and - from the other, it vanishes to rounding when
+    every facet is seen from both of its cells with one length. A neighbour missing
+    from a candidate list cuts a facet short on one side only (an overlap too small
+    for the area sum).
+    """
+    lo_c = min(i, t)
+    hi_c = max(i, t)
+    hsh = ((lo_c * 73856093) ^ (hi_c * 19349663)) & 1048575
+    return (1.0 + hsh / 1048576.0) * np.sqrt((by - ay) ** 2 + (bx - ax) ** 2)
+
+
+@kernel(parallel=True)
+def _polygon_pass(pts, w, graph, frame, rho, rhol, flags, depth, n_chunks, bufs):
+    """Build every cell from its 2-ring in the graph ``(nb_ptr, nb_idx)``; see module.
+
+    ``frame`` is ``(lo, hi, origin, spacing)`` (the box and the pixel grid), ``flags``
+    ``(want_jac, want_links, want_moments)`` and ``bufs`` the result arrays ``(masses,
+    mom, areas, boxes, rows, cols, vals, lvals, fpos)`` (see ``new_buffers``), written
+    in place. Writes ``masses``, ``areas`` (N,), the pixels each cell meets ``boxes``
+    (N, 4: first and last row, first and last column; empty cells get first > last) and
+    the facet triplets of cell ``i`` to ``rows, cols, vals, lvals, fpos[i * MAX_FACETS:
+    (i + 1) * MAX_FACETS]`` (each facet once, from its lower index; unused slots are
+    ``(i, i)``, their values unset: every reader skips them). Returns the number of
+    cells whose buffers overflowed (the pass is then not usable), and the facet check:
+    the sum over facets of their lengths times a hash of the pair of cells, + from the
+    lower index, - from the higher one (zero to rounding for exact cells).
+    """
+    nb_ptr, nb_idx = graph
+    lo, hi, origin, spacing = frame
+    want_jac, want_links, want_moments = flags
+    masses, mom, areas, boxes, rows, cols, vals, lvals, fpos = bufs
     n = pts.shape[0]
     oy = origin[0]
     ox = origin[1]
@@ -484,31 +535,7 @@ def _polygon_pass(
         for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             yi = pts[i, 0]
             xi = pts[i, 1]
-            # candidates: the rings of i in the graph, nearest ring first
-            stamp[i] = i
-            ncand = np.int64(0)
-            over = False
-            for q in range(nb_ptr[i], nb_ptr[i + 1]):
-                c = nb_idx[q]
-                if stamp[c] != i:
-                    stamp[c] = i
-                    cand[ncand] = c
-                    ncand += 1
-            r0 = 0
-            for _ in range(1, depth):
-                r1 = ncand
-                for a in range(r0, r1):
-                    j = cand[a]
-                    for q in range(nb_ptr[j], nb_ptr[j + 1]):
-                        c = nb_idx[q]
-                        if stamp[c] != i:
-                            stamp[c] = i
-                            if ncand == MAXC:
-                                over = True
-                            else:
-                                cand[ncand] = c
-                                ncand += 1
-                r0 = r1
+            ncand, over = _rings(i, nb_ptr, nb_idx, depth, stamp, cand)
             cur, nv, over = _clip_cell(
                 i, pts, w, w, 0.0, cand, ncand, over, lo, hi, py, px, pt, sv
             )
@@ -587,30 +614,12 @@ def _polygon_pass(
                     ey = pts[t, 0] - yi
                     ex = pts[t, 1] - xi
                     d2 = 2.0 * np.sqrt(ey * ey + ex * ex)
-                    sj = acc[1] - s1
-                    cols[base + nf] = t
-                    vals[base + nf] = sj / d2
-                    lvals[base + nf] = (acc[2] - s2) / d2
-                    # the facet's density-weighted centre (for moving sites)
-                    if sj > 0.0:
-                        fpos[base + nf, 0] = (acc[6] - s6) / sj
-                        fpos[base + nf, 1] = (acc[7] - s7) / sj
-                    else:
-                        fpos[base + nf, 0] = 0.5 * (ay + by)
-                        fpos[base + nf, 1] = 0.5 * (ax + bx)
+                    sums = (acc[1] - s1, acc[2] - s2, acc[6] - s6, acc[7] - s7)
+                    facets = (cols, vals, lvals, fpos)
+                    _record_facet(base + nf, t, d2, sums, (ay, ax, by, bx), facets)
                     nf += 1
                 if facet:
-                    # the facet's length, + from its lower cell and - from the other,
-                    # times a hash of the pair: sums to rounding when every facet is
-                    # seen from both of its cells with one length. A neighbour missing
-                    # from a candidate list cuts a facet short on one side only (an
-                    # overlap too small for the area sum)
-                    lo_c = min(i, t)
-                    hi_c = max(i, t)
-                    hsh = ((lo_c * 73856093) ^ (hi_c * 19349663)) & 1048575
-                    g = (1.0 + hsh / 1048576.0) * np.sqrt(
-                        (by - ay) ** 2 + (bx - ax) ** 2
-                    )
+                    g = _facet_length_hash(i, t, ay, ax, by, bx)
                     odd[ch] += g if first else -g
             if over:
                 bad[ch] += 1
@@ -725,20 +734,14 @@ def polygon_cells(
         overflow, check = _polygon_pass(
             pts,
             weights,
-            graph[0],
-            graph[1],
-            lo,
-            hi,
-            origin,
-            spacing,
+            (graph[0], graph[1]),
+            (lo, hi, origin, spacing),
             rho,
             rhol,
-            want_jac,
-            want_jac and links,
-            want_moments,
+            (want_jac, want_jac and links, want_moments),
             d,
             n_chunks,
-            *out,
+            out,
         )
         excess = float(np.sum(areas)) - box
         exact = abs(excess) <= CERTIFY_RTOL * box and abs(check) <= len_tol

@@ -22,7 +22,61 @@ from ._laguerre import laguerre_cells
 #: "fractional" (boundary pixels split exactly among the cells crossing them)
 QUADRATURES = ("center", "fractional")
 
-__all__ = ["Cells", "assign_cells", "mass_jacobian"]
+__all__ = ["Cells", "QuadratureSpec", "assign_cells", "mass_jacobian"]
+
+
+@dataclass(frozen=True)
+class QuadratureSpec:
+    """A quadrature rule with the switches of its fast paths.
+
+    Wherever a ``quadrature`` name is accepted, a ``QuadratureSpec`` may be given
+    instead. The switches change the cost, not the results (up to rounding): tests
+    and benchmarks turn them off to compare the paths.
+
+    Attributes
+    ----------
+    name : {"fractional", "center"}
+        The rule (see :func:`assign_cells`).
+    polygon_cells : bool
+        2D split-pixel passes build the cells as polygons once an earlier Jacobian
+        gave their adjacency, when the areas certify them (``_polygons``).
+    step_limits : bool
+        Newton's line search in 2D follows the cells that fall below the mass floor
+        along the step, instead of halving it (``_limits``).
+    brute_candidates_max : float
+        Candidate lists test every (tile, site) pair, instead of kd-tree range
+        queries, up to this many pairs.
+    """
+
+    name: str = _config.DEFAULT_QUADRATURE
+    polygon_cells: bool = True
+    step_limits: bool = True
+    brute_candidates_max: float = _config.BRUTE_CANDIDATES_MAX
+
+    @property
+    def continuous(self) -> bool:
+        """Tell whether the masses are continuous in the weights (split pixels).
+
+        Centre quadrature moves masses in whole pixels: tolerances finer than a
+        boundary pixel's share of a cell cannot be met.
+        """
+        return self.name != "center"
+
+
+def quadrature_spec(quadrature):
+    """Return ``quadrature`` (None, a name or a QuadratureSpec) as a QuadratureSpec.
+
+    None means the default rule, ``_config.DEFAULT_QUADRATURE``. Raises ValueError
+    for an unknown name.
+    """
+    if quadrature is None:
+        return QuadratureSpec()
+    spec = quadrature
+    if not isinstance(spec, QuadratureSpec):
+        spec = QuadratureSpec(name=quadrature)
+    if not isinstance(spec.name, str) or spec.name not in QUADRATURES:
+        raise ValueError(f"quadrature must be one of {QUADRATURES}, got {spec.name!r}")
+    return spec
 
 
 @dataclass(frozen=True)
@@ -59,13 +113,16 @@ class Cells:
         return int(np.count_nonzero(self.masses <= 0))
 
 
-def polygon_buffer_bytes(density, n):
+def polygon_buffer_bytes(density, n, quadrature=None):
     """Return the bytes that polygon passes over ``n`` cells of ``density`` keep.
 
-    2D without periodic axes: the raster's two sets of result buffers; else 0.
+    2D without periodic axes (and polygon cells on): the raster's two sets of result
+    buffers; else 0.
     """
     grid = density.grid
-    if grid.ndim != 2 or grid.any_periodic or not _config.POLYGON_CELLS:
+    if grid.ndim != 2 or grid.any_periodic:
+        return 0
+    if not quadrature_spec(quadrature).polygon_cells:
         return 0
     return 2 * _polygons.buffer_bytes(n)
 
@@ -94,11 +151,8 @@ class _Raster:
     """
 
     def __init__(self, density, points, quadrature="center"):
-        if quadrature not in QUADRATURES:
-            raise ValueError(
-                f"quadrature must be one of {QUADRATURES}, got {quadrature!r}"
-            )
-        self.quadrature = quadrature
+        self.spec = spec = quadrature_spec(quadrature)
+        self.quadrature = quadrature = spec.name
         self.density = density
         self.grid = grid = density.grid
         self.values3, self.umass = density.kernel_arrays()
@@ -132,7 +186,8 @@ class _Raster:
                 np.array(grid.periodic, dtype=bool),
             )
             self._rho = self.umass / float(np.prod(grid.spacing))
-        #: slack of candidate lists built on demand (the solver sets it from its steps)
+        #: slack of candidate lists built on demand (from the last pass's ``slack``
+        #: argument, see ``quadrature.Quadrature.evaluate``)
         self.slack_hint = 0.0
         #: extra slack of new candidate lists, room for the next site moves (Lloyd)
         self.move_slack = 0.0
@@ -140,14 +195,13 @@ class _Raster:
         #: (weights, rows, cols, vals, pixel, jacobian()) of the last fractional
         #: Jacobian's facet pieces (the Jacobian assembled on call)
         self.facets = None
-        #: solver of the last Newton system (see ``solve_newton_system``)
-        self.last_solver = None
         #: the cells' adjacency (indptr, indices) of the last assembled Jacobian: the
         #: candidates of polygon passes (see ``_polygons``)
         self.graph = None
         self._poly_data = None
         #: ring depth the next polygon pass starts with: 3 for long (damped) Newton
-        #: steps, whose cells meet neighbours from further away (the solver sets it)
+        #: steps, whose cells meet neighbours from further away (from the last
+        #: pass's ``damped`` argument, see ``quadrature.Quadrature.evaluate``)
         self.poly_depth = 2
         #: result arrays of polygon passes, used in turn: the last pass's results
         #: (its deferred Jacobian, links and facets) stay valid during the next one
@@ -194,7 +248,12 @@ class _Raster:
         whole = self.quadrature == "fractional"
         slack = float(slack) + self.move_slack
         cl = build_candidates(
-            self.grid, self.points, weights, whole_pixels=whole, slack=slack
+            self.grid,
+            self.points,
+            weights,
+            whole_pixels=whole,
+            slack=slack,
+            brute_max=self.spec.brute_candidates_max,
         )
         self._cand = (
             np.array(weights, dtype=np.float64),
@@ -269,6 +328,22 @@ class _Raster:
         out = self._centre_labels(weights, labels)
         return labels, out[:, :, 0].sum(axis=0)
 
+    def _kernel_inputs(self, cl, weights):
+        """Return the kernels' ``(tiling, geom, cands)`` tuples for lists ``cl``.
+
+        ``tiling = (shape3, tile, n_tiles, sub)`` (int64), ``geom = (spacing3,
+        origin3)``, ``cands = (sites, site weights, owner, cand_ptr, cand_idx)``.
+        """
+        tiling = (
+            self.shape3,
+            np.array(cl.tile, dtype=np.int64),
+            np.array(cl.n_tiles, dtype=np.int64),
+            np.array(cl.sub, dtype=np.int64),
+        )
+        site_w = np.ascontiguousarray(weights[cl.owner])
+        cands = (cl.sites, site_w, cl.owner, cl.cand_ptr, cl.cand_idx)
+        return tiling, (self.spacing3, self.origin3), cands
+
     def _centre_labels(self, weights, labels, n_sums=1):
         """Label every pixel with the cell of its centre.
 
@@ -276,24 +351,10 @@ class _Raster:
         and moments about the owning site copy (n_chunks, N, 5).
         """
         cl = self.candidates(weights)
+        tiling, geom, cands = self._kernel_inputs(cl, weights)
+        dens = (self.values3, self.umass)
         return _kernels._assign_tiles(
-            self.shape3,
-            np.array(cl.tile, dtype=np.int64),
-            np.array(cl.n_tiles, dtype=np.int64),
-            np.array(cl.sub, dtype=np.int64),
-            self.spacing3,
-            self.origin3,
-            cl.sites,
-            np.ascontiguousarray(weights[cl.owner]),
-            cl.owner,
-            cl.cand_ptr,
-            cl.cand_idx,
-            self.values3,
-            self.umass,
-            self.n,
-            self.n_chunks,
-            labels,
-            n_sums,
+            tiling, geom, cands, dens, self.n, self.n_chunks, labels, n_sums
         )
 
     def _geometric(self, weights, want_moments, want_jac):
@@ -309,6 +370,7 @@ class _Raster:
     def _fractional(self, weights, labels3, want_moments, want_jac, floor=0.0):
         """One fractional pass; returns (per-chunk sums, Jacobian callable or None)."""
         cl = self.candidates(weights)
+        tiling, geom, cands = self._kernel_inputs(cl, weights)
         cap = self._jac_cap if want_jac else 1
         redo = np.ones(self.n_chunks, dtype=np.bool_)
         parts = [None] * self.n_chunks  # per chunk: (rows, cols, vals, pix)
@@ -321,31 +383,16 @@ class _Raster:
                 else _fractional._fractional_tiles_3d
             )
             out_r, counts, status = sweep(
-                self.shape3,
-                np.array(cl.tile, dtype=np.int64),
-                np.array(cl.n_tiles, dtype=np.int64),
-                np.array(cl.sub, dtype=np.int64),
-                self.spacing3,
-                self.origin3,
-                cl.sites,
-                np.ascontiguousarray(weights[cl.owner]),
-                cl.owner,
-                cl.cand_ptr,
-                cl.cand_idx,
-                self.values3,
-                self.umass,
+                tiling,
+                geom,
+                cands,
+                (self.values3, self.umass),
                 self.pixel_extent,
                 self.n,
                 self.n_chunks,
                 labels3,
-                want_moments,
-                want_jac,
-                floor,
-                cap,
-                rows,
-                cols,
-                vals,
-                pix,
+                (want_moments, want_jac, floor, cap),
+                (rows, cols, vals, pix),
                 redo,
             )
             if out is None:
@@ -435,7 +482,7 @@ class _Raster:
         cells' adjacency.
         """
         return (
-            _config.POLYGON_CELLS
+            self.spec.polygon_cells
             and self.graph is not None
             and self.quadrature == "fractional"
             and self.grid.ndim == 2
@@ -702,34 +749,25 @@ class _Raster:
         self.graph = (u.indptr.astype(np.int64), u.indices.astype(np.int64))
 
     def _face_jacobian(self, labels3, floor, zero_only):
+        geometry = (self.spacing3, self.origin3, self.lengths3, self.periodic3)
         common = (
             labels3,
             self.values3,
             self.umass,
             floor,
             self.points3,
-            self.spacing3,
-            self.origin3,
-            self.lengths3,
-            self.periodic3,
+            geometry,
             self.n_chunks,
         )
         dummy_i = np.zeros(1, np.int64)
-        counts = _kernels._face_sums(
-            *common,
-            True,
-            np.zeros(self.n_chunks, np.int64),
-            dummy_i,
-            dummy_i,
-            np.zeros(1),
-            zero_only,
-        )
+        dummy = (np.zeros(self.n_chunks, np.int64), dummy_i, dummy_i, np.zeros(1))
+        counts = _kernels._face_sums(*common, True, dummy, zero_only)
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         total = int(counts.sum())
         rows = np.empty(max(total, 1), np.int64)
         cols = np.empty(max(total, 1), np.int64)
         vals = np.empty(max(total, 1))
-        _kernels._face_sums(*common, False, offsets, rows, cols, vals, zero_only)
+        _kernels._face_sums(*common, False, (offsets, rows, cols, vals), zero_only)
         # the faces of one chunk repeat each pair many times: merge them per chunk
         segments = np.append(offsets, total).astype(np.int64)
         return self._assemble(rows[:total], cols[:total], vals[:total], segments)

@@ -230,6 +230,26 @@ def add_parser(sub):
     )
     _add_orientation_options(p)
     p.add_argument(
+        "--aspect",
+        type=positive_float,
+        nargs="+",
+        default=None,
+        metavar="A",
+        help="elongated grains (anisotropic power cells): relative grain lengths "
+        "along the axes in array order, one per axis of --shape, e.g. --aspect 3 1 "
+        "0.5 for rolled grains 3x longer along the layers than across the rows "
+        "(default: equiaxed grains)",
+    )
+    p.add_argument(
+        "--rotation",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="DEG",
+        help="with --aspect: turn the grain shape by Bunge Euler angles phi1 Phi "
+        "phi2 in degrees (3D) or by one angle (2D) (default: aligned with the axes)",
+    )
+    p.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 if the achieved volume error exceeds --tol",
@@ -346,6 +366,7 @@ def check_args(args):
                 f"(array order, like --shape), got {bad[0]}"
             )
     _check_orientation_args(args)
+    _check_aspect_args(args, ndim)
     if args.n is None and not os.path.isfile(args.volumes):
         from ..microstructure.generate import VOLUME_LAWS
 
@@ -355,6 +376,27 @@ def check_args(args):
                 f"the following arguments are required: -n/--n-grains (with the "
                 f"volume law {args.volumes!r})"
             )
+
+
+def _check_aspect_args(args, ndim):
+    """--aspect and --rotation against --shape (UsageError: exit 2)."""
+    aspect, rotation = getattr(args, "aspect", None), getattr(args, "rotation", None)
+    if aspect is not None and len(aspect) != ndim:
+        raise UsageError(
+            f"argument --aspect: expected {ndim} numbers (one per axis of --shape), "
+            f"got {len(aspect)}"
+        )
+    if rotation is not None:
+        if aspect is None:
+            raise UsageError("argument --rotation: only with --aspect")
+        want = 3 if ndim == 3 else 1
+        if len(rotation) != want:
+            raise UsageError(
+                f"argument --rotation: expected {want} angle(s) in degrees in {ndim}D, "
+                f"got {len(rotation)}"
+            )
+    if aspect is not None and getattr(args, "phase_fraction", None) is not None:
+        raise UsageError("argument --aspect: not with --phase-fraction (one phase)")
 
 
 def _check_orientation_args(args):
@@ -601,13 +643,16 @@ def _write_outputs(ms, outputs, ori=None, symmetry="cubic", phase_names=None):
         elif suffix == ".tesr":
             # Neper's power distance is |x - s|^2 - w^2: w = sqrt(psi - min psi) gives
             # the same cells as rasterquant's |x - y|^2 - psi
+            # (elongated grains: the weights belong to their metrics, which Neper's
+            # power cells do not have; the grain map alone)
+            aniso = getattr(ms, "metrics", None) is not None
             w = np.sqrt(ms.weights - ms.weights.min())
             write_tesr(
                 o,
                 gm,
                 spacing=ms.spacing,
-                seeds=ms.seeds,
-                weights=w,
+                seeds=None if aniso else ms.seeds,
+                weights=None if aniso else w,
                 orientations=ori,
                 crysym=None if ori is None else _CRYSYM[symmetry],
             )
@@ -669,6 +714,15 @@ def _params(args, ms, shape, lloyd_tol, table, pv, ori, written):
         "tesr_weights": "sqrt(psi - min(psi)) (Neper power distance |x-s|^2 - w^2)",
         "table": table,
     }
+    if args.aspect is not None:
+        params["aspect"] = list(args.aspect)
+        params["rotation"] = args.rotation
+        params["aspect_convention"] = (
+            "relative grain lengths along the axes in array order; cells "
+            "argmin_i (x - y_i)^T A (x - y_i) - w_i with A = diag(1/aspect^2) "
+            "(det 1), turned by the Bunge rotation"
+        )
+        params["fast_path"] = bool(getattr(ms, "fast_path", False))
     if pv is not None:
         params["volumes"] = (
             f"dual phase: phase-1 volume fraction {args.phase_fraction:g}, mean "
@@ -785,20 +839,42 @@ def run(args):
         lloyd_tol = max(args.tol, LLOYD_TOL)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ms = generate_microstructure(
-            shape,
-            args.n,
-            volumes=volumes,
-            phases=phases,
-            spacing=spacing,
-            periodic=periodic,
-            lloyd_iterations=args.lloyd,
-            tol=args.tol,
-            lloyd_tol=lloyd_tol,
-            seed=args.seed,
-            progress=show_progress(args),
-            quadrature=args.quadrature,
-        )
+        if args.aspect is not None:
+            from ..microstructure.anisotropic import generate_anisotropic_microstructure
+
+            rotation = args.rotation
+            if rotation is not None:
+                rotation = rotation[0] if ndim == 2 else tuple(rotation)
+            ms = generate_anisotropic_microstructure(
+                shape,
+                args.n,
+                aspect=tuple(args.aspect),
+                rotation=rotation,
+                volumes=volumes,
+                spacing=spacing,
+                periodic=periodic,
+                lloyd_iterations=args.lloyd,
+                tol=args.tol,
+                seed=args.seed,
+                progress=show_progress(args),
+            )
+        else:
+            ms = generate_microstructure(
+                shape,
+                args.n,
+                volumes=volumes,
+                phases=phases,
+                spacing=spacing,
+                periodic=periodic,
+                lloyd_iterations=args.lloyd,
+                tol=args.tol,
+                lloyd_tol=lloyd_tol,
+                seed=args.seed,
+                progress=show_progress(args),
+                quadrature=args.quadrature,
+                # --quadrature given: that quadrature alone, without the voxel polish
+                polish=args.quadrature is None,
+            )
     for w in caught:
         logger.warning("warning: %s", w.message)
     ori = _orientations(args, ms, ori_file) if wants_ori else None

@@ -154,6 +154,68 @@ def run_rates(
         run, when every case fails, or for files of another run in ``out_dir``.
     """
     t0 = time.perf_counter()
+    resolution, n_list, densities, clouds, cases = _checked_options(
+        dim, quick, resolution, n_list, densities, clouds,
+        (seed, tol, quadrature, out_dir), (beta, c0, sigma, jitter),
+    )  # fmt: skip
+    stem = "rates" if dim == 2 else "rates_3d"
+    params = {
+        "resolution": resolution,
+        "n_list": n_list,
+        "dim": dim,
+        "densities": list(densities),
+        "clouds": list(clouds),
+        "seed": seed,
+        "tol": tol,
+        "quadrature": quadrature,
+        "beta": beta,
+        "c0": c0,
+        "jitter": jitter,
+        "sigma": sigma,
+        "quick": bool(quick),
+        "plot": bool(plot),
+    }
+    names = [f"{stem}.csv", f"{stem}.json", f"{stem}.png"]
+    earlier = previous_run(out_dir, "rates", stem, names, params, force)
+    if earlier is not None:
+        return earlier
+    rows, failed = _run_cases(
+        cases,
+        progress,
+        (dim, resolution, seed, tol, quadrature, beta, c0, jitter, sigma),
+    )
+    summary = {"slopes": _slopes(rows), "n_list": n_list, "failed_cases": failed}
+    summary["pixels_per_cell"] = {
+        f"{r['density']}/{r['cloud']}/{r['n']}": r["pixels_per_cell"] for r in rows
+    }
+
+    def _plot(plt, path):
+        fig = _figure(plt, rows, n_list)
+        save_figure(fig, path(f"{stem}.png"))
+
+    return finish(
+        "rates",
+        rows,
+        summary,
+        params,
+        out_dir,
+        columns=COLUMNS,
+        names=names,
+        stem=stem,
+        plot=_plot if plot else None,
+        t0=t0,
+    )
+
+
+def _checked_options(dim, quick, resolution, n_list, densities, clouds, run, law):
+    """Validate the options of :func:`run_rates` and fill in their defaults.
+
+    ``run`` is ``(seed, tol, quadrature, out_dir)``, ``law`` ``(beta, c0, sigma,
+    jitter)``. Returns ``(resolution, n_list, densities, clouds, cases)``; raises
+    ValueError naming the option otherwise, or when no case is left to run.
+    """
+    seed, tol, quadrature, out_dir = run
+    beta, c0, sigma, jitter = law
     if dim not in (2, 3):
         raise ValueError(f"dim must be 2 or 3, got {dim!r}")
     check_run_options(
@@ -205,29 +267,19 @@ def run_rates(
             f"{','.join(clouds)} and n_list {','.join(map(str, n_list))} (dim {dim}) "
             "leave none; the tightness density and the grid clouds need N = n^d"
         )
-    stem = "rates" if dim == 2 else "rates_3d"
-    params = {
-        "resolution": resolution,
-        "n_list": n_list,
-        "dim": dim,
-        "densities": list(densities),
-        "clouds": list(clouds),
-        "seed": seed,
-        "tol": tol,
-        "quadrature": quadrature,
-        "beta": beta,
-        "c0": c0,
-        "jitter": jitter,
-        "sigma": sigma,
-        "quick": bool(quick),
-        "plot": bool(plot),
-    }
-    names = [f"{stem}.csv", f"{stem}.json", f"{stem}.png"]
-    earlier = previous_run(out_dir, "rates", stem, names, params, force)
-    if earlier is not None:
-        return earlier
+    return resolution, n_list, densities, clouds, cases
+
+
+def _run_cases(cases, progress, options):
+    """Run every (density, cloud, N) case; returns ``(rows, failed case messages)``.
+
+    ``options`` is ``(dim, resolution, seed, tol, quadrature, beta, c0, jitter,
+    sigma)``. Raises ValueError when every case failed.
+    """
+    dim, resolution, seed, tol, quadrature, beta, c0, jitter, sigma = options
     rows = []
     cache = {}
+    log = logger.debug if progress else logger.info
     with progress_bar(progress, len(cases), "experiment rates", "case") as bar:
         for dname, cloud, n in cases:
             bar.set_postfix_str(f"{dname}/{cloud} N={n}")
@@ -246,7 +298,7 @@ def run_rates(
                     jitter,
                     sigma,
                     cache,
-                    logger.debug if progress else logger.info,
+                    log,
                 )
             )
             bar.update(1)
@@ -260,27 +312,7 @@ def run_rates(
             f"rates: all {len(rows)} cases failed, nothing written; the first: "
             f"{failed[0]}"
         )
-    summary = {"slopes": _slopes(rows), "n_list": n_list, "failed_cases": failed}
-    summary["pixels_per_cell"] = {
-        f"{r['density']}/{r['cloud']}/{r['n']}": r["pixels_per_cell"] for r in rows
-    }
-
-    def _plot(plt, path):
-        fig = _figure(plt, rows, n_list)
-        save_figure(fig, path(f"{stem}.png"))
-
-    return finish(
-        "rates",
-        rows,
-        summary,
-        params,
-        out_dir,
-        columns=COLUMNS,
-        names=names,
-        stem=stem,
-        plot=_plot if plot else None,
-        t0=t0,
-    )
+    return rows, failed
 
 
 def _cases(densities, clouds, n_list, dim):

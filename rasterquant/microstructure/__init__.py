@@ -1,5 +1,11 @@
 """Polycrystalline microstructures: Laguerre grains of given volumes, statistics."""
 
+from .anisotropic import (
+    AnisotropicMicrostructure,
+    aspect_metric,
+    generate_anisotropic_microstructure,
+    grain_second_moments,
+)
 from .generate import (
     VOLUME_LAWS,
     Microstructure,
@@ -30,16 +36,20 @@ from .stats import (
 __all__ = [
     "TEXTURE_COMPONENTS",
     "VOLUME_LAWS",
+    "AnisotropicMicrostructure",
     "GrainStatistics",
     "Microstructure",
     "MisorientationStatistics",
     "Orientations",
     "PhaseVolumes",
+    "aspect_metric",
     "assign_orientations",
     "cubic_symmetry",
     "dual_phase_volumes",
     "face_adjacency",
+    "generate_anisotropic_microstructure",
     "generate_microstructure",
+    "grain_second_moments",
     "grain_statistics",
     "misorientation_angles",
     "misorientation_statistics",

@@ -5,6 +5,21 @@ The algorithm of Bourne, Kok, Roper and Spanjer [1]_: the grains are the power
 between the uniform density on the box and the target grain volumes. A few Lloyd steps
 (seed -> barycenter of its cell, weights warm-started) make the grains rounder; a final
 solve meets the volume tolerance.
+
+Voxel polish (``polish=True`` with the default quadrature). The voxelisation of the
+exact cells misses their volumes by a few boundary voxels per grain, several percent of
+a grain of a few hundred voxels. Damped Newton on the voxel counts stalls there: each
+step flips voxels along all boundaries at once, and the counts it changes move by about
+as much as the step corrects. The polish instead treats the map as the discrete
+transport problem it is: each sweep counts the voxels of the map, then gives the worst
+grains (error above ``tol / 2``), pairwise not adjacent, the change of their own weight
+that moves exactly the voxels they lack or have in excess across their boundary (the
+voxels' thresholds are the power-distance gaps to the neighbouring grains); their
+neighbours absorb the difference. It runs when one voxel is at most ``tol`` of the
+smallest target, stops at ``tol``, after 40 sweeps, or after 6 sweeps without a better
+map; each sweep costs one centre pass and array work on the boundary voxels of the
+grains it moves. In trials (3D, 50 to 2000 grains, ``tol=0.01``) it met ``tol`` from
+about 150 voxels per grain, and stopped short at 110 to 130.
 """
 
 from __future__ import annotations
@@ -20,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _config
+from ..assign import quadrature_spec
 from ..density import Density
 from ..errors import RasterquantWarning, ResolutionWarning
 from ..ot.newton import solve_ot
@@ -374,8 +391,7 @@ def _solve(
         "linear_solver": linear_solver,
         "callback": callback,
     }
-    if quadrature is not None:
-        kwargs["quadrature"] = quadrature
+    kwargs["quadrature"] = quadrature
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RasterquantWarning)
         res = solve_ot(density, pts, alpha, **kwargs)
@@ -612,143 +628,15 @@ def _voxel_message(tol, voxel_err, cell_err, grain_map, n, fractions, polish):
     )
 
 
-def generate_microstructure(
-    shape,
-    n_grains=None,
-    *,
-    volumes="constant",
-    spacing=1.0,
-    periodic=True,
-    lloyd_iterations: int = 5,
-    tol: float = 0.01,
-    seed=None,
-    points=None,
-    phases=None,
-    lloyd_tol: float | None = None,
-    max_iter: int = 100,
-    linear_solver: str = "auto",
-    quadrature=None,
-    statistics: bool = True,
-    callback=None,
-    progress: bool = False,
-) -> Microstructure:
-    """Generate a voxel microstructure of Laguerre grains with prescribed volumes.
+def _setup(
+    shape, n_grains, volumes, spacing, periodic, lloyd_iterations, tol, seed,
+    points, phases, lloyd_tol, linear_solver,
+):  # fmt: skip
+    """Validate the arguments of :func:`generate_microstructure`; set up the problem.
 
-    Parameters
-    ----------
-    shape : tuple of int
-        ``(D, H, W)`` voxels (3D) or ``(H, W)`` pixels (2D).
-    n_grains : int, optional
-        Number of grains; may be omitted with explicit ``volumes`` or ``points``.
-    volumes : str or (N,) array_like of float or path
-        Volume law or explicit relative volumes, see :func:`parse_volumes`
-        (``"constant"``, ``"lognormal:0.5"``, ``"lognormal-diameter:MEAN,SD"``,
-        ``"uniform:A,B"``, ``"dual-phase:FRACTION,RATIO"``, a list, a CSV file).
-        Volumes are relative: they are scaled to fill the box.
-    spacing : float or sequence of float
-        Voxel size per array axis (physical units).
-    periodic : bool or sequence of bool
-        Periodic axes (all by default): grains wrap around and the map tiles.
-    lloyd_iterations : int
-        Lloyd steps before the final solve (0: random seeds as they are).
-    tol : float
-        Maximum relative volume error ``max_i |V_i - V*_i| / V*_i`` of the final
-        solve.
-    seed : int, optional
-        Seed of the random seeds and volume laws.
-    points : (N, d) array_like of float, optional
-        Initial seeds (physical units) instead of random ones.
-    phases : (N,) array_like of int, optional
-        Phase of each grain (overrides the law's phases).
-    lloyd_tol : float, optional
-        Tolerance of the Lloyd-step solves; ``max(tol, 0.05)`` by default.
-    max_iter : int
-        Newton iterations per solve.
-    linear_solver : {"auto", "direct", "cg"}
-        Newton linear solver; "auto" uses CG in 3D above 500 grains, else the
-        solver's own default.
-    quadrature : {"fractional", "center"}, optional
-        Quadrature of every solve when given. By default the Lloyd steps and a first
-        final solve use "fractional" (exact volumes of the Laguerre cells), then the
-        weights are polished so that the grain map's voxel counts meet ``tol`` (see
-        Notes); where they cannot, the exact cells are kept (``volume_measure``
-        "cells") with a ResolutionWarning.
-    statistics : bool
-        Compute :class:`GrainStatistics` (a few passes over the map). If False,
-        ``stats`` is None.
-    callback : callable, optional
-        Called with a dict after every solve (stage, step, max_volume_error, ...).
-    progress : bool
-        A tqdm bar on stderr over the Lloyd steps and the final solve, showing the
-        Newton iterations.
-
-    Returns
-    -------
-    Microstructure
-
-    Raises
-    ------
-    ValueError
-        For bad shapes, counts, laws, points or tolerances; more grains than voxels.
-    EmptyCellError
-        If a cell cannot be given any voxel (see :func:`~rasterquant.solve_ot`).
-
-    Warns
-    -----
-    ResolutionWarning
-        The grain map's voxel counts miss ``tol``: the message gives their achieved
-        max relative error beside ``tol``, the smallest grain's voxel count in the
-        map, and whether the voxel polish ran. With the default quadrature the exact
-        cell volumes meet ``tol`` (``converged`` True, ``volume_measure`` "cells");
-        with ``quadrature="center"`` the solver's own warning says the raster cannot
-        resolve ``tol`` (about ``2 / tol`` voxels per grain are needed),
-        ``converged`` is False and ``max_volume_error`` holds what was achieved.
-        Without this warning, the voxel counts meet ``tol``.
-    ConvergenceWarning
-        The final solve stopped at ``max_iter`` or stalled.
-
-    Notes
-    -----
-    Bourne, Kok, Roper and Spanjer [1]_. The grains are the power cells
-    ``L_i = {x : |x - y_i|^2 - psi_i <= |x - y_j|^2 - psi_j}`` of the seeds ``y``,
-    with ``psi`` solving ``|L_i| = V*_i`` (semi-discrete optimal transport from the
-    uniform density on the box, damped Newton). Each Lloyd step solves to
-    ``lloyd_tol``, then moves every seed to the barycenter of its cell; the next
-    solve starts from the previous weights (cells emptied by the move are recovered
-    by continuation inside :func:`~rasterquant.solve_ot`; the count is reported as
-    ``n_repairs``). Cost: ``lloyd_iterations + 1`` solves of a few Newton steps, each
-    one sweep of the raster plus a sparse solve.
-
-    Voxel polish (default quadrature). The voxelisation of the exact cells misses
-    their volumes by a few boundary voxels per grain, several percent of a grain of
-    a few hundred voxels. Damped Newton on the voxel counts stalls there: each step
-    flips voxels along all boundaries at once, and the counts it changes move by
-    about as much as the step corrects. The polish instead treats the map as the
-    discrete transport problem it is: each sweep counts the voxels of the map, then
-    gives the worst grains (error above ``tol / 2``), pairwise not adjacent, the
-    change of their own weight that moves exactly the voxels they lack or have in
-    excess across their boundary (the voxels' thresholds are the power-distance
-    gaps to the neighbouring grains); their neighbours absorb the difference. It
-    runs when one voxel is at most ``tol`` of the smallest target, stops at ``tol``,
-    after 40 sweeps, or after 6 sweeps without a better map; each sweep costs one
-    centre pass and array work on the boundary voxels of the grains it moves. In
-    trials (3D, 50 to 2000 grains, ``tol=0.01``) it met ``tol`` from about 150
-    voxels per grain, and stopped short at 110 to 130.
-
-    References
-    ----------
-    .. [1] D. P. Bourne, P. J. J. Kok, S. M. Roper, W. D. T. Spanjer, "Laguerre
-       tessellations and polycrystalline microstructures: a fast algorithm for
-       generating grains of given volumes", Phil. Mag. 100 (2020) 2677-2707.
-
-    Examples
-    --------
-    >>> ms = generate_microstructure((60, 60), 6, periodic=True, tol=0.05, seed=1,
-    ...                              lloyd_iterations=2)
-    >>> ms.grain_map.shape, ms.converged, bool(ms.max_volume_error <= 0.05)
-    ((60, 60), True, True)
+    Returns ``(spacing (ndim,), density, fractions, phases, volume law, seeds,
+    lloyd_tol, linear_solver)``; raises ValueError naming the argument otherwise.
     """
-    t0 = time.perf_counter()
     shape = _shape(shape)
     ndim = len(shape)
     if n_grains is not None:
@@ -814,7 +702,80 @@ def generate_microstructure(
             )
     if linear_solver == "auto" and ndim == 3 and n > _CG_MIN_GRAINS_3D:
         linear_solver = "cg"
+    return h, density, fractions, law_phases, law, pts, lloyd_tol, linear_solver
 
+
+def _result(
+    res, pts, psi, fractions, law_phases, law, h, grid, tol, measure, polished,
+    statistics, n_repairs, seed, hist, t0,
+):  # fmt: skip
+    """Build the :class:`Microstructure` of the final solve ``res``.
+
+    Warns ResolutionWarning (``stacklevel`` for :func:`generate_microstructure`'s
+    caller) when the exact cells are kept and the map's voxel counts miss ``tol``.
+    """
+    n = len(fractions)
+    box = grid.volume
+    target = fractions * box
+    grain_map = np.ascontiguousarray(res.labels, dtype=np.int32)
+    voxel_volumes = np.bincount(grain_map.ravel(), minlength=n) * float(np.prod(h))
+    voxel_rel = np.abs(voxel_volumes - target) / target
+    volumes_achieved = res.masses * box
+    rel = np.abs(res.masses - fractions) / fractions
+    if measure == "cells" and voxel_rel.max() > tol:
+        warnings.warn(
+            _voxel_message(
+                tol, voxel_rel.max(), rel.max(), grain_map, n, fractions, polished
+            ),
+            ResolutionWarning,
+            stacklevel=3,
+        )
+    stats = None
+    if statistics:
+        stats = grain_statistics(
+            grain_map,
+            n_grains=n,
+            spacing=tuple(h),
+            periodic=grid.periodic,
+            seeds=pts,
+        )
+    return Microstructure(
+        grain_map=grain_map,
+        seeds=np.array(pts),
+        weights=np.array(psi),
+        target_volumes=target,
+        volumes=volumes_achieved,
+        phases=law_phases,
+        stats=stats,
+        converged=bool(res.converged),
+        max_volume_error=float(rel.max()),
+        mean_volume_error=float(rel.mean()),
+        volume_measure=measure,
+        max_voxel_volume_error=float(voxel_rel.max()),
+        tol=float(tol),
+        status=res.status,
+        n_repairs=int(n_repairs),
+        spacing=tuple(float(v) for v in h),
+        periodic=tuple(grid.periodic),
+        seed=seed,
+        volume_law=law,
+        history=hist,
+        elapsed=time.perf_counter() - t0,
+    )
+
+
+def _iterate(
+    density, pts, fractions, tols, linear_solver, quadrature, polish, progress,
+    callback, t0,
+):  # fmt: skip
+    """Lloyd steps then the final solve (and the voxel polish) of a microstructure.
+
+    ``tols`` is ``(tol, lloyd_tol, lloyd_iterations, max_iter)``. Returns ``(final
+    result, its caught warnings, seeds, weights, repairs, Lloyd-step warnings,
+    volume measure, polish outcome or None, history)``.
+    """
+    tol, lloyd_tol, lloyd_iterations, max_iter = tols
+    grid = density.grid
     hist = {
         k: []
         for k in (
@@ -845,9 +806,13 @@ def generate_microstructure(
     psi = None
     n_repairs = 0
     lloyd_warnings = []
-    polish = None  # (sweeps, best voxel error) of the voxel polish, when it ran
+    polished = None  # (sweeps, best voxel error) of the voxel polish, when it ran
     # what "achieved volumes" are: voxel counts of the map, or the exact cell volumes
-    measure = "cells" if quadrature == "fractional" else "voxels"
+    # (the voxel polish, for continuous masses only, measures the map's voxels)
+    polish_map = polish and quadrature_spec(quadrature).continuous
+    measure = "cells" if quadrature_spec(quadrature).continuous else "voxels"
+    if polish_map:
+        measure = "voxels"
     try:
         for step in range(lloyd_iterations + 1):
             final = step == lloyd_iterations
@@ -856,7 +821,6 @@ def generate_microstructure(
             # and no voxels); the grain map's volumes are voxel counts, so by default
             # the final weights are then polished with centre quadrature when the
             # voxels can resolve tol
-            q = quadrature or "fractional"
             res, caught = _solve(
                 density,
                 pts,
@@ -865,14 +829,14 @@ def generate_microstructure(
                 tol if final else lloyd_tol,
                 max_iter,
                 linear_solver,
-                q,
+                quadrature,
                 newton_cb,
             )
             repairs, newton = res.n_repairs, res.n_iter
-            if final and quadrature is None:
+            if final and polish_map:
                 # the grain map's volumes are voxel counts: polish the weights
                 exact = res
-                res, caught, measure, polish = _voxel_stage(
+                res, caught, measure, polished = _voxel_stage(
                     density,
                     pts,
                     fractions,
@@ -930,6 +894,144 @@ def generate_microstructure(
     finally:
         if bar is not None:
             bar.close()
+    return res, caught, pts, psi, n_repairs, lloyd_warnings, measure, polished, hist
+
+
+def generate_microstructure(
+    shape,
+    n_grains=None,
+    *,
+    volumes="constant",
+    spacing=1.0,
+    periodic=True,
+    lloyd_iterations: int = 5,
+    tol: float = 0.01,
+    seed=None,
+    points=None,
+    phases=None,
+    lloyd_tol: float | None = None,
+    max_iter: int = 100,
+    linear_solver: str = "auto",
+    quadrature: str = _config.DEFAULT_QUADRATURE,
+    polish: bool = True,
+    statistics: bool = True,
+    callback=None,
+    progress: bool = False,
+) -> Microstructure:
+    """Generate a voxel microstructure of Laguerre grains with prescribed volumes.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(D, H, W)`` voxels (3D) or ``(H, W)`` pixels (2D).
+    n_grains : int, optional
+        Number of grains; may be omitted with explicit ``volumes`` or ``points``.
+    volumes : str or (N,) array_like of float or path
+        Volume law or explicit relative volumes, see :func:`parse_volumes`
+        (``"constant"``, ``"lognormal:0.5"``, ``"lognormal-diameter:MEAN,SD"``,
+        ``"uniform:A,B"``, ``"dual-phase:FRACTION,RATIO"``, a list, a CSV file).
+        Volumes are relative: they are scaled to fill the box.
+    spacing : float or sequence of float
+        Voxel size per array axis (physical units).
+    periodic : bool or sequence of bool
+        Periodic axes (all by default): grains wrap around and the map tiles.
+    lloyd_iterations : int
+        Lloyd steps before the final solve (0: random seeds as they are).
+    tol : float
+        Maximum relative volume error ``max_i |V_i - V*_i| / V*_i`` of the final
+        solve.
+    seed : int, optional
+        Seed of the random seeds and volume laws.
+    points : (N, d) array_like of float, optional
+        Initial seeds (physical units) instead of random ones.
+    phases : (N,) array_like of int, optional
+        Phase of each grain (overrides the law's phases).
+    lloyd_tol : float, optional
+        Tolerance of the Lloyd-step solves; ``max(tol, 0.05)`` by default.
+    max_iter : int
+        Newton iterations per solve.
+    linear_solver : {"auto", "direct", "cg"}
+        Newton linear solver; "auto" uses CG in 3D above 500 grains, else the
+        solver's own default.
+    quadrature : {"fractional", "center"}
+        Quadrature of every solve; None means the default, "fractional" (exact
+        volumes of the Laguerre cells).
+    polish : bool
+        With "fractional" quadrature, polish the final weights so that the grain
+        map's voxel counts meet ``tol`` (see Notes); where they cannot, the exact
+        cells are kept (``volume_measure`` "cells") with a ResolutionWarning. Without
+        it the achieved volumes are the exact cells'. Ignored with "center".
+    statistics : bool
+        Compute :class:`GrainStatistics` (a few passes over the map). If False,
+        ``stats`` is None.
+    callback : callable, optional
+        Called with a dict after every solve (stage, step, max_volume_error, ...).
+    progress : bool
+        A tqdm bar on stderr over the solves (with their Newton iterations).
+
+    Returns
+    -------
+    Microstructure
+
+    Raises
+    ------
+    ValueError
+        For bad shapes, counts, laws, points or tolerances; more grains than voxels.
+    EmptyCellError
+        If a cell cannot be given any voxel (see :func:`~rasterquant.solve_ot`).
+
+    Warns
+    -----
+    ResolutionWarning
+        The grain map's voxel counts miss ``tol``: the message gives their achieved
+        max relative error beside ``tol``, the smallest grain's voxel count in the
+        map, and whether the voxel polish ran. With the default quadrature the exact
+        cell volumes meet ``tol`` (``converged`` True, ``volume_measure`` "cells");
+        with ``quadrature="center"`` the solver's own warning says the raster cannot
+        resolve ``tol`` (about ``2 / tol`` voxels per grain are needed),
+        ``converged`` is False and ``max_volume_error`` holds what was achieved.
+        Without this warning, the voxel counts meet ``tol``.
+    ConvergenceWarning
+        The final solve stopped at ``max_iter`` or stalled.
+
+    Notes
+    -----
+    Bourne, Kok, Roper and Spanjer [1]_. The grains are the power cells
+    ``L_i = {x : |x - y_i|^2 - psi_i <= |x - y_j|^2 - psi_j}`` of the seeds ``y``,
+    with ``psi`` solving ``|L_i| = V*_i`` (semi-discrete optimal transport from the
+    uniform density on the box, damped Newton). Each Lloyd step solves to
+    ``lloyd_tol``, then moves every seed to the barycenter of its cell; the next
+    solve starts from the previous weights (cells emptied by the move are recovered
+    by continuation inside :func:`~rasterquant.solve_ot`; the count is reported as
+    ``n_repairs``). Cost: ``lloyd_iterations + 1`` solves of a few Newton steps, each
+    one sweep of the raster plus a sparse solve. Voxel polish: see the module docstring.
+
+    References
+    ----------
+    .. [1] D. P. Bourne, P. J. J. Kok, S. M. Roper, W. D. T. Spanjer, "Laguerre
+       tessellations and polycrystalline microstructures: a fast algorithm for
+       generating grains of given volumes", Phil. Mag. 100 (2020) 2677-2707.
+
+    Examples
+    --------
+    >>> ms = generate_microstructure((60, 60), 6, periodic=True, tol=0.05, seed=1,
+    ...                              lloyd_iterations=2)
+    >>> ms.grain_map.shape, ms.converged, bool(ms.max_volume_error <= 0.05)
+    ((60, 60), True, True)
+    """
+    t0 = time.perf_counter()
+    h, density, fractions, law_phases, law, pts, lloyd_tol, linear_solver = _setup(
+        shape, n_grains, volumes, spacing, periodic, lloyd_iterations, tol, seed,
+        points, phases, lloyd_tol, linear_solver,
+    )  # fmt: skip
+    grid = density.grid
+
+    res, caught, pts, psi, n_repairs, lloyd_warnings, measure, polished, hist = (
+        _iterate(
+            density, pts, fractions, (tol, lloyd_tol, lloyd_iterations, max_iter),
+            linear_solver, quadrature, polish, progress, callback, t0,
+        )
+    )  # fmt: skip
 
     for w in caught:  # the final solve's warnings, re-issued from here
         warnings.warn(str(w.message), w.category, stacklevel=2)
@@ -940,50 +1042,7 @@ def generate_microstructure(
             len(lloyd_warnings),
         )
 
-    box = grid.volume
-    target = fractions * box
-    grain_map = np.ascontiguousarray(res.labels, dtype=np.int32)
-    voxel_volumes = np.bincount(grain_map.ravel(), minlength=n) * float(np.prod(h))
-    voxel_rel = np.abs(voxel_volumes - target) / target
-    volumes_achieved = res.masses * box
-    rel = np.abs(res.masses - fractions) / fractions
-    if measure == "cells" and voxel_rel.max() > tol:
-        warnings.warn(
-            _voxel_message(
-                tol, voxel_rel.max(), rel.max(), grain_map, n, fractions, polish
-            ),
-            ResolutionWarning,
-            stacklevel=2,
-        )
-    stats = None
-    if statistics:
-        stats = grain_statistics(
-            grain_map,
-            n_grains=n,
-            spacing=tuple(h),
-            periodic=grid.periodic,
-            seeds=pts,
-        )
-    return Microstructure(
-        grain_map=grain_map,
-        seeds=np.array(pts),
-        weights=np.array(psi),
-        target_volumes=target,
-        volumes=volumes_achieved,
-        phases=law_phases,
-        stats=stats,
-        converged=bool(res.converged),
-        max_volume_error=float(rel.max()),
-        mean_volume_error=float(rel.mean()),
-        volume_measure=measure,
-        max_voxel_volume_error=float(voxel_rel.max()),
-        tol=float(tol),
-        status=res.status,
-        n_repairs=int(n_repairs),
-        spacing=tuple(float(v) for v in h),
-        periodic=tuple(grid.periodic),
-        seed=seed,
-        volume_law=law,
-        history=hist,
-        elapsed=time.perf_counter() - t0,
-    )
+    return _result(
+        res, pts, psi, fractions, law_phases, law, h, grid, tol, measure, polished,
+        statistics, n_repairs, seed, hist, t0,
+    )  # fmt: skip

@@ -177,6 +177,7 @@ def solve_newton_system(
     precond=None,
     precond_rtol=1e-3,
     x0=None,
+    pcg_max_iter=_config.PCG_MAX_ITER,
 ):
     """Solve ``J delta = rhs`` for a mean-zero ``delta``.
 
@@ -204,7 +205,7 @@ def solve_newton_system(
         other right-hand sides and as ``precond`` of later, nearby systems.
     precond : solver or callable, optional
         Solver of an earlier Newton system of the same size (``want_solver``). Up to
-        ``_config.PCG_MAX_ITER`` conjugate-gradient iterations preconditioned by it
+        ``pcg_max_iter`` conjugate-gradient iterations preconditioned by it
         are tried first, to the relative residual ``precond_rtol``; a new solver is
         built only if they fall short (``cg`` then continues from their last iterate
         to ``precond_rtol``). The returned solver is then ``precond``.
@@ -212,6 +213,8 @@ def solve_newton_system(
         Relative residual that suffices when ``precond`` is given.
     x0 : (N,) ndarray, optional
         First guess of those iterations.
+    pcg_max_iter : int, optional
+        Iterations preconditioned by ``precond`` before a new solver is built.
 
     Returns
     -------
@@ -228,7 +231,7 @@ def solve_newton_system(
         raise ValueError(f"method must be 'auto', 'direct' or 'cg', got {method!r}")
     tol = rtol
     if precond is not None and getattr(precond, "n", n) == n:
-        delta, ok = _pcg(jac, rhs, precond, precond_rtol, _config.PCG_MAX_ITER, x0)
+        delta, ok = _pcg(jac, rhs, precond, precond_rtol, pcg_max_iter, x0)
         if ok:
             return (delta, precond) if want_solver else delta
         x0, tol = delta, precond_rtol

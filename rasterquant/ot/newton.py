@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -25,10 +26,11 @@ from .._validation import (
     check_tol,
     check_weights,
 )
-from ..assign.cells import Cells, _Raster, polygon_buffer_bytes
+from ..assign.cells import Cells, polygon_buffer_bytes
+from ..assign.quadrature import make_quadrature
 from ..errors import ConvergenceWarning, EmptyCellError, ResolutionWarning
-from ._jacobian import solve_newton_system
-from ._limits import step_limit
+from ._continuation import continuation as _continuation_paths
+from ._jacobian import preconditioned_cg, solve_newton_system
 
 __all__ = ["OTResult", "solve_ot"]
 
@@ -76,6 +78,10 @@ class OTResult:
         Positive pixels per cell of this problem.
     coarse_levels : int
         Coarser rasters solved first to build the start (multiscale).
+    continuation : dict or None
+        When the fast solve stalled and the continuation took over (see
+        ``ot/_continuation.py``): its ``path`` ("width" or "mass"), ``stages``
+        and ``rejected`` stage solves, and the ``fast_error`` it started from.
     """
 
     weights: np.ndarray
@@ -90,7 +96,8 @@ class OTResult:
     history: dict = field(repr=False)
     pixels_per_cell: float = 0.0
     coarse_levels: int = 0
-    _raster: object = field(default=None, repr=False, compare=False)
+    continuation: dict | None = None
+    _quad: object = field(default=None, repr=False, compare=False)
     _labels3: object = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
@@ -99,14 +106,14 @@ class OTResult:
 
         Computed on first access (one moment pass over the raster).
         """
-        return self._raster.cells(self.weights, self._labels3)
+        return self._quad.cells(self.weights, self._labels3)
 
     @property
     def labels(self) -> np.ndarray:
         """The cell of every pixel's centre, int32, the raster's shape (no moments)."""
         if "cells" in self.__dict__ or self._labels3 is None:
             return self.cells.labels
-        return self._labels3 if self._raster.grid.ndim == 3 else self._labels3[0]
+        return self._labels3 if self._quad.grid.ndim == 3 else self._labels3[0]
 
     @property
     def energy(self) -> float:
@@ -114,17 +121,95 @@ class OTResult:
         return self.cells.energy
 
 
+@dataclass
+class NewtonState:
+    """What the damped Newton solver carries from one step, level or solve to the next.
+
+    Lloyd keeps one across its iterations; the multiscale levels pass it along.
+
+    Attributes
+    ----------
+    solver : solver or None
+        Solver of the last Newton system (factorisation or AMG hierarchy): it
+        preconditions the next systems (see ``solve_newton_system``).
+    slack : float
+        Room in the weights of new candidate lists: set from the first step of a
+        warm solve, so that the next warm solve (after a Lloyd move) builds its
+        lists once.
+    damped : bool
+        The last trial step was damped (its cells moved far): polygon passes look
+        further for their neighbours.
+    pixel_tree : tuple or None
+        kd-tree of the positive pixel centres (empty-cell repair), built once.
+    """
+
+    solver: object = None
+    slack: float = 0.0
+    damped: bool = False
+    pixel_tree: tuple | None = None
+
+    def solve_nearby(self, jac, rhs):
+        """Solve a system near the last Newton system: ``jac x = rhs``.
+
+        Conjugate gradients preconditioned by ``solver`` to
+        ``_config.PREDICTOR_CG_RTOL``, or ``solver`` alone if they fall short.
+        """
+        x = preconditioned_cg(
+            jac, rhs, self.solver, _config.PREDICTOR_CG_RTOL, _config.PCG_MAX_ITER
+        )
+        return self.solver(rhs) if x is None else x
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Result of the damped Newton core :func:`solve_cells` (no warnings issued).
+
+    Attributes
+    ----------
+    weights : (N,) ndarray
+        Gauge fixed to mean zero.
+    labels3 : (D, H, W) ndarray of int32 or None
+        Centre labels at ``weights`` (None after a pass without pixels).
+    masses : (N,) ndarray
+    max_error : float
+    status : str
+        "converged", "max_iter", "resolution" or "stalled".
+    n_iter, n_repairs : int
+    history : dict of list
+    granularity : float or None
+        Largest boundary pixel mass relative to the target, when a solve on whole
+        pixels stalled.
+    coarse_levels : int
+    moments : tuple or None
+        ``(masses, barycenters, energies)`` when asked for and computed by the last
+        pass.
+    """
+
+    weights: np.ndarray
+    labels3: np.ndarray | None
+    masses: np.ndarray
+    max_error: float
+    status: str
+    n_iter: int
+    n_repairs: int
+    history: dict = field(repr=False)
+    granularity: float | None = None
+    coarse_levels: int = 0
+    moments: tuple | None = field(default=None, repr=False)
+    continuation: dict | None = None
+
+
 def _rel_error(m, alpha):
     return float(np.max(np.abs(m - alpha) / alpha))
 
 
-def _positive_pixel_tree(raster):
+def _positive_pixel_tree(quad):
     """kd-tree of the centres of positive-density pixels (for empty-cell repair)."""
-    grid = raster.grid
-    if raster.umass >= 0:
+    grid = quad.grid
+    if quad.pixel_mass >= 0:
         centres = grid.pixel_centres()
     else:
-        vals = raster.density.values
+        vals = quad.density.values
         idx = np.flatnonzero(vals.ravel() > 0)
         coords = np.unravel_index(idx, grid.shape)
         centres = np.stack(
@@ -142,16 +227,14 @@ def _positive_pixel_tree(raster):
     return cKDTree(centres, boxsize=periods), centres, periods
 
 
-def _pixel_tree(raster):
-    """Return the raster's kd-tree of positive pixel centres (built once per raster)."""
-    cached = getattr(raster, "_pixel_tree", None)
-    if cached is None:
-        cached = _positive_pixel_tree(raster)
-        raster._pixel_tree = cached
-    return cached
+def _pixel_tree(quad, state):
+    """Return the kd-tree of positive pixel centres (built once per state)."""
+    if state.pixel_tree is None:
+        state.pixel_tree = _positive_pixel_tree(quad)
+    return state.pixel_tree
 
 
-def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
+def _raise_cells(quad, state, psi, labels3, cells, k, alpha=None, eager=True):
     """One round of raising the weights of ``cells`` (in place); returns how many rose.
 
     Each cell ``i`` takes the positive pixel near ``y_i`` (among its ``k`` nearest) that
@@ -160,13 +243,13 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
     ``eager``, it takes the cheapest nearby pixels holding about half its target. Cells
     of one round never take pixels from each other, nor the same pixel twice.
     """
-    grid = raster.grid
-    tree, centres, _ = _pixel_tree(raster)
+    grid = quad.grid
+    tree, centres, _ = _pixel_tree(quad, state)
     k = min(k, len(centres))
-    counts = np.bincount(labels3.ravel(), minlength=raster.n)
+    counts = np.bincount(labels3.ravel(), minlength=quad.n)
     flat_labels = labels3.reshape(-1)
     origin = np.array(grid.origin)
-    q = raster.points - origin if grid.any_periodic else raster.points
+    q = quad.points - origin if grid.any_periodic else quad.points
     _, nn = tree.query(q[cells], k=k)
     nn = np.atleast_2d(nn).reshape(len(cells), -1)
     taken = set(int(e) for e in cells)
@@ -188,8 +271,8 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
             grid.shape,
         )
         owners = flat_labels[idx]
-        di = grid.min_image(x - raster.points[i])
-        do = grid.min_image(x - raster.points[owners])
+        di = grid.min_image(x - quad.points[i])
+        do = grid.min_image(x - quad.points[owners])
         cost = (di**2).sum(1) - ((do**2).sum(1) - psi[owners])
         free = np.array(
             [
@@ -208,9 +291,9 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
             # the cheapest pixels around y_i up to half the target mass
             order = np.argsort(cost)
             pm = (
-                np.full(len(order), raster.umass)
-                if raster.umass >= 0
-                else raster.density.values.ravel()[idx[order]]
+                np.full(len(order), quad.pixel_mass)
+                if quad.pixel_mass >= 0
+                else quad.density.values.ravel()[idx[order]]
             )
             reach = np.searchsorted(np.cumsum(pm), 0.5 * alpha[i])
             if reach < len(order):
@@ -220,19 +303,19 @@ def _raise_cells(raster, psi, labels3, cells, k, alpha=None, eager=True):
     return raised
 
 
-def _empty_cells_hint(raster, empty):
+def _empty_cells_hint(quad, empty):
     """Say why cells likely stay empty (the end of the error message)."""
-    v = raster.density.values
+    v = quad.density.values
     on_zero = 0
     if v is not None:
-        idx = np.floor(raster.grid.to_index(raster.points)).astype(np.int64)
+        idx = np.floor(quad.grid.to_index(quad.points)).astype(np.int64)
         idx = np.clip(idx, 0, np.array(v.shape) - 1)
         zero = v[tuple(idx.T)] == 0
         on_zero = int(zero[empty].sum())
     if on_zero:
         return (
             f"{on_zero} of them have their point on a zero-density pixel "
-            f"({int(zero.sum())} of the {raster.n} points are); expected points on "
+            f"({int(zero.sum())} of the {quad.n} points are); expected points on "
             "the density: draw them from it (sample_points method 'stratified' or "
             "'density'; --init stratified), or give the empty regions some density "
             "(--floor)"
@@ -241,7 +324,7 @@ def _empty_cells_hint(raster, empty):
 
 
 def repair_empty_cells(
-    raster, weights, labels3, masses, *, max_rounds=None, alpha=None
+    quad, state, weights, labels3, masses, *, max_rounds=None, alpha=None
 ):
     """Raise the weights of empty cells until every cell has mass.
 
@@ -257,7 +340,7 @@ def repair_empty_cells(
     if max_rounds is None:
         max_rounds = _config.MAX_REPAIR_ROUNDS
     if labels3 is None:
-        labels3, masses = raster.labels_masses(weights)
+        labels3, masses = quad.labels_masses(weights, slack=state.slack)
     psi = weights.copy()
     rounds = 0
     k = 16 if alpha is None else 64
@@ -274,7 +357,7 @@ def repair_empty_cells(
             raise EmptyCellError(
                 f"{empty.size} cells are still empty after {rounds} repair rounds "
                 f"of the starting weights{' (no progress)' if stuck else ''}; "
-                + _empty_cells_hint(raster, empty),
+                + _empty_cells_hint(quad, empty),
                 weights=psi,
                 empty=empty,
             )
@@ -286,7 +369,7 @@ def repair_empty_cells(
             if seen[key] > 12:
                 i = int(empty[0])
                 raise EmptyCellError(
-                    f"the cell of point {i} at {raster.points[i].tolist()} stays "
+                    f"the cell of point {i} at {quad.points[i].tolist()} stays "
                     "empty: no weights found that give it a pixel of positive density "
                     "without emptying a neighbour (points closer than a pixel, or more "
                     "points than this raster can separate); move or remove it",
@@ -294,8 +377,8 @@ def repair_empty_cells(
                     empty=empty,
                 )
         rounds += 1
-        _raise_cells(raster, psi, labels3, empty, k, alpha, eager=seen[key] == 1)
-        labels3, masses = raster.labels_masses(psi, labels3)
+        _raise_cells(quad, state, psi, labels3, empty, k, alpha, eager=seen[key] == 1)
+        labels3, masses = quad.labels_masses(psi, labels3, slack=state.slack)
 
 
 def coarsen_density(density):
@@ -336,23 +419,24 @@ def _floored(density):
 
 
 def _multiscale_start(
-    raster, alpha, tol, linear_solver, min_pixels_per_cell=None, floored=False
+    quad, state, alpha, tol, linear_solver, min_pixels_per_cell=None, floored=False
 ):
     """Weights solved on coarser rasters, used as the start on this one (or None).
 
     Weights are in physical units, so a solution on a coarser raster of the same box is
     a close start: the fine solve then needs a few Newton steps instead of many damped
-    ones. With centre quadrature the chain ends with the fractional solution on the
-    raster itself, which the centre Newton then polishes to whole pixels. Returns
-    ``(weights, levels)``.
+    ones. For a quadrature with ``exact_start`` (centre pixels) the chain ends with the
+    exact (split-pixel) solution on the raster itself, which the centre Newton then
+    polishes to whole pixels. Returns ``(weights, levels)``; the levels' last solver
+    and the cells' adjacency carry over to ``state`` and ``quad``.
     """
-    density = raster.density
-    if raster.geometric:
+    density = quad.density
+    if not quad.coarsens:
         return None  # exact cells without pixels: coarse rasters would not help
     if min_pixels_per_cell is None:
         # coarse levels with cells a few pixels across cost more per pixel (nearly
         # every pixel is split) than they save: stop at ~8 pixels per cell
-        min_pixels_per_cell = 2.0 if raster.grid.ndim == 2 else 8.0
+        min_pixels_per_cell = 2.0 if quad.grid.ndim == 2 else 8.0
     chain = []
     d = density
     while True:
@@ -361,11 +445,11 @@ def _multiscale_start(
         # pass costs mostly fixed overhead, so coarser levels stop paying off
         if c is None or c.grid.n_pixels < (2**16 if c.grid.ndim == 2 else 2**15):
             break
-        if c.n_positive() < min_pixels_per_cell * raster.n:
+        if c.n_positive() < min_pixels_per_cell * quad.n:
             break
         chain.append(c)
         d = c
-    if floored and raster.has_zeros:
+    if floored and quad.has_zeros:
         # zero pixels split the cells into groups that Newton cannot balance, and
         # the damped steps crawl where they must reach across zero density: the
         # start levels see zero pixels at a small floor (connected support), ending
@@ -373,65 +457,55 @@ def _multiscale_start(
         # then starts with its cells already reaching across
         chain = [_floored(c) for c in chain]
         chain.insert(0, _floored(density))
-    if raster.quadrature == "center":
-        # polish start: the exact (fractional) solution on this raster itself
+    if quad.exact_start:
+        # polish start: the exact solution on this raster itself
         chain.insert(0, density)
     if not chain:
         return None
-    psi = np.zeros(raster.n)
-    graph = raster.graph
-    from ..assign.cells import _Raster
-
+    psi = np.zeros(quad.n)
+    graph = quad.adjacency
     for level, c in enumerate(reversed(chain)):
         try:
             if level == 0 and c.grid.ndim == 3:
                 # 3D: the long damped phase runs on cheap centre passes first (a 3D
                 # fractional pass with cells a few voxels wide is ~100x dearer); the
                 # fractional Newton then starts close to the solution
-                rc = _Raster(c, raster.points, "center")
-                psi = _solve(
-                    rc,
+                psi = solve_cells(
+                    quad.centre_on(c),
                     alpha,
                     psi,
                     max(tol, 1e-1),
                     50,
-                    None,
-                    linear_solver,
-                    multiscale=False,
-                )["weights"]
-            r = _Raster(c, raster.points, "fractional")
-            r.last_solver = raster.last_solver
+                    linear_solver=linear_solver,
+                    globalise=False,
+                ).weights
+            r = quad.exact_on(c)
+            sub = NewtonState(solver=state.solver)
             # the cells' adjacency on the coarser raster: candidates of polygon passes
-            r.graph = graph
-            out = _solve(
-                r, alpha, psi, max(tol, 1e-1), 50, None, linear_solver, multiscale=False
+            r.adjacency = graph
+            out = solve_cells(
+                r,
+                alpha,
+                psi,
+                max(tol, 1e-1),
+                50,
+                state=sub,
+                linear_solver=linear_solver,
+                globalise=False,
             )
         except EmptyCellError:
             return None
-        psi = out["weights"]
+        psi = out.weights
         # the coarse system's factorisation (or AMG hierarchy) preconditions the
         # next level's
-        raster.last_solver = r.last_solver
-        graph = r.graph
-    raster.graph = graph
+        state.solver = sub.solver
+        graph = r.adjacency
+    quad.adjacency = graph
     # the first fine step corrects what the coarser raster could not see (a
     # fraction of the error there): lists with room for it are built only once
-    room = _config.FINE_START_SLACK * raster.grid.volume / raster.n
-    raster.slack_hint = max(raster.slack_hint, room)
+    room = _config.FINE_START_SLACK * quad.grid.volume / quad.n
+    state.slack = max(state.slack, room)
     return psi, len(chain)
-
-
-def _limit_windows(raster, psi, cache):
-    """Labels or cell boxes at the start of a step, for the step limits.
-
-    ``cache`` is ``[labels3, boxes]`` of this step. After a polygon pass (no labels)
-    the boxes it computed, or else the centre labels at ``psi`` (computed once).
-    """
-    if cache[0] is None and cache[1] is None and not raster.geometric:
-        cache[1] = raster.cell_boxes(psi)
-        if cache[1] is None:
-            cache[0] = raster.centre_labels(psi)
-    return cache
 
 
 def _groups(jac0):
@@ -485,41 +559,257 @@ def _component_projection(groups, alpha, m, tol):
     return proj
 
 
-def _solve(
-    raster,
+def solve_cells(
+    quad,
     alpha,
     psi,
     tol,
     max_iter,
+    *,
+    state=None,
     callback=None,
     linear_solver="auto",
     multiscale=False,
     want_moments=False,
-):
-    """Damped Newton core; returns a dict of results (no warnings issued here).
+    globalise=True,
+) -> Solution:
+    """Damped Newton core on a quadrature; returns a :class:`Solution` (no warnings).
 
-    With ``multiscale`` (and zero starting weights) the start comes from solves on
-    coarser rasters (see :func:`_multiscale_start`). On a density with zero pixels
-    those levels first see the zero pixels at a floor; if the solve from that start
-    misses ``tol``, it is run again from the plain start, and the better one is kept.
+    The internal entry point of :func:`solve_ot` and :func:`~rasterquant.lloyd`.
+    ``state`` (a :class:`NewtonState`, updated in place) carries the last solver and
+    the candidate-list slack from one solve to the next. With ``multiscale`` (and
+    zero starting weights) the start comes from solves on coarser rasters (see
+    :func:`_multiscale_start`). On a density with zero pixels those levels first see
+    the zero pixels at a floor; if the solve from that start misses ``tol``, it is
+    run again from the plain start, and the better one is kept. With ``globalise``,
+    a solve that stalls is taken over by the continuation paths of
+    ``ot/_continuation.py`` (:func:`_globalised`).
     """
-    args = (raster, alpha, psi, tol, max_iter, callback, linear_solver, multiscale)
+    if state is None:
+        state = NewtonState()
+    args = (quad, state, alpha, psi, tol, max_iter, callback, linear_solver)
     floored = (
         multiscale
         and not np.any(psi)
-        and raster.has_zeros
+        and quad.has_zeros
         and _config.ZERO_DENSITY_FLOOR > 0
     )
-    out = _solve_attempt(*args, want_moments, floored)
-    if floored and out["status"] != CONVERGED:
-        alt = _solve_attempt(*args, want_moments, False)
-        if alt["max_error"] < out["max_error"]:
+    out = _solve_attempt(*args, multiscale, want_moments, floored)
+    if floored and out.status != CONVERGED:
+        alt = _solve_attempt(*args, multiscale, want_moments, False)
+        if alt.max_error < out.max_error:
             out = alt
+    if globalise and out.status == STALLED:
+        out = _globalised(quad, state, alpha, out, tol, max_iter, linear_solver)
     return out
 
 
+def _globalised(quad, state, alpha, stalled, tol, max_iter, linear_solver):
+    """Solve by continuation from the best weights of a stalled solve.
+
+    Every stage is a damped Newton solve (``max_iter`` bounds each); stages on a
+    blurred density run on the same quadrature family over that density. Returns
+    the continuation's solution on the problem itself when it converged, else the
+    better of it and the stalled one (never a success that was not reached).
+    """
+    n_iter = [stalled.n_iter]
+
+    def solve(density, target, psi, stage_tol, stage_iter):
+        own = density is None
+        q = quad if own else make_quadrature(density, quad.points, quad.spec)
+        st = state if own else NewtonState(solver=state.solver)
+        out = _solve_attempt(
+            q, st, target, psi, stage_tol, stage_iter, None, linear_solver,
+            False, False, False,
+        )  # fmt: skip
+        n_iter[0] += out.n_iter
+        return out
+
+    logger.debug("newton stalled at %.3g: continuation", stalled.max_error)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, info = _continuation_paths(
+            solve, quad.density, alpha, stalled.weights, stalled.masses, tol, max_iter
+        )
+    seen = set()
+    for w in caught:  # the stages repeat the same warnings: each once
+        if (w.category, str(w.message)) not in seen:
+            seen.add((w.category, str(w.message)))
+            warnings.warn(w.message, w.category, stacklevel=2)
+    info["fast_error"] = stalled.max_error
+    if out.status != CONVERGED or out.masses.shape != alpha.shape:
+        # the last stage may have had other targets or another density: finish on
+        # the problem itself, and keep the better of that and the stalled solve
+        fin = solve(None, alpha, out.weights, tol, max_iter)
+        out = fin if fin.max_error < stalled.max_error else stalled
+    return dataclasses.replace(out, n_iter=n_iter[0], continuation=info)
+
+
+def _start(quad, state, alpha, psi, want_moments):
+    """Take the first pass and repair empty cells.
+
+    Returns ``(psi, pass or None, labels3, m, n_repairs)``: the pass (its moments and
+    Jacobian) only if no repair was needed.
+    """
+    # continuous families' passes also give the exact Jacobian (and the moments if
+    # asked): an accepted full step then needs no separate Jacobian pass
+    first = quad.evaluate(
+        psi,
+        moments=want_moments,
+        jacobian=quad.continuous,
+        slack=state.slack,
+        damped=state.damped,
+    )
+    labels3, m = first.labels, first.masses
+    n_repairs = 0
+    if (m <= 0).any() and np.any(psi != 0):
+        # warm weights that leave cells empty (points moved): first give each empty
+        # cell a fair share of its neighbourhood, which keeps the other weights
+        try:
+            psi, labels3, m, n_repairs = repair_empty_cells(
+                quad,
+                state,
+                psi,
+                labels3,
+                m,
+                alpha=alpha,
+                max_rounds=min(20, _config.MAX_REPAIR_ROUNDS),
+            )
+        except EmptyCellError:
+            labels3, m = quad.labels_masses(psi, labels3, slack=state.slack)
+    # continuation: warm weights that still leave cells empty shrink towards zero
+    scale = 1.0
+    while (m <= 0).any() and np.any(psi != 0):
+        n_repairs += 1
+        scale = 0.0 if scale < 0.1 else scale * 0.5
+        trial = psi * scale
+        labels3, m = quad.labels_masses(trial, labels3, slack=state.slack)
+        if scale == 0.0 or not (m <= 0).any():
+            psi = trial
+            break
+    if (m <= 0).any():
+        psi, labels3, m, rounds = repair_empty_cells(
+            quad, state, psi, labels3, m, alpha=alpha
+        )
+        n_repairs += rounds
+    return psi, (None if n_repairs else first), labels3, m, n_repairs
+
+
+def _direction(
+    quad, state, alpha, psi, labels3, m, jac, err, tol, linear_solver, guess
+):
+    """Newton direction at ``psi``: ``(delta, projection or None, rhs)``.
+
+    ``jac`` is the exact Jacobian at ``psi``; weak links through zero density are
+    added here. ``state.solver`` is updated.
+    """
+    # cells are separated into groups only by zero density
+    comp = _groups(jac) if quad.has_zeros else None
+    proj = None if comp is None else _component_projection(comp, alpha, m, tol)
+    rhs = alpha - m if proj is None else proj(alpha - m)
+    if quad.has_zeros:
+        # weak links through zero density regularise the system. Between
+        # separated groups they are needed at full strength. Within a group they
+        # only damp near-singular directions (the damped phase), and they carry
+        # flux that no mass follows (Newton's direction then moves too little):
+        # they fade with the error, as the regulariser of Levenberg-Marquardt
+        # methods that keeps the local convergence quadratic
+        links = quad.floor_links(labels3, psi)
+        fade = min(1.0, err)
+        if comp is None:
+            jac = jac + fade * links
+        else:
+            cross = _cross_links(links, comp[1])
+            jac = jac + cross + fade * (links - cross)
+    # inexact Newton: the direction to a relative residual (forcing term) of a
+    # tenth of the error, whose share of the next error (about forcing * err) is
+    # then below the quadratic term: the convergence stays quadratic, and a
+    # first step far from the tolerance is not solved to it; above an error of
+    # 1 (damped steps) DAMPED_FORCING. A few CG steps preconditioned by the last
+    # factorisation or AMG hierarchy, from the last direction scaled down, when
+    # they reach it.
+    delta, state.solver = solve_newton_system(
+        jac,
+        rhs,
+        method=linear_solver,
+        ndim=quad.grid.ndim,
+        want_solver=True,
+        precond=state.solver,
+        precond_rtol=(_config.DAMPED_FORCING if err > 1.0 else min(1e-2, 0.1 * err)),
+        x0=guess,
+    )
+    return delta, proj, rhs, jac
+
+
+def _line_search(quad, state, alpha, psi, delta, step, want_moments):
+    """Damped step ``psi + tau delta``: ``(tau, trial pass, risky)``; tau 0 on a stall.
+
+    ``step`` holds the step's context: ``labels3``, ``m``, ``jac`` (regularised),
+    ``res``, ``reach``, ``eps0``, ``last_tau``, ``risky`` and ``proj``.
+    """
+    labels3, m, jac, eps0 = step["labels3"], step["m"], step["jac"], step["eps0"]
+    res, reach, proj, risky = step["res"], step["reach"], step["proj"], step["risky"]
+    last_tau = step["last_tau"]
+    # in the damped phase, start the halvings from a few times the last accepted
+    # step (each trial costs a sweep); the full step is tried again once taken
+    tau = min(1.0, _config.STEP_GROWTH * last_tau)
+    # trust region (geometric cells): no weight moves by more than a few squared
+    # cell sizes in one step (a huge trial step gives cells that span the whole
+    # box, whose neighbour lists are all the other cells)
+    cap = quad.max_weight_step()
+    while tau * reach > cap and tau > _config.MIN_STEP:
+        tau *= 0.5
+    # the step limits follow cells on windows of the pixel labels (or the boxes of
+    # a polygon pass)
+    limit = quad.step_limits(psi, labels3, jac)
+    if limit is not None and risky.size and last_tau < 1.0:
+        # the cells that fell below the floor on earlier trials usually limit
+        # this step too: their limit, found on windows, saves a rejected pass
+        # (not after a full step: cells no longer empty then)
+        lim = limit(delta, tau, risky, eps0, m[risky])
+        if lim is not None and lim < tau:
+            tau = max(0.9 * lim, tau / 16)
+    new_labels = None if labels3 is None else np.empty_like(labels3)
+    while True:
+        cand = psi + tau * delta
+        # damped steps move the cells far: polygon passes look further
+        state.damped = tau < 1.0
+        # every trial pass also builds the Jacobian at its weights (about 10 % more
+        # per pass): an accepted step then needs no separate Jacobian pass; with the
+        # floor, a pass may prove a cell below it, from upper bounds
+        trial = quad.evaluate(
+            cand,
+            moments=want_moments,
+            jacobian=quad.continuous,
+            floor=eps0,
+            labels=new_labels,
+            slack=state.slack,
+            damped=state.damped,
+        )
+        new_labels, mn = trial.labels, trial.masses
+        rn = alpha - mn if proj is None else proj(alpha - mn)
+        if mn.min() >= eps0 and np.linalg.norm(rn) <= (1 - tau / 2) * res:
+            return tau, trial, risky
+        # cells below the floor: the next trial stops short of the step at
+        # which the first of them reaches it (followed cell by cell on small
+        # windows, 2D), instead of halving; the full pass still decides
+        low = np.flatnonzero(mn < eps0)
+        if low.size <= max(64, quad.n // 10):
+            risky = np.union1d(risky, low)
+        lim = None
+        if limit is not None and 0 < low.size <= max(64, quad.n // 10):
+            lim = limit(delta, tau, low, eps0, m[low], mn[low])
+        if lim is None:
+            tau *= 0.5
+        else:
+            tau = min(max(0.9 * lim, tau / 16), 0.9 * tau)
+        if tau < _config.MIN_STEP:
+            return 0.0, trial, risky
+
+
 def _solve_attempt(
-    raster,
+    quad,
+    state,
     alpha,
     psi,
     tol,
@@ -530,50 +820,16 @@ def _solve_attempt(
     want_moments,
     floored,
 ):
-    """One damped Newton solve (see :func:`_solve`)."""
+    """One damped Newton solve (see :func:`solve_cells`)."""
     t0 = time.perf_counter()
     levels = 0
     if multiscale and not np.any(psi):
-        ms = _multiscale_start(raster, alpha, tol, linear_solver, floored=floored)
+        ms = _multiscale_start(quad, state, alpha, tol, linear_solver, floored=floored)
         if ms is not None:
             psi, levels = ms
-    # fractional passes also give the exact Jacobian (and the moments if asked):
-    # an accepted full step then needs no separate Jacobian pass
-    frac = raster.quadrature == "fractional"
-    want_moments = want_moments and frac  # centre moments are a separate pass
-    labels3, m, mom, jac0 = raster.evaluate_deferred(psi, None, want_moments, frac)
-    n_repairs = 0
-    if (m <= 0).any() and np.any(psi != 0):
-        # warm weights that leave cells empty (points moved): first give each empty
-        # cell a fair share of its neighbourhood, which keeps the other weights
-        try:
-            psi, labels3, m, n_repairs = repair_empty_cells(
-                raster,
-                psi,
-                labels3,
-                m,
-                alpha=alpha,
-                max_rounds=min(20, _config.MAX_REPAIR_ROUNDS),
-            )
-        except EmptyCellError:
-            labels3, m = raster.labels_masses(psi, labels3)
-    # continuation: warm weights that still leave cells empty shrink towards zero
-    scale = 1.0
-    while (m <= 0).any() and np.any(psi != 0):
-        n_repairs += 1
-        scale = 0.0 if scale < 0.1 else scale * 0.5
-        trial = psi * scale
-        labels3, m = raster.labels_masses(trial, labels3)
-        if scale == 0.0 or not (m <= 0).any():
-            psi = trial
-            break
-    if (m <= 0).any():
-        psi, labels3, m, rounds = repair_empty_cells(
-            raster, psi, labels3, m, alpha=alpha
-        )
-        n_repairs += rounds
-    if n_repairs:
-        mom, jac0 = None, None
+    want_moments = want_moments and quad.continuous  # else a separate pass
+    psi, cur, labels3, m, n_repairs = _start(quad, state, alpha, psi, want_moments)
+    mom = None if cur is None else cur.moments
     eps0 = 0.5 * min(float(alpha.min()), float(m.min()))
     risky = np.zeros(0, np.int64)  # cells that fell below the floor on a trial
     guess = None  # first guess of the next Newton direction
@@ -583,9 +839,13 @@ def _solve_attempt(
     best = (err, psi, None if labels3 is None else labels3.copy(), m, mom)
     status = MAX_ITER
     n_iter = 0
-    history["max_mass_error"].append(err)
-    history["step"].append(0.0)
-    history["time"].append(time.perf_counter() - t0)
+
+    def record(e, tau):
+        history["max_mass_error"].append(e)
+        history["step"].append(tau)
+        history["time"].append(time.perf_counter() - t0)
+
+    record(err, 0.0)
     while True:
         if err <= tol:
             status = CONVERGED
@@ -593,153 +853,53 @@ def _solve_attempt(
         if n_iter >= max_iter:
             status = MAX_ITER
             break
-        jac = raster.jacobian(labels3, 0.0, psi) if jac0 is None else jac0()
-        # cells are separated into groups only by zero density
-        comp = _groups(jac) if raster.has_zeros else None
-        proj = None if comp is None else _component_projection(comp, alpha, m, tol)
-        rhs = alpha - m if proj is None else proj(alpha - m)
-        if raster.has_zeros:
-            # weak links through zero density regularise the system. Between
-            # separated groups they are needed at full strength. Within a group they
-            # only damp near-singular directions (the damped phase), and they carry
-            # flux that no mass follows (Newton's direction then moves too little):
-            # they fade with the error, as the regulariser of Levenberg-Marquardt
-            # methods that keeps the local convergence quadratic
-            links = raster.floor_links(labels3, psi)
-            fade = min(1.0, err)
-            if comp is None:
-                jac = jac + fade * links
-            else:
-                cross = _cross_links(links, comp[1])
-                jac = jac + cross + fade * (links - cross)
-        # inexact Newton: the direction to a relative residual (forcing term) of a
-        # tenth of the error, whose share of the next error (about forcing * err) is
-        # then below the quadratic term: the convergence stays quadratic, and a
-        # first step far from the tolerance is not solved to it; above an error of
-        # 1 (damped steps) DAMPED_FORCING. A few CG steps preconditioned by the last
-        # factorisation or AMG hierarchy, from the last direction scaled down, when
-        # they reach it.
-        delta, raster.last_solver = solve_newton_system(
-            jac,
-            rhs,
-            method=linear_solver,
-            ndim=raster.grid.ndim,
-            want_solver=True,
-            precond=raster.last_solver,
-            precond_rtol=(
-                _config.DAMPED_FORCING if err > 1.0 else min(1e-2, 0.1 * err)
-            ),
-            x0=guess,
+        if cur is None or not cur.has_jacobian:
+            jac = quad.jacobian(labels3, psi)
+        else:
+            jac = cur.jacobian
+        delta, proj, rhs, jac = _direction(
+            quad, state, alpha, psi, labels3, m, jac, err, tol, linear_solver, guess
         )
         if not np.isfinite(delta).all():
             status = STALLED  # the linear solve failed: keep the best iterate
-            history["max_mass_error"].append(err)
-            history["step"].append(0.0)
-            history["time"].append(time.perf_counter() - t0)
+            record(err, 0.0)
             n_iter += 1
             break
-        res = float(np.linalg.norm(rhs))
         # one set of candidate lists serves every trial step psi + tau delta, tau <= 1;
         # new lists get twice the reach, so that the next (shorter) steps reuse them
         reach = float(np.max(np.abs(delta))) * (1 + 1e-12)
-        if (
-            not raster.geometric
-            and not raster.polygon_ready()
-            and not raster.covers(psi, reach)
-        ):
-            # (polygon passes need no lists: a pass that falls back builds its own)
-            raster.plan(psi, 2.0 * reach)
-        # in the damped phase, start the halvings from a few times the last accepted
-        # step (each trial costs a sweep); the full step is tried again once taken
-        tau = min(1.0, _config.STEP_GROWTH * last_tau)
-        if raster.geometric:
-            # trust region: no weight moves by more than a few squared cell sizes in
-            # one step (a huge trial step gives cells that span the whole box, whose
-            # neighbour lists are all the other cells)
-            cap = _config.GEOMETRIC_MAX_STEP * (raster.grid.volume / raster.n) ** (
-                2.0 / raster.grid.ndim
-            )
-            while tau * reach > cap and tau > _config.MIN_STEP:
-                tau *= 0.5
-        use_limits = _config.STEP_LIMITS and frac
-        # the step limits follow cells on windows of the pixel labels; a polygon pass
-        # gives none, but the pixels each cell meets
-        windows = [labels3, None]
-        if use_limits and risky.size and last_tau < 1.0:
-            # the cells that fell below the floor on earlier trials usually limit
-            # this step too: their limit, found on windows, saves a rejected pass
-            # (not after a full step: cells no longer empty then)
-            lab, boxes = _limit_windows(raster, psi, windows)
-            lim = step_limit(
-                raster, psi, delta, tau, risky, lab, jac, eps0, m[risky], boxes=boxes
-            )
-            if lim is not None and lim < tau:
-                tau = max(0.9 * lim, tau / 16)
-        new_labels = None if labels3 is None else np.empty_like(labels3)
-        # every trial pass also builds the Jacobian at its weights (about 10 % more
-        # per pass): an accepted step then needs no separate Jacobian pass
-        want_jac = frac
-        while True:
-            cand = psi + tau * delta
-            # damped steps move the cells far: their candidates, the 3-rings
-            raster.poly_depth = 3 if tau < 1.0 else 2
-            # (with the floor: a pass may prove a cell below it, from upper bounds)
-            new_labels, mn, mom_n, jac_n = raster.evaluate_deferred(
-                cand, new_labels, want_moments, want_jac, floor=eps0
-            )
-            rn = alpha - mn if proj is None else proj(alpha - mn)
-            if mn.min() >= eps0 and np.linalg.norm(rn) <= (1 - tau / 2) * res:
-                break
-            # cells below the floor: the next trial stops short of the step at
-            # which the first of them reaches it (followed cell by cell on small
-            # windows, 2D), instead of halving; the full pass still decides
-            low = np.flatnonzero(mn < eps0)
-            if low.size <= max(64, raster.n // 10):
-                risky = np.union1d(risky, low)
-            lim = None
-            if use_limits and 0 < low.size <= max(64, raster.n // 10):
-                lab, boxes = _limit_windows(raster, psi, windows)
-                lim = step_limit(
-                    raster,
-                    psi,
-                    delta,
-                    tau,
-                    low,
-                    lab,
-                    jac,
-                    eps0,
-                    m[low],
-                    mn[low],
-                    boxes=boxes,
-                )
-            if lim is None:
-                tau *= 0.5
-            else:
-                tau = min(max(0.9 * lim, tau / 16), 0.9 * tau)
-            if tau < _config.MIN_STEP:
-                tau = 0.0
-                break
+        quad.prepare_steps(psi, reach, 2.0 * reach)
+        step = {
+            "labels3": labels3,
+            "m": m,
+            "jac": jac,
+            "res": float(np.linalg.norm(rhs)),
+            "reach": reach,
+            "eps0": eps0,
+            "last_tau": last_tau,
+            "risky": risky,
+            "proj": proj,
+        }
+        tau, trial, risky = _line_search(
+            quad, state, alpha, psi, delta, step, want_moments
+        )
         n_iter += 1
         if n_iter == 1:
             # a warm solve that starts with a full step: the next warm solve (after a
             # Lloyd move) builds its first lists with room for a step like this one
-            raster.slack_hint = 2.0 * reach if tau == 1.0 else 0.0
+            state.slack = 2.0 * reach if tau == 1.0 else 0.0
         if tau == 0.0:
             status = STALLED
-            history["max_mass_error"].append(err)
-            history["step"].append(0.0)
-            history["time"].append(time.perf_counter() - t0)
+            record(err, 0.0)
             break
         last_tau = tau
         # after a damped step tau the residual is about (1 - tau) times this one:
         # so is the next direction, nearly
         guess = (1.0 - tau) * delta if tau < 1.0 else None
-        psi, m, mom, jac0 = cand, mn, mom_n, jac_n
-        labels3, new_labels = new_labels, labels3
+        cur = trial
+        psi, m, mom, labels3 = trial.weights, trial.masses, trial.moments, trial.labels
         err = _rel_error(m, alpha)
-        history["max_mass_error"].append(err)
-        history["step"].append(tau)
-        history["time"].append(time.perf_counter() - t0)
+        record(err, tau)
         logger.debug("newton %d: max rel error %.3e, step %g", n_iter, err, tau)
         if err < best[0]:
             best = (err, psi, None if labels3 is None else labels3.copy(), m, mom)
@@ -754,30 +914,29 @@ def _solve_attempt(
             )
     err, psi, labels3, m, mom = best
     granularity = None
-    if status == STALLED and raster.quadrature == "center":
-        bpm = raster.boundary_pixel_mass(labels3)
-        granularity = float(np.max(bpm / alpha))
+    g = quad.granularity(labels3, alpha) if status == STALLED else None
+    if g is not None:
+        granularity = g
         # whole rows of pixels can flip at once on symmetric layouts: compare with the
         # mass of a boundary row as well as with a single boundary pixel
-        d = raster.grid.ndim
-        cell_pixels = raster.density.n_positive() * float(alpha.min())
+        d = quad.grid.ndim
+        cell_pixels = quad.density.n_positive() * float(alpha.min())
         row = granularity * max(cell_pixels, 1.0) ** ((d - 1) / d)
         if err <= 4.0 * granularity or err <= row:
             status = RESOLUTION
-    psi = psi - psi.mean()
-    return {
-        "weights": psi,
-        "labels3": labels3,
-        "masses": m,
-        "max_error": err,
-        "status": status,
-        "n_iter": n_iter,
-        "n_repairs": n_repairs,
-        "history": history,
-        "granularity": granularity,
-        "coarse_levels": levels,
-        "moments": mom,
-    }
+    return Solution(
+        weights=psi - psi.mean(),
+        labels3=labels3,
+        masses=m,
+        max_error=err,
+        status=status,
+        n_iter=n_iter,
+        n_repairs=n_repairs,
+        history=history,
+        granularity=granularity,
+        coarse_levels=levels,
+        moments=mom,
+    )
 
 
 def pixels_per_cell(density, n):
@@ -910,45 +1069,46 @@ def solve_ot(
         n,
         uniform=density.is_uniform,
         n_label_arrays=3,
-        extra_bytes=polygon_buffer_bytes(density, n),
+        extra_bytes=polygon_buffer_bytes(density, n, quadrature),
         what="solve_ot",
     )
-    raster = _Raster(density, pts, quadrature)
+    quad = make_quadrature(density, pts, quadrature)
     if multiscale is None:
         multiscale = weights is None
-    out = _solve(
-        raster,
+    out = solve_cells(
+        quad,
         alpha,
         psi,
         tol,
         max_iter,
-        callback,
-        linear_solver,
+        callback=callback,
+        linear_solver=linear_solver,
         multiscale=bool(multiscale),
     )
-    result = _make_result(raster, alpha, tol, out, density)
+    result = _make_result(quad, alpha, tol, out, density)
     _warn_status(result, out, stacklevel=3)
     return result
 
 
-def _make_result(raster, alpha, tol, out, density):
-    masses = out["masses"]
+def _make_result(quad, alpha, tol, out, density):
+    masses = out.masses
     err = _rel_error(masses, alpha)
     return OTResult(
-        weights=out["weights"],
+        weights=out.weights,
         masses=masses,
         target=alpha,
-        n_iter=out["n_iter"],
+        n_iter=out.n_iter,
         converged=bool(err <= tol),
         max_error=err,
         tol=tol,
-        status=out["status"],
-        n_repairs=out["n_repairs"],
-        history=out["history"],
+        status=out.status,
+        n_repairs=out.n_repairs,
+        history=out.history,
         pixels_per_cell=pixels_per_cell(density, len(alpha)),
-        coarse_levels=out.get("coarse_levels", 0),
-        _raster=raster,
-        _labels3=out["labels3"],
+        coarse_levels=out.coarse_levels,
+        continuation=out.continuation,
+        _quad=quad,
+        _labels3=out.labels3,
     )
 
 
@@ -958,11 +1118,11 @@ def _warn_status(result, out, stacklevel=2):
             resolution_message(
                 result.tol,
                 result.max_error,
-                out["granularity"],
+                out.granularity,
                 result.pixels_per_cell
                 * len(result.target)
                 * float(result.target.min()),
-                len(result.weights) and result._raster.grid.ndim,
+                len(result.weights) and result._quad.grid.ndim,
             ),
             ResolutionWarning,
             stacklevel=stacklevel,

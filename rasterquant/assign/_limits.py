@@ -15,9 +15,9 @@ import scipy.sparse as sp
 from numba import prange
 
 from .._jit import kernel
-from ..assign._fractional import MAXV, _clip_rows, _cut_value, _moments_rows
-from ..assign._fractional import _square_rows as _square
-from ..assign._polygons import cell_masses_at
+from ._fractional import MAXV, _clip_rows, _cut_value, _moments_rows
+from ._fractional import _square_rows as _square
+from ._polygons import cell_masses_at
 
 #: each cell's limit is found to tau / 2^BISECTIONS
 BISECTIONS = 8
@@ -100,6 +100,54 @@ def _subset(sel, boxes, nbr_ptr, nbr_idx):
     return boxes[sel], ptr, idx
 
 
+def _label_bounds(lab, cells, n):
+    """First and last row and column of the pixels labelled with each of ``cells``.
+
+    Returns four (len(cells),) int64 arrays; a cell without pixels gets rows
+    ``(H, -1)`` and columns ``(W, -1)``.
+    """
+    h, w = lab.shape
+    k = len(cells)
+    slot = np.full(n, -1, np.int64)
+    slot[cells] = np.arange(k)
+    k_of = slot[lab]
+    rr, cc = np.nonzero(k_of >= 0)
+    ks = k_of[rr, cc]
+    lo_r = np.full(k, h)
+    hi_r = np.full(k, -1)
+    lo_c = np.full(k, w)
+    hi_c = np.full(k, -1)
+    np.minimum.at(lo_r, ks, rr)
+    np.maximum.at(hi_r, ks, rr)
+    np.minimum.at(lo_c, ks, cc)
+    np.maximum.at(hi_c, ks, cc)
+    return lo_r, hi_r, lo_c, hi_c
+
+
+def _sliver_windows(raster, lab, nb, empty, site, bounds):
+    """Windows of the cells ``empty`` that own no pixel centre (slivers), in place.
+
+    Such a cell need not lie near its site: its window spans its site and the pixels
+    of its neighbours (``nb``, the rows of ``empty`` in the cell graph), between
+    which it lies. ``bounds`` is ``(lo_r, hi_r, lo_c, hi_c)`` of all the low cells.
+    """
+    lo_r, hi_r, lo_c, hi_c = bounds
+    cells = np.unique(nb.indices)
+    slot2 = np.full(raster.n, -1, np.int64)
+    slot2[cells] = np.arange(len(cells))
+    box2 = _label_bounds(lab, cells, raster.n)
+    for e, k in enumerate(empty):
+        lo_r[k], hi_r[k] = site[k, 0], site[k, 0]
+        lo_c[k], hi_c[k] = site[k, 1], site[k, 1]
+        own = slot2[nb.indices[nb.indptr[e] : nb.indptr[e + 1]]]
+        own = own[box2[1][own] >= 0]
+        if own.size:
+            lo_r[k] = min(lo_r[k], box2[0][own].min())
+            hi_r[k] = max(hi_r[k], box2[1][own].max())
+            lo_c[k] = min(lo_c[k], box2[2][own].min())
+            hi_c[k] = max(hi_c[k], box2[3][own].max())
+
+
 def step_limit(
     raster,
     psi,
@@ -148,19 +196,7 @@ def step_limit(
             return None  # an empty cell: no window (labels would place it)
     else:
         lab = labels3[0]
-        slot = np.full(raster.n, -1, np.int64)
-        slot[low] = np.arange(nlow)
-        k_of = slot[lab]
-        rr, cc = np.nonzero(k_of >= 0)
-        ks = k_of[rr, cc]
-        lo_r = np.full(nlow, h)
-        hi_r = np.full(nlow, -1)
-        lo_c = np.full(nlow, w)
-        hi_c = np.full(nlow, -1)
-        np.minimum.at(lo_r, ks, rr)
-        np.maximum.at(hi_r, ks, rr)
-        np.minimum.at(lo_c, ks, cc)
-        np.maximum.at(hi_c, ks, cc)
+        lo_r, hi_r, lo_c, hi_c = _label_bounds(lab, low, raster.n)
     spacing = np.array(grid.spacing, dtype=np.float64)
     origin = np.array(grid.origin, dtype=np.float64)
     pts = np.ascontiguousarray(raster.points)
@@ -175,32 +211,9 @@ def step_limit(
     ring1 = pat[low]
     empty = np.flatnonzero(hi_r < 0)
     if empty.size:
-        # a cell that owns no pixel centre (a sliver) need not lie near its site: its
-        # window spans its site and the pixels of its neighbours, between which it
-        # lies
-        nb = ring1[empty]
-        cells = np.unique(nb.indices)
-        slot2 = np.full(raster.n, -1, np.int64)
-        slot2[cells] = np.arange(len(cells))
-        k2 = slot2[lab]
-        r2, c2 = np.nonzero(k2 >= 0)
-        q2 = k2[r2, c2]
-        box2 = np.empty((4, len(cells)), np.int64)
-        box2[0], box2[1], box2[2], box2[3] = h, -1, w, -1
-        np.minimum.at(box2[0], q2, r2)
-        np.maximum.at(box2[1], q2, r2)
-        np.minimum.at(box2[2], q2, c2)
-        np.maximum.at(box2[3], q2, c2)
-        for e, k in enumerate(empty):
-            lo_r[k], hi_r[k] = site[k, 0], site[k, 0]
-            lo_c[k], hi_c[k] = site[k, 1], site[k, 1]
-            own = slot2[nb.indices[nb.indptr[e] : nb.indptr[e + 1]]]
-            own = own[box2[1, own] >= 0]
-            if own.size:
-                lo_r[k] = min(lo_r[k], box2[0, own].min())
-                hi_r[k] = max(hi_r[k], box2[1, own].max())
-                lo_c[k] = min(lo_c[k], box2[2, own].min())
-                hi_c[k] = max(hi_c[k], box2[3, own].max())
+        _sliver_windows(
+            raster, lab, ring1[empty], empty, site, (lo_r, hi_r, lo_c, hi_c)
+        )
     ring2 = (ring1 @ pat).tocsr()
     ring2.sort_indices()
     row2 = np.repeat(np.arange(nlow), np.diff(ring2.indptr))
@@ -277,6 +290,20 @@ def step_limit(
         # tau: then they halve it (the line search's rule without limits)
         lo[blind] = np.where(f_hi[blind] < 0.0, 0.5 * tau, tau)
         hi[blind] = lo[blind]
+    return _narrow(floor_gap, lo, hi, f_lo, f_hi, tau)
+
+
+def _narrow(floor_gap, lo, hi, f_lo, f_hi, tau):
+    """Narrow each cell's bracket ``[lo, hi]`` of its floor crossing; the smallest.
+
+    ``floor_gap(sel, t)`` gives the mass above the floor of the cells ``sel`` at
+    steps ``t``; ``f_lo``, ``f_hi`` are its values at the bracket ends (modified in
+    place, as ``lo`` and ``hi``). Regula falsi, Illinois variant, with bisection when
+    a bracket did not halve; only the cells that can still hold the smallest limit
+    are followed. Returns the largest step at which every cell was seen at or above
+    the floor.
+    """
+    nlow = len(lo)
     width = np.full(nlow, float(tau))
     side = np.zeros(nlow, np.int64)
     resolution = float(tau) * 2.0**-BISECTIONS

@@ -1,0 +1,267 @@
+"""Benchmarks of ``generate_anisotropic_microstructure`` (issue 19, elongated grains).
+
+Run from the repository root::
+
+    python benchmarks/bench_anisotropic.py                    # all cases
+    python benchmarks/bench_anisotropic.py 200-10000-aspect   # a selection
+    python benchmarks/bench_anisotropic.py --list
+
+Each case runs in a fresh Python process (``--child CASE``) that first compiles the
+kernels on a tiny problem (compile time is never measured), then times the generation
+(statistics timed separately), measures the grains' mean aspect ratios along the
+metric's axes (grains of at least 500 voxels) and the peak resident memory. Results
+are merged into ``benchmarks/results/anisotropic.json`` (keyed by case) with the load
+average before and after each run (2 cores shared with other work: timings are
+noisy). This script is never collected by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+# measure this working tree, never an installed copy
+sys.path.insert(0, ROOT)
+RESULTS = os.path.join(HERE, "results", "anisotropic.json")
+
+#: name -> options; "rotation" None takes the fast path (isotropic solver on the
+#: raster rescaled by the aspect), a rotation the general anisotropic kernels
+CASES = {
+    "200-10000-aspect": dict(
+        shape=(200, 200, 200),
+        n=10000,
+        aspect=(3.0, 1.0, 0.5),
+        rotation=None,
+        volumes="lognormal:0.5",
+        periodic=True,
+        lloyd=3,
+        tol=0.01,
+        timeout=1800,
+        goal="<= 30 s on 2 cores, tol 1 % met",
+    ),
+    "200-10000-rotated": dict(
+        shape=(200, 200, 200),
+        n=10000,
+        aspect=(3.0, 1.0, 0.5),
+        rotation=(30.0, 40.0, 10.0),
+        volumes="lognormal:0.5",
+        periodic=True,
+        lloyd=3,
+        tol=0.01,
+        timeout=2400,
+        goal="report time and error (general kernels)",
+    ),
+    "100-1250-rotated": dict(
+        shape=(100, 100, 100),
+        n=1250,
+        aspect=(3.0, 1.0, 0.5),
+        rotation=(30.0, 40.0, 10.0),
+        volumes="lognormal:0.5",
+        periodic=True,
+        lloyd=3,
+        tol=0.01,
+        timeout=1200,
+        goal="report time and error (general kernels, 1/8 of the big case)",
+    ),
+}
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
+
+
+def _warm_up():
+    import warnings
+
+    from rasterquant.microstructure.anisotropic import (
+        generate_anisotropic_microstructure,
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for rot in (None, (10.0, 20.0, 30.0)):
+            generate_anisotropic_microstructure(
+                (16, 16, 16), 6, rotation=rot, tol=0.05, seed=0, lloyd_iterations=1
+            )
+            generate_anisotropic_microstructure(
+                (16, 16, 16),
+                6,
+                rotation=rot,
+                tol=0.05,
+                seed=0,
+                lloyd_iterations=0,
+                linear_solver="cg",
+            )
+
+
+def _aspect(ms, np):
+    """Mean ratios of the grains' extents along the metric's axes (>= 500 voxels)."""
+    from rasterquant.microstructure.anisotropic import grain_second_moments
+
+    counts, cov = grain_second_moments(
+        ms.grain_map, ms.seeds, spacing=ms.spacing, periodic=ms.periodic
+    )
+    big = counts >= 500
+    if not big.any():
+        return 0, []
+    _, vec = np.linalg.eigh(ms.metrics[big])  # ascending: longest axis first
+    s = np.einsum("kai,kab,kbi->ki", vec, cov[big], vec)
+    ratio = np.sqrt(s[:, :-1] / s[:, 1:]).mean(axis=0)
+    return int(big.sum()), [round(float(r), 4) for r in ratio]
+
+
+def _run_one(case, seed):
+    import warnings
+
+    import numba
+    import numpy as np
+
+    from rasterquant.microstructure.anisotropic import (
+        _anisotropic_stats,
+        generate_anisotropic_microstructure,
+    )
+
+    spec = CASES[case]
+    _warm_up()
+    rss_after_warmup = _peak_rss_mb()
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ms = generate_anisotropic_microstructure(
+            spec["shape"],
+            spec["n"],
+            aspect=spec["aspect"],
+            rotation=spec["rotation"],
+            volumes=spec["volumes"],
+            periodic=spec["periodic"],
+            lloyd_iterations=spec["lloyd"],
+            tol=spec["tol"],
+            seed=seed,
+            statistics=False,
+        )
+    t_gen = time.perf_counter() - t0
+    load1 = os.getloadavg()
+    t1 = time.perf_counter()
+    st = _anisotropic_stats(
+        ms.grain_map, ms.n_grains, ms.spacing, ms.periodic, ms.seeds, ms.metrics
+    )
+    t_stats = time.perf_counter() - t1
+    n_big, ratio = _aspect(ms, np)
+    a = np.array(spec["aspect"])
+    return {
+        "case": case,
+        "shape": list(spec["shape"]),
+        "n_grains": spec["n"],
+        "aspect": list(spec["aspect"]),
+        "requested_ratios": [round(float(r), 4) for r in a[:-1] / a[1:]],
+        "rotation": spec["rotation"],
+        "volumes": spec["volumes"],
+        "periodic": spec["periodic"],
+        "lloyd_iterations": spec["lloyd"],
+        "tol": spec["tol"],
+        "goal": spec["goal"],
+        "seed": seed,
+        "fast_path": ms.fast_path,
+        "seconds_generate": round(t_gen, 3),
+        "seconds_statistics": round(t_stats, 3),
+        "converged": ms.converged,
+        "status": ms.status,
+        "max_volume_error": ms.max_volume_error,
+        "mean_volume_error": ms.mean_volume_error,
+        "volume_measure": ms.volume_measure,
+        "max_voxel_volume_error": ms.max_voxel_volume_error,
+        "newton_iterations": ms.history["newton_iterations"],
+        "solve_end_times": [round(t, 3) for t in ms.history["time"]],
+        "statuses": ms.history["status"],
+        "mean_neighbours": float(st.n_neighbours.mean()),
+        "grains_500_voxels": n_big,
+        "measured_ratios": ratio,
+        "warnings": [str(w.message)[:300] for w in caught],
+        "loadavg_before": load0,
+        "loadavg_after": load1,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb_after_warmup": round(rss_after_warmup, 1),
+        "numba_threads": int(numba.get_num_threads()),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "cases", nargs="*", help=f"cases to run (default all): {list(CASES)}"
+    )
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=RESULTS, help="JSON file to merge results into")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.list:
+        for k, v in CASES.items():
+            print(k, v)
+        return 0
+    if args.child:
+        print(json.dumps(_run_one(args.child, args.seed)))
+        return 0
+    cases = args.cases or list(CASES)
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        p.error(f"unknown case(s) {unknown}; expected some of {list(CASES)}")
+    results = {}
+    if os.path.exists(args.output):
+        with open(args.output) as fh:
+            results = json.load(fh)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    for case in cases:
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", case]
+        cmd += ["--seed", str(args.seed)]
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=CASES[case]["timeout"],
+                check=False,
+            )
+            if proc.returncode == 0:
+                res = json.loads(proc.stdout.strip().splitlines()[-1])
+            else:
+                res = {
+                    "case": case,
+                    "error": proc.stderr.strip()[-2000:],
+                    "returncode": proc.returncode,
+                }
+        except subprocess.TimeoutExpired:
+            res = {
+                "case": case,
+                "error": f"timeout after {CASES[case]['timeout']} s (killed)",
+            }
+        res["wall_seconds_process"] = round(time.perf_counter() - t0, 2)
+        res["command"] = (
+            f"python benchmarks/bench_anisotropic.py {case} --seed {args.seed}"
+        )
+        res["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        results[case] = res
+        print(json.dumps(res, indent=2), flush=True)
+        os.makedirs(os.path.dirname(args.output), exist_ok=True)
+        with open(args.output, "w") as fh:
+            json.dump(results, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
