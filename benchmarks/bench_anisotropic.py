@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import time
 
@@ -31,6 +29,8 @@ ROOT = os.path.dirname(HERE)
 # measure this working tree, never an installed copy
 sys.path.insert(0, ROOT)
 RESULTS = os.path.join(HERE, "results", "anisotropic.json")
+sys.path.insert(0, HERE)
+from bench_microstructure import _peak_rss_mb, run_cases  # noqa: E402
 
 #: name -> options; "rotation" None takes the fast path (isotropic solver on the
 #: raster rescaled by the aspect), a rotation the general anisotropic kernels
@@ -72,10 +72,6 @@ CASES = {
         goal="report time and error (general kernels, 1/8 of the big case)",
     ),
 }
-
-
-def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
 
 
 def _warm_up():
@@ -217,49 +213,7 @@ def main(argv=None) -> int:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         p.error(f"unknown case(s) {unknown}; expected some of {list(CASES)}")
-    results = {}
-    if os.path.exists(args.output):
-        with open(args.output) as fh:
-            results = json.load(fh)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    for case in cases:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", case]
-        cmd += ["--seed", str(args.seed)]
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=CASES[case]["timeout"],
-                check=False,
-            )
-            if proc.returncode == 0:
-                res = json.loads(proc.stdout.strip().splitlines()[-1])
-            else:
-                res = {
-                    "case": case,
-                    "error": proc.stderr.strip()[-2000:],
-                    "returncode": proc.returncode,
-                }
-        except subprocess.TimeoutExpired:
-            res = {
-                "case": case,
-                "error": f"timeout after {CASES[case]['timeout']} s (killed)",
-            }
-        res["wall_seconds_process"] = round(time.perf_counter() - t0, 2)
-        res["command"] = (
-            f"python benchmarks/bench_anisotropic.py {case} --seed {args.seed}"
-        )
-        res["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        results[case] = res
-        print(json.dumps(res, indent=2), flush=True)
-        os.makedirs(os.path.dirname(args.output), exist_ok=True)
-        with open(args.output, "w") as fh:
-            json.dump(results, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+    run_cases(__file__, cases, CASES, ["--seed", str(args.seed)], args.output)
     return 0
 
 

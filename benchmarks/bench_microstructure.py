@@ -190,6 +190,49 @@ def _run_one(case, seed, lloyd=None):
     }
 
 
+def run_cases(script, cases, table, options, output):
+    """Run each case of ``table`` in a child process of ``script`` (``--child``).
+
+    Each child gets ``options``, a timeout from ``table[case]["timeout"]``, and
+    prints its result as the last line of JSON; results (or the error, or the
+    timeout) are merged into the JSON file ``output`` after each case.
+    """
+    results = {}
+    if os.path.exists(output):
+        with open(output) as fh:
+            results = json.load(fh)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    name = os.path.basename(script)
+    for case in cases:
+        cmd = [sys.executable, os.path.abspath(script), "--child", case, *options]
+        t0 = time.perf_counter()
+        timeout = table[case]["timeout"]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, env=env, timeout=timeout
+            )
+            if proc.returncode == 0:
+                res = json.loads(proc.stdout.strip().splitlines()[-1])
+            else:
+                res = {
+                    "case": case,
+                    "error": proc.stderr.strip()[-2000:],
+                    "returncode": proc.returncode,
+                }
+        except subprocess.TimeoutExpired:
+            res = {"case": case, "error": f"timeout after {timeout} s (killed)"}
+        res["wall_seconds_process"] = round(time.perf_counter() - t0, 2)
+        res["command"] = " ".join(["python", f"benchmarks/{name}", case, *options])
+        res["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        results[case] = res
+        print(json.dumps(res, indent=2), flush=True)
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        with open(output, "w") as fh:
+            json.dump(results, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -212,59 +255,8 @@ def main(argv=None) -> int:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         p.error(f"unknown case(s) {unknown}; expected some of {list(CASES)}")
-    results = {}
-    if os.path.exists(args.output):
-        with open(args.output) as fh:
-            results = json.load(fh)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    for case in cases:
-        cmd = [
-            sys.executable,
-            os.path.abspath(__file__),
-            "--child",
-            case,
-            "--seed",
-            str(args.seed),
-        ]
-        if args.lloyd is not None:
-            cmd += ["--lloyd", str(args.lloyd)]
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=CASES[case]["timeout"],
-                check=False,
-            )
-            if proc.returncode == 0:
-                res = json.loads(proc.stdout.strip().splitlines()[-1])
-            else:
-                res = {
-                    "case": case,
-                    "error": proc.stderr.strip()[-2000:],
-                    "returncode": proc.returncode,
-                }
-        except subprocess.TimeoutExpired:
-            res = {
-                "case": case,
-                "error": f"timeout after {CASES[case]['timeout']} s (killed)",
-            }
-        res["wall_seconds_process"] = round(time.perf_counter() - t0, 2)
-        res["command"] = (
-            f"python benchmarks/bench_microstructure.py {case} "
-            f"--seed {args.seed}"
-            + (f" --lloyd {args.lloyd}" if args.lloyd is not None else "")
-        )
-        res["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        results[case] = res
-        print(json.dumps(res, indent=2), flush=True)
-        os.makedirs(os.path.dirname(args.output), exist_ok=True)
-        with open(args.output, "w") as fh:
-            json.dump(results, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+    extra = [] if args.lloyd is None else ["--lloyd", str(args.lloyd)]
+    run_cases(__file__, cases, CASES, ["--seed", str(args.seed), *extra], args.output)
     return 0
 
 

@@ -30,11 +30,11 @@ import logging
 import os
 import re
 import signal
-import sys
 import threading
 import time
 
 from ._config import DEFAULT_QUADRATURE
+from ._process import die_with_parent
 from .stipple import OUTPUT_SUFFIXES as _STIPPLE_SUFFIXES
 
 __all__ = ["OUTPUT_SUFFIXES", "parameter_hash", "run_batch"]
@@ -124,33 +124,6 @@ def _set_threads(threads):
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
 
 
-def _die_with_parent(parent_pid):  # pragma: no cover - runs in the worker processes
-    """Make this worker exit when the process ``parent_pid`` is gone.
-
-    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``);
-    everywhere, a daemon thread compares ``os.getppid()`` with ``parent_pid`` four
-    times a second (an orphan is re-parented) and calls ``os._exit``.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # died before prctl took effect
-        os._exit(1)
-
-    def watch():
-        while True:
-            time.sleep(0.25)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="rasterquant-parent-watch", daemon=True).start()
-
-
 def _worker_main(conn, parent_pid, threads):  # pragma: no cover - worker process
     """Loop of a pool worker: receive ``process_file`` arguments, send back entries.
 
@@ -160,7 +133,7 @@ def _worker_main(conn, parent_pid, threads):  # pragma: no cover - worker proces
     """
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     _set_threads(threads)
     while True:
         try:

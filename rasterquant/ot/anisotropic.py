@@ -43,6 +43,7 @@ from ..assign import _anisotropic as _k
 from ..density import Density
 from ..errors import ConvergenceWarning, EmptyCellError, ResolutionWarning
 from ._jacobian import solve_newton_system
+from .newton import CONVERGED, MAX_ITER, RESOLUTION, STALLED
 
 __all__ = [
     "AnisotropicCells",
@@ -460,13 +461,8 @@ def assign_anisotropic(
 # ----------------------------------------------------------------------------------
 # damped Newton
 
-#: statuses of solve_anisotropic
-CONVERGED, MAX_ITER, RESOLUTION, STALLED = (
-    "converged",
-    "max_iter",
-    "resolution",
-    "stalled",
-)
+#: statuses of solve_anisotropic: those of solve_ot (CONVERGED, MAX_ITER,
+#: RESOLUTION, STALLED, imported from .newton)
 
 
 @dataclass(frozen=True)
