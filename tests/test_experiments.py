@@ -250,3 +250,19 @@ def test_grid_sampler_is_pixel_aligned_for_make_density():
     assert res == 98
     pts = sample_points(density, 49, method="grid")
     np.testing.assert_allclose(pts[0], [1 / 14, 1 / 14], rtol=1e-12)
+
+
+def test_full_rates_study_has_the_seeds_koch_sizes():
+    """The full 2D study runs the Koch cloud at the seed's N (up to 16,385)."""
+    from rasterquant.experiments import rates
+
+    def koch_sizes(quick, n_list=None):
+        _, _, _, _, cases = rates._checked_options(
+            2, quick, None, n_list, ("uniform",), ("koch",),
+            (0, None, None, None), (None, 0.5, 0.5, 0.5),
+        )  # fmt: skip
+        return [n for _, cloud, n in cases if cloud == "koch"]
+
+    assert koch_sizes(False) == [257, 1025, 4097, 16385]
+    assert max(koch_sizes(True)) <= 65  # --quick stays small
+    assert koch_sizes(False, [400, 1600]) == [257, 1025]  # an explicit list rules

@@ -79,9 +79,9 @@ def auto_tol(pixels_per_cell, d, quadrature=None):
     raster axes moves by a whole row of about ``P^((d-1)/d)`` pixels, a relative step of
     ``P^(-1/d)``. Any other quadrature is taken to be continuous: ``1e-6``.
     """
-    from .. import _config
+    from ..assign import quadrature_spec
 
-    if (quadrature or _config.DEFAULT_QUADRATURE) != "center":
+    if quadrature_spec(quadrature).continuous:
         return 1e-6
     return float(min(0.5, max(1e-2, pixels_per_cell ** (-1.0 / d))))
 

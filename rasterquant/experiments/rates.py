@@ -33,6 +33,8 @@ logger = logging.getLogger("rasterquant.experiments")
 DEFAULT_N_2D = (400, 961, 1600, 2500)
 DEFAULT_N_3D = (216, 512, 1000, 1728)
 QUICK_N_2D = (16, 36, 64)
+#: the Koch cloud of the full 2D study: the seed's own sizes 4^k + 1 (issue 15)
+KOCH_N_2D = (257, 1025, 4097, 16385)
 QUICK_N_3D = (8, 27, 64)
 
 COLUMNS = (
@@ -227,6 +229,7 @@ def _checked_options(dim, quick, resolution, n_list, densities, clouds, run, law
     )
     if resolution is None:
         resolution = (128 if quick else 1024) if dim == 2 else (32 if quick else 96)
+    koch = KOCH_N_2D if (n_list is None and not quick and dim == 2) else None
     if n_list is None:
         n_list = {
             (2, False): DEFAULT_N_2D,
@@ -260,7 +263,7 @@ def _checked_options(dim, quick, resolution, n_list, densities, clouds, run, law
             raise ValueError(f"{name} must be a number > 0, got {value!r}")
     if not (is_finite_real(jitter) and 0 <= jitter <= 1):
         raise ValueError(f"jitter must be a number in [0, 1], got {jitter!r}")
-    cases = _cases(densities, clouds, n_list, dim)
+    cases = _cases(densities, clouds, n_list, dim, koch)
     if not cases:
         raise ValueError(
             f"no case to run: densities {','.join(densities)} with clouds "
@@ -315,14 +318,20 @@ def _run_cases(cases, progress, options):
     return rows, failed
 
 
-def _cases(densities, clouds, n_list, dim):
-    """List the (density, cloud, N) of the study, in order."""
+def _cases(densities, clouds, n_list, dim, koch=None):
+    """List the (density, cloud, N) of the study, in order.
+
+    ``koch``: the sizes of the Koch cloud, instead of the ``4^k + 1`` nearest to
+    ``n_list`` (the full 2D study takes the seed's, up to 16,385 points).
+    """
     cases = []
     for dname in densities:
         for cloud in clouds:
             if cloud == "tightness-grid" and dname != "tightness":
                 continue
             sizes = cloud_sizes(cloud, n_list, dim)
+            if cloud == "koch" and koch is not None:
+                sizes = list(koch)
             if dname == "tightness":  # its density exists for N = n^d only
                 sizes = [n for n in sizes if n in n_list and _is_power(n, dim)]
             cases.extend((dname, cloud, n) for n in sizes)
