@@ -9,6 +9,8 @@ what the command printed.
 
     python benchmarks/first_run.py            # this checkout's HEAD
     python benchmarks/first_run.py REV        # another commit, for comparison
+    RASTERQUANT_WARMUP=0 python benchmarks/first_run.py   # without the compile
+                                              # helper (first_run_no_helper.json)
 """
 
 import json
@@ -81,7 +83,11 @@ def main():
     result["pip_seconds"] = round(result["pip_seconds"], 1)
     result["load_after"] = os.getloadavg()
     result["cpus"] = os.cpu_count()
+    helper = os.environ.get("RASTERQUANT_WARMUP", "1") != "0"
+    result["compile_helper"] = helper
     name = "first_run.json" if rev == "HEAD" else f"first_run_{rev[:12]}.json"
+    if not helper:
+        name = name.replace(".json", "_no_helper.json")
     path = os.path.join(ROOT, "benchmarks", "results", name)
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=2)
