@@ -391,3 +391,20 @@ def test_ink_in_one_corner_stays_there():
     assert (pts[:, 0] >= 25).all() and (pts[:, 0] <= 38).all()
     assert (pts[:, 1] >= 30).all() and (pts[:, 1] <= 47).all()
     assert np.all(np.abs(tone_error(res)) <= 0.05 * res.image_tone)
+
+
+def test_layers_do_not_land_on_one_another():
+    """Dots of later layers are kept KEEP_APART from earlier layers' dots."""
+    from rasterquant.stipple_layers import (
+        KEEP_APART,
+        coincident_fraction,
+        stipple_layers,
+    )
+
+    rgb = np.zeros((64, 64, 3))
+    rgb[..., 2] = 0.9  # blue: equal cyan and magenta, the worst case for overlap
+    res = stipple_layers(rgb, 300, layers="cmyk", iterations=3, seed=0)
+    assert coincident_fraction(res, distance=KEEP_APART) == 0.0
+    for layer in res.layers:
+        if layer.n:
+            assert (layer.points >= 0).all() and (layer.points < 64).all()

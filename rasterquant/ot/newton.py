@@ -1133,10 +1133,16 @@ def _warn_status(result, out, stacklevel=2):
             stacklevel=stacklevel,
         )
     elif result.status == STALLED:
+        cont = result.continuation
+        how = (
+            f"damping step below {_config.MIN_STEP:g}"
+            if cont is None
+            else f"damping step below {_config.MIN_STEP:g}, then its {cont['path']} "
+            f"continuation failed after {cont['stages'] + cont['rejected']} stages"
+        )
         warnings.warn(
-            f"solve_ot stalled (damping step below {_config.MIN_STEP:g}) at max "
-            f"relative mass error {result.max_error:.3g} > tol={result.tol:g}; "
-            "returning the best iterate",
+            f"solve_ot stalled ({how}) at max relative mass error "
+            f"{result.max_error:.3g} > tol={result.tol:g}; returning the best iterate",
             ConvergenceWarning,
             stacklevel=stacklevel,
         )
