@@ -39,6 +39,7 @@ from .. import _config
 from ..assign import quadrature_spec
 from ..density import Density
 from ..errors import RasterquantWarning, ResolutionWarning
+from ..ot.anisotropic import independent_worst
 from ..ot.newton import solve_ot
 from .stats import GrainStatistics, grain_statistics
 
@@ -434,18 +435,7 @@ def _independent_worst(labels, periodic, err, inner, n):
         a, b = labels[m].astype(np.int64), nb[m].astype(np.int64)
         keys += [a * n + b, b * n + a]
     keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-    src, dst = keys // n, keys % n
-    start = np.searchsorted(src, np.arange(n + 1))
-    order = np.flatnonzero(off)
-    order = order[np.argsort(-err[order], kind="stable")]
-    blocked = np.zeros(n, dtype=bool)
-    chosen = []
-    for i in order.tolist():
-        if not blocked[i]:
-            chosen.append(i)
-            blocked[i] = True
-            blocked[dst[start[i] : start[i + 1]]] = True
-    return np.array(chosen, dtype=np.int64)
+    return independent_worst(keys, n, err, inner)
 
 
 def _polish_step(grid, pts, psi, labels, err, want, inner):

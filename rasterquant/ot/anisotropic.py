@@ -657,7 +657,17 @@ _SHORT_STEPS = 3
 
 def _independent_worst(n, own, other, err, inner):
     """Cells with ``err > inner``, worst first, no two sharing a voxel face."""
-    keys = np.unique(own * n + other)
+    return independent_worst(np.unique(own * n + other), n, err, inner)
+
+
+def independent_worst(keys, n, err, inner):
+    """Return the cells with ``err > inner``, worst first, no two neighbours.
+
+    ``keys`` holds the neighbour pairs ``(a, b)`` as sorted unique ``a * n + b``,
+    both orders present. Greedy: a cell is taken unless a taken cell neighbours it
+    (the voxel polishes of ``generate_microstructure`` and :func:`solve_anisotropic`
+    move the voxels of such cells at once without one undoing another).
+    """
     src, dst = keys // n, keys % n
     start = np.searchsorted(src, np.arange(n + 1))
     order = np.flatnonzero(err > inner)
