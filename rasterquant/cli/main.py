@@ -192,6 +192,12 @@ def _restore_signal_handlers(previous):
             pass
 
 
+def _stop_helper(helper):
+    from .._warmup import stop
+
+    stop(helper)
+
+
 def _one_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -295,9 +301,7 @@ def _main(argv, saved):
         return 1
     finally:
         for helper in helpers:
-            from .. import _warmup
-
-            _warmup.stop(helper)
+            _stop_helper(helper)
         removed = _common.end_run(ok, command)
         for path in removed:
             logger.debug("removed incomplete output %s", path)

@@ -43,7 +43,12 @@ import numpy as np
 from ..density import Density
 from ..errors import RasterquantWarning
 from ..ot.anisotropic import check_metrics, solve_anisotropic
-from .generate import Microstructure, generate_microstructure, parse_volumes
+from .generate import (
+    Microstructure,
+    _shape,
+    generate_microstructure,
+    parse_volumes,
+)
 from .stats import grain_statistics
 
 __all__ = [
@@ -268,16 +273,7 @@ def _anisotropic_stats(grain_map, n, h, periodic, seeds, metrics):
 
 
 def _check_args(shape, n_grains, tol, lloyd_iterations, spacing):
-    if isinstance(shape, numbers.Integral):
-        raise ValueError(f"shape must be a tuple (H, W) or (D, H, W), got {shape}")
-    try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"shape must be 2 or 3 positive integers, got {shape!r}"
-        ) from None
-    if len(shape) not in (2, 3) or min(shape) < 1:
-        raise ValueError(f"shape must be 2 or 3 positive integers, got {shape}")
+    shape = _shape(shape)
     ndim = len(shape)
     if n_grains is not None and (
         isinstance(n_grains, bool)

@@ -642,7 +642,7 @@ def _globalised(quad, state, alpha, stalled, tol, max_iter, linear_solver):
             seen.add((w.category, str(w.message)))
             warnings.warn(w.message, w.category, stacklevel=2)
     info["fast_error"] = stalled.max_error
-    if out.status != CONVERGED or out.masses.shape != alpha.shape:
+    if out.status != CONVERGED:
         # the last stage may have had other targets or another density: finish on
         # the problem itself, and keep the better of that and the stalled solve
         fin = solve(None, alpha, out.weights, tol, max_iter)
