@@ -21,6 +21,8 @@ from ._polygons import cell_masses_at
 
 #: each cell's limit is found to tau / 2^BISECTIONS
 BISECTIONS = 8
+#: ... or to this fraction of the limit, whichever is coarser
+LIMIT_RTOL = 0.02
 #: pixels added around a cell's bounding box at the start of the step, beyond the
 #: largest move of its facets over the step (at most MAX_PAD pixels)
 WINDOW_PAD = 2
@@ -308,7 +310,9 @@ def _narrow(floor_gap, lo, hi, f_lo, f_hi, tau):
     side = np.zeros(nlow, np.int64)
     resolution = float(tau) * 2.0**-BISECTIONS
     for _ in range(4 * BISECTIONS):
-        live = (hi - lo > resolution) & (lo < hi.min())
+        # the line search steps to 0.9 of the limit: a bracket within a few per
+        # cent of its lower end is as good as a narrower one
+        live = (hi - lo > np.maximum(resolution, LIMIT_RTOL * lo)) & (lo < hi.min())
         sel = np.flatnonzero(live)
         if sel.size == 0:
             break

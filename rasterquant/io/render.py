@@ -174,9 +174,12 @@ def write_svg(path, points, radii, shape, colors=None, background="white") -> No
 def render_png(points, radii, shape, scale=1.0, colors=None, background="white"):
     """Rasterise points as anti-aliased discs.
 
-    Discs are drawn at 4x supersampling and reduced with a box filter, so
-    their edges are anti-aliased and discs smaller than a pixel still show as
-    grey dots of the right mean darkness.
+    Each output pixel is sampled at ``4 x 4`` sample centres; a sample takes the
+    colour of the last disc that holds its centre (later points are drawn over
+    earlier ones), or the background, and a pixel is the mean of its samples. So
+    edges are anti-aliased, discs smaller than a pixel show as grey dots, and the
+    inked area is unbiased (Pillow's ellipses, whose bounding box is inclusive and
+    snapped to whole samples, drew discs of radius 1 px 21 % too large).
 
     Parameters
     ----------
@@ -204,7 +207,6 @@ def render_png(points, radii, shape, scale=1.0, colors=None, background="white")
         On bad shapes, NaN/inf, negative radii, colours outside [0, 1] or a
         non-positive ``scale``.
     """
-    image_mod, draw_mod = _pil()
     h, w = _check_shape(shape)
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale must be a positive number, got {scale!r}")
@@ -212,21 +214,75 @@ def render_png(points, radii, shape, scale=1.0, colors=None, background="white")
     bg = _background(background)
     if bg is None:
         raise ValueError("background must be a colour for PNG output, got None")
-    out_h, out_w = max(round(h * scale), 1), max(round(w * scale), 1)
     s = _SUPERSAMPLE
-    img = image_mod.new("RGB", (out_w * s, out_h * s), bg)
-    draw = draw_mod.Draw(img)
-    # pixel (row, col) of the input covers [col, col+1) x [row, row+1) in x, y;
-    # the canvas maps x -> x * fx with fx = out_w * s / w
-    fy, fx = out_h * s / h, out_w * s / w
-    rgb = _rgb8(c)
-    for (y, x), rad, col in zip(pts.tolist(), r.tolist(), rgb.tolist(), strict=True):
-        if rad <= 0:
+    out_h, out_w = max(round(h * scale), 1), max(round(w * scale), 1)
+    owner = np.full((out_h * s, out_w * s), -1, dtype=np.int32)
+    if len(pts):
+        f = np.array([out_h * s / h, out_w * s / w])
+        _disc_owner(
+            owner,
+            np.ascontiguousarray(pts * f),
+            np.ascontiguousarray(r * np.sqrt(f[0] * f[1])),
+        )
+    # colours in 8 bits first, as they are written (a solid disc keeps its colour)
+    rgb = np.broadcast_to(_rgb8(c), (len(pts), 3)).astype(np.float64)
+    img = _block_colour(owner, np.ascontiguousarray(rgb), np.array(bg, float), s)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+@kernel(parallel=False)
+def _disc_owner(owner, centres, radii):
+    """Set ``owner[j, k] = i`` for the samples whose centres lie in disc ``i``.
+
+    Sample ``(j, k)`` covers ``[j, j + 1) x [k, k + 1)``; ``centres`` (N, 2) and
+    ``radii`` (N,) are in sample units; later discs win.
+    """
+    nr, nc = owner.shape
+    for i in range(centres.shape[0]):
+        cy, cx, r = centres[i, 0], centres[i, 1], radii[i]
+        if r <= 0.0:
             continue
-        cx, cy, rx, ry = x * fx, y * fy, rad * fx, rad * fy
-        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=tuple(col))
-    img = img.reduce(s)  # box filter: exact mean over each s x s block
-    return np.asarray(img, dtype=np.uint8).copy()
+        r2 = r * r
+        j0 = max(int(np.floor(cy - r)), 0)
+        j1 = min(int(np.ceil(cy + r)), nr)
+        k0 = max(int(np.floor(cx - r)), 0)
+        k1 = min(int(np.ceil(cx + r)), nc)
+        for j in range(j0, j1):
+            dy = j + 0.5 - cy
+            for k in range(k0, k1):
+                dx = k + 0.5 - cx
+                if dx * dx + dy * dy <= r2:
+                    owner[j, k] = i
+
+
+@kernel(parallel=True)
+def _block_colour(owner, rgb, bg, s):
+    """Mean colour of each ``s x s`` block of samples: (R, C, 3) float64.
+
+    A sample is ``rgb[owner]``, or ``bg`` where ``owner`` is -1.
+    """
+    nr, nc = owner.shape[0] // s, owner.shape[1] // s
+    out = np.zeros((nr, nc, 3))
+    for j in prange(nr):
+        for k in range(nc):
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            for a in range(s):
+                for b in range(s):
+                    o = owner[j * s + a, k * s + b]
+                    if o < 0:
+                        a0 += bg[0]
+                        a1 += bg[1]
+                        a2 += bg[2]
+                    else:
+                        a0 += rgb[o, 0]
+                        a1 += rgb[o, 1]
+                        a2 += rgb[o, 2]
+            out[j, k, 0] = a0 / (s * s)
+            out[j, k, 1] = a1 / (s * s)
+            out[j, k, 2] = a2 / (s * s)
+    return out
 
 
 _BLENDS = ("multiply", "screen")

@@ -155,10 +155,11 @@ class NewtonState:
         Conjugate gradients preconditioned by ``solver`` to
         ``_config.PREDICTOR_CG_RTOL``, or ``solver`` alone if they fall short.
         """
-        x = preconditioned_cg(
-            jac, rhs, self.solver, _config.PREDICTOR_CG_RTOL, _config.PCG_MAX_ITER
-        )
-        return self.solver(rhs) if x is None else x
+        with one_blas_thread():
+            x = preconditioned_cg(
+                jac, rhs, self.solver, _config.PREDICTOR_CG_RTOL, _config.PCG_MAX_ITER
+            )
+            return self.solver(rhs) if x is None else x
 
 
 @dataclass(frozen=True)
