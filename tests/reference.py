@@ -424,3 +424,29 @@ def anisotropic_labels_reference(points, weights, metrics, shape, spacing, perio
         best[better] = fi[better]
         label[better] = i
     return label.reshape(grid.shape)
+
+
+def closing_ratios(points, neighbours, delta, tau):
+    """How far the step ``tau delta`` closes each cell in, per its half-width.
+
+    For each cell ``i`` with neighbours ``N_i`` (a list of index lists): fit the
+    gradient ``g`` of ``delta`` by least squares, ``delta_j - delta_i ~ g.(y_j - y_i)``
+    over ``N_i`` (with the tiny ridge of the kernel); the facet to ``j`` then closes
+    in by ``tau (delta_j - delta_i - g.(y_j - y_i)) / (2 |y_j - y_i|)``. Returns the
+    largest such move (or 0) over half the distance to the nearest neighbour, 0
+    without any.
+    """
+    out = np.zeros(len(points))
+    for i, nbrs in enumerate(neighbours):
+        nbrs = [j for j in nbrs if j != i and np.any(points[j] != points[i])]
+        if not nbrs:
+            continue
+        e = points[nbrs] - points[i]
+        dd = delta[nbrs] - delta[i]
+        gram = e.T @ e
+        gram = gram + 1e-9 * np.trace(gram) * np.eye(2)
+        g = np.linalg.solve(gram, e.T @ dd)
+        length = np.linalg.norm(e, axis=1)
+        move = max(0.0, float(np.max(tau * (dd - e @ g) / (2.0 * length))))
+        out[i] = move / (0.5 * length.min())
+    return out

@@ -6,6 +6,10 @@ only those cells are followed along the step, each on a small window of pixels a
 it with its neighbours as the only competitors, and the largest step that keeps them
 above the floor is found by bisection. The next trial (a full pass, which alone decides
 acceptance) takes a little less than that step.
+
+Which cells? Those that fell below the floor on a rejected trial, and, before any
+trial, the few that the step closes in on most (:func:`crushed_cells`): a single
+crushed cell limits the whole step, and finding it first saves the rejected pass.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from ._polygons import cell_masses_at
 BISECTIONS = 8
 #: ... or to this fraction of the limit, whichever is coarser
 LIMIT_RTOL = 0.02
+#: cells watched before a trial step: at most this many, whose facets the step closes
+#: in by more than CRUSH_RATIO of their half-width (:func:`crushed_cells`)
+CRUSH_WATCH = 256
+CRUSH_RATIO = 1.0
 #: pixels added around a cell's bounding box at the start of the step, beyond the
 #: largest move of its facets over the step (at most MAX_PAD pixels)
 WINDOW_PAD = 2
@@ -90,6 +98,78 @@ def _cell_masses(
                     acc += rho * area / full
         m[k] = acc
     return m
+
+
+@kernel(parallel=False)
+def _closing_ratios(indptr, indices, pts, delta, tau, out):
+    """Write to ``out`` how far the step closes each cell in, per its half-width.
+
+    Along the step ``tau delta`` the facet between cells ``i`` and ``j`` (neighbours
+    in the CSR pattern ``indptr, indices``) moves towards ``y_i`` by
+    ``tau (delta_j - delta_i) / (2 |y_j - y_i|)``. The least-squares affine part of
+    ``delta`` around ``y_i`` only translates the cell; ``out[i]`` is the largest move
+    left, over half the distance to the nearest neighbour (0 without neighbours).
+    """
+    n = indptr.shape[0] - 1
+    for i in range(n):
+        # pass 0: the gradient of delta over the neighbours (normal equations);
+        # pass 1: the largest move beyond it
+        g00 = g01 = g11 = b0 = b1 = 0.0
+        gy = gx = 0.0
+        near = np.inf
+        move = 0.0
+        for sweep in range(2):
+            for q in range(indptr[i], indptr[i + 1]):
+                j = indices[q]
+                ey = pts[j, 0] - pts[i, 0]
+                ex = pts[j, 1] - pts[i, 1]
+                length = np.sqrt(ey * ey + ex * ex)
+                if j == i or length == 0.0:
+                    continue
+                dd = delta[j] - delta[i]
+                if sweep == 1:
+                    move = max(move, tau * (dd - gy * ey - gx * ex) / (2.0 * length))
+                    continue
+                g00 += ey * ey
+                g01 += ey * ex
+                g11 += ex * ex
+                b0 += ey * dd
+                b1 += ex * dd
+                near = min(near, length)
+            if near == np.inf:
+                break
+            # (a tiny ridge keeps a collinear neighbourhood solvable)
+            ridge = 1e-9 * (g00 + g11)
+            det = (g00 + ridge) * (g11 + ridge) - g01 * g01
+            gy = ((g11 + ridge) * b0 - g01 * b1) / det
+            gx = ((g00 + ridge) * b1 - g01 * b0) / det
+        out[i] = 0.0 if near == np.inf else move / (0.5 * near)
+
+
+def crushed_cells(points, jac, masses, delta, tau):
+    """Cells the step ``tau delta`` may crush below the floor (2D, not periodic).
+
+    The step closes a cell in when its facets move towards its site by more than a
+    translation (see :func:`_closing_ratios`); those closed in by more than
+    ``CRUSH_RATIO`` of their half-width, the ``CRUSH_WATCH`` worst of them, are worth
+    following on windows before a trial pass. Empty cells are left out (they have no
+    window). Returns their indices (int64), sorted, possibly none.
+    """
+    a = jac.tocsr()
+    ratio = np.empty(a.shape[0])
+    _closing_ratios(
+        a.indptr.astype(np.int64),
+        a.indices.astype(np.int64),
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(delta, dtype=np.float64),
+        float(tau),
+        ratio,
+    )
+    ratio[masses <= 0] = 0.0
+    cand = np.flatnonzero(ratio > CRUSH_RATIO)
+    if cand.size > CRUSH_WATCH:
+        cand = cand[np.argpartition(ratio[cand], -CRUSH_WATCH)[-CRUSH_WATCH:]]
+    return np.sort(cand).astype(np.int64)
 
 
 def _subset(sel, boxes, nbr_ptr, nbr_idx):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels
-from ._limits import step_limit
+from ._limits import crushed_cells, step_limit
 from .cells import _Raster, quadrature_spec
 
 __all__ = [
@@ -275,6 +275,14 @@ class Quadrature:
         """
         return None
 
+    def crushed_cells(self, jac, masses, delta, tau):
+        """Cells worth following with the step limits before a trial step.
+
+        The few cells that the step ``tau delta`` closes in on most (``jac`` gives
+        their neighbours); none when the family has no limits.
+        """
+        return np.zeros(0, np.int64)
+
     # -- Lloyd's weight predictor
     def move_rates(self, weights, moves):
         """First-order mass change of moving the sites by ``moves``, or None.
@@ -337,6 +345,10 @@ class SplitPixels(Quadrature):
             )
 
         return limit
+
+    def crushed_cells(self, jac, masses, delta, tau):
+        """Cells the step closes in on most (see ``_limits.crushed_cells``)."""
+        return crushed_cells(self.raster.points, jac, masses, delta, tau)
 
     def move_rates(self, weights, moves):
         """``dm`` from the facet pieces at their pixels' (or polygons') centres."""

@@ -801,13 +801,17 @@ def _line_search(quad, state, alpha, psi, delta, step, want_moments):
     # the step limits follow cells on windows of the pixel labels (or the boxes of
     # a polygon pass)
     limit = quad.step_limits(psi, labels3, jac)
-    if limit is not None and risky.size and last_tau < 1.0:
-        # the cells that fell below the floor on earlier trials usually limit
-        # this step too: their limit, found on windows, saves a rejected pass
-        # (not after a full step: cells no longer empty then)
-        lim = limit(delta, tau, risky, eps0, m[risky])
-        if lim is not None and lim < tau:
-            tau = max(0.9 * lim, tau / 16)
+    if limit is not None:
+        # the cells that fell below the floor on earlier trials usually limit this
+        # step too (not after a full step: cells no longer empty then), and so do
+        # the cells whose facets the step moves in furthest for their size: their
+        # limits, found on windows, save a rejected pass
+        crushed = quad.crushed_cells(jac, m, delta, tau)
+        watch = np.union1d(risky, crushed) if last_tau < 1.0 else crushed
+        if watch.size:
+            lim = limit(delta, tau, watch, eps0, m[watch])
+            if lim is not None and lim < tau:
+                tau = max(0.9 * lim, tau / 16)
     new_labels = None if labels3 is None else np.empty_like(labels3)
     while True:
         cand = psi + tau * delta
