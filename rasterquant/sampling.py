@@ -154,58 +154,10 @@ def sample_points(
     (3, 2)
     """
     grid, density = _grid_and_density(density_or_grid)
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(
-            f"method must be one of {', '.join(repr(m) for m in METHODS)}, "
-            f"got {method!r}"
-        )
-    if n is not None or method not in ("koch", "file"):
-        n = _check_n(n)
-    rng = np.random.default_rng(_check_seed(seed))
-    lo = np.array([e[0] for e in grid.extent])
-    length = grid.lengths
-    d = grid.ndim
-
-    if method == "uniform":
-        pts = lo + rng.random((n, d)) * length
-    elif method == "density":
-        if density is None:
-            raise TypeError(
-                "method='density' needs a Density, got a Grid; pass a Density or "
-                "use method='uniform'"
-            )
-        pts = _sample_density(density, n, rng)
-    elif method == "stratified":
-        pts = _sample_stratified(
-            density if density is not None else Density(grid, None, _uniform=True),
-            n,
-            rng,
-        )
-    elif method == "grid":
-        k = _integer_root(n, d, method)
-        pts = _cell_centres(lo, length, k)
-    elif method == "jittered-grid":
-        jitter = _check_real(jitter, "jitter")
-        if not 0 <= jitter <= 0.5:
-            raise ValueError(f"jitter must be in [0, 0.5], got {jitter}")
-        k = _integer_root(n, d, method)
-        cell = length / k
-        pts = _cell_centres(lo, length, k)
-        pts += (2.0 * rng.random((n, d)) - 1.0) * jitter * cell
-    elif method == "separated":
-        pts = _separated(lo, length, n, rng, min_distance, c0, beta)
-    elif method == "koch":
-        pts = _koch_points(grid, lo, length, n, level)
-    elif method == "file":
-        pts = _points_from_file(grid, n, path)
-    else:  # "tightness-grid"
-        k = _integer_root(n, d, method)
-        axis = _tightness_axis(k)
-        unit = np.stack(
-            [a.ravel() for a in np.meshgrid(*([axis] * d), indexing="ij")], axis=1
-        )
-        pts = lo + (unit + 1.0) / 2.0 * length
-    return _inside(pts, lo, length)
+    n, rng = _check_request(method, n, seed)
+    return _place_points(
+        grid, density, method, n, rng, jitter, min_distance, c0, beta, level, path
+    )
 
 
 def koch_curve(level) -> np.ndarray:
@@ -373,6 +325,81 @@ def _check_real(value, name) -> float:
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
+
+
+def _check_request(method, n, seed):
+    """Validate ``method``, ``n`` and ``seed``; return ``n`` and the generator."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(
+            f"method must be one of {', '.join(repr(m) for m in METHODS)}, "
+            f"got {method!r}"
+        )
+    if n is not None or method not in ("koch", "file"):
+        n = _check_n(n)
+    return n, np.random.default_rng(_check_seed(seed))
+
+
+def _place_points(
+    grid, density, method, n, rng, jitter, min_distance, c0, beta, level, path
+):
+    """Place the points of one validated ``method``, clipped into the grid box."""
+    lo = np.array([e[0] for e in grid.extent])
+    length = grid.lengths
+    d = grid.ndim
+
+    if method == "uniform":
+        pts = lo + rng.random((n, d)) * length
+    elif method == "density":
+        if density is None:
+            raise TypeError(
+                "method='density' needs a Density, got a Grid; pass a Density or "
+                "use method='uniform'"
+            )
+        pts = _sample_density(density, n, rng)
+    elif method == "stratified":
+        pts = _sample_stratified(
+            density if density is not None else Density(grid, None, _uniform=True),
+            n,
+            rng,
+        )
+    elif method == "grid":
+        k = _integer_root(n, d, method)
+        pts = _cell_centres(lo, length, k)
+    elif method == "jittered-grid":
+        pts = _jittered_grid(lo, length, n, rng, jitter)
+    elif method == "separated":
+        pts = _separated(lo, length, n, rng, min_distance, c0, beta)
+    elif method == "koch":
+        pts = _koch_points(grid, lo, length, n, level)
+    elif method == "file":
+        pts = _points_from_file(grid, n, path)
+    else:  # "tightness-grid"
+        pts = _tightness_grid(lo, length, n)
+    return _inside(pts, lo, length)
+
+
+def _jittered_grid(lo, length, n, rng, jitter):
+    """Cell centres of the ``k**d`` grid, each moved by up to ``jitter`` cells."""
+    d = lo.size
+    jitter = _check_real(jitter, "jitter")
+    if not 0 <= jitter <= 0.5:
+        raise ValueError(f"jitter must be in [0, 0.5], got {jitter}")
+    k = _integer_root(n, d, "jittered-grid")
+    cell = length / k
+    pts = _cell_centres(lo, length, k)
+    pts += (2.0 * rng.random((n, d)) - 1.0) * jitter * cell
+    return pts
+
+
+def _tightness_grid(lo, length, n):
+    """Return the ``"tightness-grid"`` cloud, the tensor grid of ``_tightness_axis``."""
+    d = lo.size
+    k = _integer_root(n, d, "tightness-grid")
+    axis = _tightness_axis(k)
+    unit = np.stack(
+        [a.ravel() for a in np.meshgrid(*([axis] * d), indexing="ij")], axis=1
+    )
+    return lo + (unit + 1.0) / 2.0 * length
 
 
 def _inside(pts, lo, length):

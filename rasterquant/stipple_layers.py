@@ -800,6 +800,47 @@ def stipple_layers(
     >>> res.counts
     {'cyan': 0, 'magenta': 12, 'yellow': 12, 'black': 6}
     """
+    callback, options = _check_layer_args(
+        n, order, iterations, callback, stipple_options
+    )
+    mode, inks, paper, blend = resolve_inks(layers)
+    rgb = _load_rgb(
+        image, stipple_options.get("scale"), stipple_options.get("resolution"), paper
+    )
+    coverage = _separate(rgb, mode, inks)
+    masses, counts = _dot_counts(coverage, inks, n, options["floor"], mode, blend)
+    pen = _pen_module(order)
+    out = _stipple_inks(
+        inks,
+        coverage,
+        counts,
+        masses,
+        rgb.shape[:2],
+        seed=seed,
+        order=order,
+        pen=pen,
+        progress=progress,
+        callback=callback,
+        **options,
+    )
+    return _layered_stipple(out, rgb, mode, paper, blend, order)
+
+
+def _layered_stipple(layers, rgb, mode, paper, blend, order):
+    """Assemble the :class:`LayeredStipple` of the stippled layers of ``rgb``."""
+    return LayeredStipple(
+        layers=tuple(layers),
+        shape=tuple(int(s) for s in rgb.shape[:2]),
+        mode=mode,
+        paper=tuple(float(v) for v in paper),
+        blend=blend,
+        image_tone=rgb.reshape(-1, 3).mean(axis=0),
+        order_method=order,
+    )
+
+
+def _check_layer_args(n, order, iterations, callback, stipple_options):
+    """Validate the arguments of :func:`stipple_layers`: callback, layer options."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n must be an integer number of dots, got {n!r}")
     if n < 1:
@@ -811,11 +852,19 @@ def stipple_layers(
 
     iterations = check_positive_int(iterations, "iterations", minimum=0)
     callback = check_callback(callback)
-    mode, inks, paper, blend = resolve_inks(layers)
-    rgb = _load_rgb(
-        image, stipple_options.get("scale"), stipple_options.get("resolution"), paper
-    )
-    coverage = _separate(rgb, mode, inks)
+    options = {
+        "gamma": gamma,
+        "floor": floor,
+        "iterations": iterations,
+        "passed": {k: stipple_options[k] for k in _PASSED if k in stipple_options},
+        "dot_size": stipple_options.get("dot_size"),
+        "radius_range": radius_range,
+    }
+    return callback, options
+
+
+def _dot_counts(coverage, inks, n, floor, mode, blend):
+    """Return the ink mass and the number of dots of each layer (checked)."""
     masses = coverage.reshape(len(inks), -1).sum(axis=1)
     if not masses.sum() > 0:
         raise ValueError(
@@ -830,6 +879,11 @@ def stipple_layers(
                 f"n = {n} gives ink {name!r} {k} dots but it has only {positive} "
                 "inked pixels; expected fewer dots or a larger resolution"
             )
+    return masses, counts
+
+
+def _pen_module(order):
+    """Return :mod:`rasterquant.pen` when ``order`` needs it, else None."""
     pen = None
     if order != "none":
         try:
@@ -839,8 +893,25 @@ def stipple_layers(
                 f"order={order!r} needs rasterquant.pen, which this installation "
                 "lacks; use order='none'"
             ) from None
-    passed = {k: stipple_options[k] for k in _PASSED if k in stipple_options}
-    bar = _bar(progress, iterations * int(np.count_nonzero(counts)))
+    return pen
+
+
+def _stipple_inks(
+    inks,
+    coverage,
+    counts,
+    masses,
+    shape,
+    *,
+    seed,
+    order,
+    pen,
+    progress,
+    callback,
+    **layer_options,
+):
+    """Stipple every ink in turn (keeping layers apart); returns the layers."""
+    bar = _bar(progress, layer_options["iterations"] * int(np.count_nonzero(counts)))
     out = []
     try:
         for index, ((name, ink), cov, k) in enumerate(
@@ -853,29 +924,16 @@ def stipple_layers(
                 cov,
                 k,
                 masses[index],
-                gamma,
-                floor,
-                iterations,
-                seed + index,
-                passed,
-                hook,
-                stipple_options.get("dot_size"),
-                radius_range,
+                seed=seed + index,
+                hook=hook,
+                **layer_options,
             )
-            layer = _keep_apart(layer, out, rgb.shape[:2])
+            layer = _keep_apart(layer, out, shape)
             out.append(_ordered(layer, order, seed, pen))
     finally:
         if bar is not None:
             bar.close()
-    return LayeredStipple(
-        layers=tuple(out),
-        shape=tuple(int(s) for s in rgb.shape[:2]),
-        mode=mode,
-        paper=tuple(float(v) for v in paper),
-        blend=blend,
-        image_tone=rgb.reshape(-1, 3).mean(axis=0),
-        order_method=order,
-    )
+    return out
 
 
 def _bar(progress, total):

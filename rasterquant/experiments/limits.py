@@ -135,66 +135,16 @@ def run_limits(
     earlier = previous_run(out_dir, "limits", "limits", names, params, force)
     if earlier is not None:
         return earlier
-    rows, finals = [], {}
-    sizes = sorted({int(n) for n in n_list})
-    log = logger.debug if progress else logger.info
-    with progress_bar(
-        progress, len(densities) * len(sizes), "experiment limits", "case"
-    ) as bar:
-        for dname in densities:
-            density, res = make_density(dname, resolution, dim, None, sigma=sigma)
-            for n in sizes:
-                bar.set_postfix_str(f"{dname} N={n}")
-                row, final = _one_case(
-                    density,
-                    dname,
-                    res,
-                    n,
-                    dim,
-                    seed=seed,
-                    tol=tol,
-                    quadrature=quadrature,
-                    iterations=iterations,
-                    residual_tol=residual_tol,
-                )
-                rows.append(row)
-                finals[f"{dname}/{n}"] = final
-                bar.update(1)
-                log(
-                    "limits: %-8s N=%5d %.1f px/cell: %d iterations, converged=%s,"
-                    " N^(2/d) F_N = %.5f (mass err %.2g)",
-                    dname,
-                    n,
-                    row["pixels_per_cell"],
-                    row["iterations"],
-                    row["converged"],
-                    row["n_scaled_energy"],
-                    row["max_mass_error"],
-                )
-    summary = {
-        "n_scaled_energy": {
-            f"{r['density']}/{r['n']}": r["n_scaled_energy"] for r in rows
-        }
-    }
-    for dname in densities:
-        rs = [r for r in rows if r["density"] == dname]
-        summary[f"slope_{dname}"] = loglog_slope(
-            [r["n"] for r in rs], [r["energy"] for r in rs]
-        )[0]
+    rows, finals = _run_cases(
+        densities,
+        n_list,
+        progress,
+        (dim, resolution, sigma, seed, tol, quadrature, iterations, residual_tol),
+    )
+    summary = _summary(rows, densities)
 
     def _plot(plt, path):
-        if dim != 2:
-            return
-        keys = list(finals)
-        fig, axes = plt.subplots(
-            1, len(keys), figsize=(3 * len(keys), 3.2), squeeze=False
-        )
-        for ax, key in zip(axes[0], keys, strict=True):
-            pts, lab, dens = finals[key]
-            r = next(r for r in rows if f"{r['density']}/{r['n']}" == key)
-            draw_cells(ax, dens, lab, pts, f"{key}: N F_N={r['n_scaled_energy']:.4f}")
-        fig.tight_layout()
-        save_figure(fig, path("limits.png"))
+        _pictures(plt, path, rows, finals, dim)
 
     extra = {"points": {k: v[0] for k, v in finals.items()}}
     return finish(
@@ -273,3 +223,78 @@ def _one_case(
         "seconds": time.perf_counter() - t,
     }
     return row, (pts, np.array(last.result.cells.labels), density)
+
+
+def _run_cases(densities, n_list, progress, options):
+    """Run every (density, N) case; returns the rows and the final state of each.
+
+    ``options`` is ``(dim, resolution, sigma, seed, tol, quadrature, iterations,
+    residual_tol)``.
+    """
+    dim, resolution, sigma, seed, tol, quadrature, iterations, residual_tol = options
+    rows, finals = [], {}
+    sizes = sorted({int(n) for n in n_list})
+    log = logger.debug if progress else logger.info
+    with progress_bar(
+        progress, len(densities) * len(sizes), "experiment limits", "case"
+    ) as bar:
+        for dname in densities:
+            density, res = make_density(dname, resolution, dim, None, sigma=sigma)
+            for n in sizes:
+                bar.set_postfix_str(f"{dname} N={n}")
+                row, final = _one_case(
+                    density,
+                    dname,
+                    res,
+                    n,
+                    dim,
+                    seed=seed,
+                    tol=tol,
+                    quadrature=quadrature,
+                    iterations=iterations,
+                    residual_tol=residual_tol,
+                )
+                rows.append(row)
+                finals[f"{dname}/{n}"] = final
+                bar.update(1)
+                log(
+                    "limits: %-8s N=%5d %.1f px/cell: %d iterations, converged=%s,"
+                    " N^(2/d) F_N = %.5f (mass err %.2g)",
+                    dname,
+                    n,
+                    row["pixels_per_cell"],
+                    row["iterations"],
+                    row["converged"],
+                    row["n_scaled_energy"],
+                    row["max_mass_error"],
+                )
+    return rows, finals
+
+
+def _summary(rows, densities):
+    """Return the scaled energies by case and the energy slope of each density."""
+    summary = {
+        "n_scaled_energy": {
+            f"{r['density']}/{r['n']}": r["n_scaled_energy"] for r in rows
+        }
+    }
+    for dname in densities:
+        rs = [r for r in rows if r["density"] == dname]
+        summary[f"slope_{dname}"] = loglog_slope(
+            [r["n"] for r in rs], [r["energy"] for r in rs]
+        )[0]
+    return summary
+
+
+def _pictures(plt, path, rows, finals, dim):
+    """Write ``limits.png``: the final cells of every case (2D only)."""
+    if dim != 2:
+        return
+    keys = list(finals)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        pts, lab, dens = finals[key]
+        r = next(r for r in rows if f"{r['density']}/{r['n']}" == key)
+        draw_cells(ax, dens, lab, pts, f"{key}: N F_N={r['n_scaled_energy']:.4f}")
+    fig.tight_layout()
+    save_figure(fig, path("limits.png"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -146,88 +147,10 @@ def run_unstable(
     earlier = previous_run(out_dir, "unstable", "unstable", names, params, force)
     if earlier is not None:
         return earlier
-    res = n_side * max(1, round(resolution / n_side))
-    extent = [(-math.pi, math.pi)] * 2
-    density = Density.uniform((res, res), extent)
-    n = n_side * n_side
-    h = 2 * math.pi / n_side
-    grid_pts = sample_points(
-        Grid((res, res), spacing=2 * math.pi / res, origin=-math.pi), n, method="grid"
-    )
-    rng = np.random.default_rng(seed)
-    start = grid_pts + epsilon * h * (2.0 * rng.random(grid_pts.shape) - 1.0)
-    lo, hi = -math.pi, math.pi
-    start = np.clip(start, lo, np.nextafter(hi, lo))
-    ppc = density.n_positive() / n
-    row_tol = tol if tol is not None else auto_tol(ppc, 2, quadrature)
-    logger.info(
-        "unstable: N=%d, resolution %d, %.1f pixels per cell, tol %.3g",
-        n,
-        res,
-        ppc,
-        row_tol,
-    )
-    kept = {}
-    deviations = []
-
-    with progress_bar(
-        progress, iterations + 1, "experiment unstable", "iteration"
-    ) as bar:
-
-        def on_iterate(k, pts, s):
-            deviations.append(float(np.sqrt(((pts - grid_pts) ** 2).sum(1)).max()))
-            if k in snaps:
-                kept[k] = (pts.copy(), np.array(s.result.cells.labels))
-            bar.update(1)
-
-        _, records, _ = uniform_lloyd(
-            density,
-            start,
-            iterations=iterations,
-            tol=row_tol,
-            quadrature=quadrature,
-            on_iterate=on_iterate,
-        )
-    left_at = None
-    for rec, dev in zip(records, deviations, strict=True):
-        rec["deviation"] = dev
-        if left_at is None and dev > leave_threshold * h:
-            left_at = rec["iteration"]
-    summary = {
-        "n": n,
-        "epsilon": epsilon,
-        "resolution": res,
-        "pixels_per_cell": ppc,
-        "tol": row_tol,
-        "left_grid": left_at is not None,
-        "left_at_iteration": left_at,
-        "leave_threshold_distance": leave_threshold * h,
-        "initial_energy": records[0]["energy"],
-        "final_energy": records[-1]["energy"],
-        "grid_energy_exact": 2 * h**2 / 12,
-        "final_residual": records[-1]["residual"],
-        "max_residual": max(r["residual"] for r in records),
-        "max_mass_error": max(r["max_mass_error"] for r in records),
-        "snapshot_iterations": sorted(kept),
-    }
-    logger.info(
-        "unstable: grid %s; F_N %.6g -> %.6g, final residual %.3g",
-        f"left at iteration {left_at}" if left_at is not None else "never left",
-        summary["initial_energy"],
-        summary["final_energy"],
-        summary["final_residual"],
-    )
+    density, records, kept, summary = _run_study(params, progress)
 
     def _plot(plt, path):
         _pictures(plt, path, density, records, kept, summary, leave_threshold)
-
-    def _files(path):
-        arrays = {}
-        for k, (p, lab) in kept.items():
-            arrays[f"points_{k}"] = p
-            arrays[f"labels_{k}"] = lab
-        with atomic_write(path("unstable_snapshots.npz"), "wb") as fh:
-            np.savez_compressed(fh, **arrays)
 
     return finish(
         "unstable",
@@ -238,7 +161,7 @@ def run_unstable(
         columns=COLUMNS,
         names=names,
         plot=_plot if plot else None,
-        files=_files,
+        files=functools.partial(_write_snapshots, kept),
         extra={"snapshots": kept},
         t0=t0,
     )
@@ -349,3 +272,127 @@ def _pictures(plt, path, density, records, kept, summary, leave_threshold):
         pts, lab = kept[k]
         draw_cells(ax, density, lab, pts, f"iteration {k}")
     save_figure(fig, path("unstable_snapshots.png"))
+
+
+def _run_study(params, progress):
+    """Run uniform Lloyd from the perturbed grid that ``params`` describes.
+
+    Returns ``(density, records, kept, summary)``: the records carry the
+    ``deviation`` column, ``kept`` maps a snapshot iteration to ``(points, labels)``.
+    """
+    n_side, epsilon = params["n_side"], params["epsilon"]
+    tol, quadrature = params["tol"], params["quadrature"]
+    res = n_side * max(1, round(params["resolution"] / n_side))
+    extent = [(-math.pi, math.pi)] * 2
+    density = Density.uniform((res, res), extent)
+    n = n_side * n_side
+    h = 2 * math.pi / n_side
+    grid_pts, start = _start_cloud(res, n, h, epsilon, params["seed"])
+    ppc = density.n_positive() / n
+    row_tol = tol if tol is not None else auto_tol(ppc, 2, quadrature)
+    logger.info(
+        "unstable: N=%d, resolution %d, %.1f pixels per cell, tol %.3g",
+        n,
+        res,
+        ppc,
+        row_tol,
+    )
+    records, kept = _iterate(
+        density,
+        start,
+        grid_pts,
+        params["snapshots"],
+        params["iterations"],
+        row_tol,
+        quadrature,
+        progress,
+    )
+    summary = _summary(
+        records, kept, n, epsilon, res, ppc, row_tol, params["leave_threshold"] * h, h
+    )
+    return density, records, kept, summary
+
+
+def _start_cloud(res, n, h, epsilon, seed):
+    """Return the grid of cell centres and the start, moved by up to ``epsilon h``."""
+    grid_pts = sample_points(
+        Grid((res, res), spacing=2 * math.pi / res, origin=-math.pi), n, method="grid"
+    )
+    rng = np.random.default_rng(seed)
+    start = grid_pts + epsilon * h * (2.0 * rng.random(grid_pts.shape) - 1.0)
+    lo, hi = -math.pi, math.pi
+    start = np.clip(start, lo, np.nextafter(hi, lo))
+    return grid_pts, start
+
+
+def _iterate(
+    density, start, grid_pts, snaps, iterations, row_tol, quadrature, progress
+):
+    """Run the Lloyd iterations; returns the records (with deviations) and snapshots."""
+    kept = {}
+    deviations = []
+
+    with progress_bar(
+        progress, iterations + 1, "experiment unstable", "iteration"
+    ) as bar:
+
+        def on_iterate(k, pts, s):
+            deviations.append(float(np.sqrt(((pts - grid_pts) ** 2).sum(1)).max()))
+            if k in snaps:
+                kept[k] = (pts.copy(), np.array(s.result.cells.labels))
+            bar.update(1)
+
+        _, records, _ = uniform_lloyd(
+            density,
+            start,
+            iterations=iterations,
+            tol=row_tol,
+            quadrature=quadrature,
+            on_iterate=on_iterate,
+        )
+    for rec, dev in zip(records, deviations, strict=True):
+        rec["deviation"] = dev
+    return records, kept
+
+
+def _summary(records, kept, n, epsilon, res, ppc, row_tol, leave_distance, h):
+    """Return (and log) the study summary: when the grid was left, energies."""
+    left_at = None
+    for rec in records:
+        if left_at is None and rec["deviation"] > leave_distance:
+            left_at = rec["iteration"]
+    summary = {
+        "n": n,
+        "epsilon": epsilon,
+        "resolution": res,
+        "pixels_per_cell": ppc,
+        "tol": row_tol,
+        "left_grid": left_at is not None,
+        "left_at_iteration": left_at,
+        "leave_threshold_distance": leave_distance,
+        "initial_energy": records[0]["energy"],
+        "final_energy": records[-1]["energy"],
+        "grid_energy_exact": 2 * h**2 / 12,
+        "final_residual": records[-1]["residual"],
+        "max_residual": max(r["residual"] for r in records),
+        "max_mass_error": max(r["max_mass_error"] for r in records),
+        "snapshot_iterations": sorted(kept),
+    }
+    logger.info(
+        "unstable: grid %s; F_N %.6g -> %.6g, final residual %.3g",
+        f"left at iteration {left_at}" if left_at is not None else "never left",
+        summary["initial_energy"],
+        summary["final_energy"],
+        summary["final_residual"],
+    )
+    return summary
+
+
+def _write_snapshots(kept, path):
+    """Write ``unstable_snapshots.npz``: the points and labels of each snapshot."""
+    arrays = {}
+    for k, (p, lab) in kept.items():
+        arrays[f"points_{k}"] = p
+        arrays[f"labels_{k}"] = lab
+    with atomic_write(path("unstable_snapshots.npz"), "wb") as fh:
+        np.savez_compressed(fh, **arrays)

@@ -42,6 +42,7 @@ from .images import _check_file
 __all__ = ["read_tesr", "write_tesr"]
 
 _PER_LINE = 24  # voxel ids per line in the data section
+_TO_XYZ = slice(None, None, -1)  # array axis order -> x y z
 
 
 def _per_axis(value, ndim, name, *, positive=False):
@@ -127,6 +128,34 @@ def write_tesr(
     convention, which for Euler angles is the usual Bunge triplet) is read by
     every Neper version; Neper 4 writes the same field as ``euler-bunge:active``.
     """
+    gm = _check_grain_map(grain_map)
+    ndim = gm.ndim
+    spacing = _per_axis(spacing, ndim, "spacing", positive=True)
+    origin = _per_axis(origin, ndim, "origin")
+    n_cells = int(gm.max()) + 1
+    seeds, weights, n_cells = _check_seeds(seeds, weights, ndim, n_cells)
+    euler, n_cells = _check_orientations(orientations, seeds, n_cells)
+    if crysym is not None and crysym not in ("cubic", "hexagonal", "triclinic"):
+        raise ValueError(
+            f"crysym must be 'cubic', 'hexagonal' or 'triclinic', got {crysym!r}"
+        )
+    lines = _general_lines(gm.shape, spacing, origin)
+    if n_cells > 0:
+        lines += _cell_lines(n_cells, seeds, weights, euler, crysym)
+    lines += [" **data", "   ascii"]
+    ids = (gm.astype(np.int64) + 1).ravel()
+    with atomic_write(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+        n_full = ids.size // _PER_LINE * _PER_LINE
+        if n_full:
+            np.savetxt(fh, ids[:n_full].reshape(-1, _PER_LINE), fmt="%d")
+        if ids.size > n_full:
+            fh.write(" ".join(str(v) for v in ids[n_full:].tolist()) + "\n")
+        fh.write("***end\n")
+
+
+def _check_grain_map(grain_map):
+    """Return ``grain_map`` as an array, checked: 2D/3D integer ids >= -1."""
     gm = np.asarray(grain_map)
     if gm.dtype == bool or not np.issubdtype(gm.dtype, np.integer):
         raise ValueError(
@@ -141,10 +170,11 @@ def write_tesr(
         raise ValueError(
             f"grain_map ids must be >= 0 (or -1 for void), got minimum {gm.min()}"
         )
-    ndim = gm.ndim
-    spacing = _per_axis(spacing, ndim, "spacing", positive=True)
-    origin = _per_axis(origin, ndim, "origin")
-    n_cells = int(gm.max()) + 1
+    return gm
+
+
+def _check_seeds(seeds, weights, ndim, n_cells):
+    """Return the checked ``(seeds, weights, n_cells)`` (seeds may add cells)."""
     if weights is not None and seeds is None:
         raise ValueError("weights were given without seeds; pass seeds as well")
     if seeds is not None:
@@ -166,7 +196,11 @@ def write_tesr(
             )
         if not np.isfinite(weights).all():
             raise ValueError("weights contains NaN or inf; expected finite values")
+    return seeds, weights, n_cells
 
+
+def _check_orientations(orientations, seeds, n_cells):
+    """Return the Euler angles (or None) and the number of cells they imply."""
     euler = None
     if orientations is not None:
         euler = np.asarray(getattr(orientations, "euler_deg", orientations), float)
@@ -179,52 +213,47 @@ def write_tesr(
                 f" (one row per grain), got shape {euler.shape}"
             )
         n_cells = n_expected
-    if crysym is not None and crysym not in ("cubic", "hexagonal", "triclinic"):
-        raise ValueError(
-            f"crysym must be 'cubic', 'hexagonal' or 'triclinic', got {crysym!r}"
-        )
-    rev = slice(None, None, -1)  # array axis order -> x y z
+    return euler, n_cells
+
+
+def _general_lines(shape, spacing, origin):
+    """Header lines up to ``**general`` and the optional ``*origin``."""
     lines = [
         "***tesr",
         " **format",
         "   2.1",
         " **general",
-        f"   {ndim}",
-        "   " + " ".join(str(s) for s in gm.shape[rev]),
-        "   " + " ".join(_num(h) for h in spacing[rev]),
+        f"   {len(shape)}",
+        "   " + " ".join(str(s) for s in shape[_TO_XYZ]),
+        "   " + " ".join(_num(h) for h in spacing[_TO_XYZ]),
     ]
     if (origin != 0).any():
-        lines += ["  *origin", "   " + " ".join(_num(o) for o in origin[rev])]
-    if n_cells > 0:
-        lines += [" **cell", f"   {n_cells}"]
-        if euler is not None:
-            ids = np.arange(1, n_cells + 1)
-            lines.append("  *id")
-            lines += [
-                "   " + " ".join(map(str, ids[k : k + _PER_LINE].tolist()))
-                for k in range(0, n_cells, _PER_LINE)
-            ]
-        if seeds is not None:
-            lines.append("  *seed")
-            for i in range(n_cells):
-                coords = " ".join(_num(c) for c in seeds[i, rev])
-                lines.append(f" {i + 1:3d} {coords} {_num(weights[i])}")
-        if euler is not None:
-            lines.append("  *ori")
-            lines.append("   e")
-            lines += ["   " + " ".join(_num(a) for a in row) for row in euler]
-        if crysym is not None:
-            lines += ["  *crysym", f"   {crysym}"]
-    lines += [" **data", "   ascii"]
-    ids = (gm.astype(np.int64) + 1).ravel()
-    with atomic_write(path, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-        n_full = ids.size // _PER_LINE * _PER_LINE
-        if n_full:
-            np.savetxt(fh, ids[:n_full].reshape(-1, _PER_LINE), fmt="%d")
-        if ids.size > n_full:
-            fh.write(" ".join(str(v) for v in ids[n_full:].tolist()) + "\n")
-        fh.write("***end\n")
+        lines += ["  *origin", "   " + " ".join(_num(o) for o in origin[_TO_XYZ])]
+    return lines
+
+
+def _cell_lines(n_cells, seeds, weights, euler, crysym):
+    """Lines of the ``**cell`` section: count, ids, seeds, orientations, symmetry."""
+    lines = [" **cell", f"   {n_cells}"]
+    if euler is not None:
+        ids = np.arange(1, n_cells + 1)
+        lines.append("  *id")
+        lines += [
+            "   " + " ".join(map(str, ids[k : k + _PER_LINE].tolist()))
+            for k in range(0, n_cells, _PER_LINE)
+        ]
+    if seeds is not None:
+        lines.append("  *seed")
+        for i in range(n_cells):
+            coords = " ".join(_num(c) for c in seeds[i, _TO_XYZ])
+            lines.append(f" {i + 1:3d} {coords} {_num(weights[i])}")
+    if euler is not None:
+        lines.append("  *ori")
+        lines.append("   e")
+        lines += ["   " + " ".join(_num(a) for a in row) for row in euler]
+    if crysym is not None:
+        lines += ["  *crysym", f"   {crysym}"]
+    return lines
 
 
 def _floats(tokens, pos, count, path, what):
@@ -315,16 +344,7 @@ def read_tesr(path):
         elif tok == "*origin":
             origin, i = _floats(tokens, i + 1, dim or 3, path, "*origin")
         elif tok == "*seed":
-            i += 1
-            rows = []
-            while i < len(tokens) and not tokens[i].startswith("*"):
-                row, i = _floats(tokens, i, (dim or 3) + 2, path, "a *seed line")
-                rows.append(row)
-            table = np.array(rows, dtype=np.float64).reshape(-1, (dim or 3) + 2)
-            order = np.argsort(table[:, 0], kind="stable")
-            table = table[order]
-            seeds = np.ascontiguousarray(table[:, dim:0:-1])
-            weights = table[:, -1].copy()
+            seeds, weights, i = _seed_rows(tokens, i + 1, dim, path)
         else:
             i += 1
     if version not in ("2.0", "2.1") or dim is None:
@@ -344,6 +364,28 @@ def read_tesr(path):
         )
     end = re.search(r"(^|\s)\*", rest)
     body = rest[: end.start()] if end else rest
+    grain_map = _data_grain_map(body, size, path)
+    spacing = tuple(float(v) for v in voxsize[::-1])
+    origin = tuple(float(v) for v in (origin or [0.0] * dim)[::-1])
+    return grain_map, spacing, origin, seeds, weights
+
+
+def _seed_rows(tokens, i, dim, path):
+    """Parse the ``*seed`` rows from ``tokens[i]``: ``(seeds, weights, next i)``."""
+    rows = []
+    while i < len(tokens) and not tokens[i].startswith("*"):
+        row, i = _floats(tokens, i, (dim or 3) + 2, path, "a *seed line")
+        rows.append(row)
+    table = np.array(rows, dtype=np.float64).reshape(-1, (dim or 3) + 2)
+    order = np.argsort(table[:, 0], kind="stable")
+    table = table[order]
+    seeds = np.ascontiguousarray(table[:, dim:0:-1])
+    weights = table[:, -1].copy()
+    return seeds, weights, i
+
+
+def _data_grain_map(body, size, path):
+    """Parse the ``**data`` ids of a ``size`` (x y [z]) raster into a grain map."""
     shape_xyz = [int(s) for s in size]
     n_vox = int(np.prod(shape_xyz))
     with warnings.catch_warnings():
@@ -363,6 +405,4 @@ def read_tesr(path):
         raise ValueError(
             f"tesr file {path!r} has negative cell ids in **data; expected ids >= 0"
         )
-    spacing = tuple(float(v) for v in voxsize[::-1])
-    origin = tuple(float(v) for v in (origin or [0.0] * dim)[::-1])
-    return grain_map, spacing, origin, seeds, weights
+    return grain_map
