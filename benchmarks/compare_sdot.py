@@ -201,6 +201,60 @@ def ensure_venv():
     return py
 
 
+def run_sdot(py, dens, pts, cfg, timeout=None):
+    """Run SDOT_RUNNER on ``dens`` (a Density) and ``pts`` (N, d) in the venv's python.
+
+    ``cfg``: tol (relative, uniform masses), tight_tol (0: skip), repeat, max_iter.
+    Returns ``(completed_process, outputs, subprocess_seconds)``; ``outputs`` is the
+    runner's .npz as a dict (times, weights, masses, target, cost, meta as JSON), or
+    None when the subprocess failed. Raises ``subprocess.TimeoutExpired`` (the
+    subprocess is killed) after ``timeout`` seconds.
+    """
+    g = dens.grid
+    tmp = tempfile.mkdtemp(prefix="rq_sdot_")
+    try:
+        prob_path = os.path.join(tmp, "problem.npz")
+        out_path = os.path.join(tmp, "sdot_out.npz")
+        runner = os.path.join(tmp, "run_sdot.py")
+        np.savez(
+            prob_path,
+            values=dens.values,
+            spacing=np.asarray(g.spacing, float),
+            origin=np.asarray(g.origin, float),
+            points=pts,
+        )
+        with open(runner, "w") as f:
+            f.write(SDOT_RUNNER)
+        t = time.perf_counter()
+        r = subprocess.run(
+            [py, runner, prob_path, out_path, json.dumps(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        t_sub = time.perf_counter() - t
+        so = dict(np.load(out_path)) if r.returncode == 0 else None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return r, so, t_sub
+
+
+def versions(smeta):
+    """Versions of both sides; ``smeta``: the sdot runner's meta dict."""
+    import numba
+
+    return {
+        "rasterquant": getattr(rq, "__version__", None),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "python": platform.python_version(),
+        "sdot": smeta.get("sdot_version"),
+        "jax": smeta.get("jax_version"),
+        "loom_ffi": smeta.get("loom_ffi_version"),
+        "sdot_python": smeta.get("python"),
+    }
+
+
 def photo_density(h=512, w=600):
     """portrait.png at h x w, softened, 1 - lum, floor 0.05 (bench_fractional)."""
     from PIL import Image, ImageFilter
@@ -263,7 +317,6 @@ def main():
     n = args.n
     pts = rq.sample_points(dens, n, seed=args.seed)
     alpha = np.full(n, 1.0 / n)
-    g = dens.grid
     log(
         f"problem: {dens.shape} portrait, floor 0.05, N={n} (seed {args.seed}), "
         f"uniform masses, "
@@ -271,42 +324,19 @@ def main():
         f"{args.tight_tol:g}"
     )
 
-    tmp = tempfile.mkdtemp(prefix="rq_sdot_")
-    try:
-        prob_path = os.path.join(tmp, "problem.npz")
-        out_path = os.path.join(tmp, "sdot_out.npz")
-        runner = os.path.join(tmp, "run_sdot.py")
-        np.savez(
-            prob_path,
-            values=dens.values,
-            spacing=np.asarray(g.spacing, float),
-            origin=np.asarray(g.origin, float),
-            points=pts,
-        )
-        with open(runner, "w") as f:
-            f.write(SDOT_RUNNER)
-        cfg = {
-            "tol": args.tol,
-            "tight_tol": args.tight_tol,
-            "repeat": args.repeat,
-            "max_iter": args.max_iter,
-        }
-        log("sdot: solving in the venv subprocess ...")
-        t = time.perf_counter()
-        r = subprocess.run(
-            [py, runner, prob_path, out_path, json.dumps(cfg)],
-            capture_output=True,
-            text=True,
-        )
-        t_sub = time.perf_counter() - t
-        if r.returncode != 0:
-            log(r.stdout[-3000:])
-            log(r.stderr[-6000:])
-            log(f"ERROR: the sdot subprocess failed (exit {r.returncode})")
-            sys.exit(1)
-        so = dict(np.load(out_path))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    cfg = {
+        "tol": args.tol,
+        "tight_tol": args.tight_tol,
+        "repeat": args.repeat,
+        "max_iter": args.max_iter,
+    }
+    log("sdot: solving in the venv subprocess ...")
+    r, so, t_sub = run_sdot(py, dens, pts, cfg)
+    if r.returncode != 0:
+        log(r.stdout[-3000:])
+        log(r.stderr[-6000:])
+        log(f"ERROR: the sdot subprocess failed (exit {r.returncode})")
+        sys.exit(1)
     smeta = json.loads(str(so["meta"]))
     st = smeta["stats"]
     t_sdot = float(np.min(so["times"]))
@@ -448,18 +478,7 @@ def main():
             summary["tight"]["F_N_rel_diff_between_solutions"] <= 1e-6
         )
     summary["checks"] = checks
-    import numba
-
-    summary["versions"] = {
-        "rasterquant": getattr(rq, "__version__", None),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "python": platform.python_version(),
-        "sdot": smeta.get("sdot_version"),
-        "jax": smeta.get("jax_version"),
-        "loom_ffi": smeta.get("loom_ffi_version"),
-        "sdot_python": smeta.get("python"),
-    }
+    summary["versions"] = versions(smeta)
     summary["machine"] = machine()
     summary["sdot_stats"] = st
 
