@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from rasterquant.io.neper import write_ori
 from rasterquant.io.tesr import write_tesr
 from rasterquant.microstructure import random_orientations
 
@@ -25,26 +26,53 @@ def _cell_field(path, name, n):
     return lines[at + 1].strip().decode(), np.array(rows)
 
 
+def _rodrigues(ori):
+    """Rodrigues vectors ``tan(angle / 2) axis`` of the stored rotations."""
+    rotvec = ori.as_rotation().as_rotvec()
+    angle = np.linalg.norm(rotvec, axis=1)
+    return rotvec / angle[:, None] * np.tan(angle / 2)[:, None]
+
+
+def _neper(cwd, *args):
+    out = subprocess.run(
+        [NEPER, *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
 def test_neper_loads_grains_and_orientations(tmp_path, rng):
     n = 12
     grains = rng.integers(0, n, size=(6, 7, 8))
     grains.reshape(-1)[:n] = np.arange(n)  # every grain present
     ori = random_orientations(n, seed=3)
     write_tesr(tmp_path / "g.tesr", grains, orientations=ori)
-    out = subprocess.run(
-        [NEPER, "-T", "-loadtess", "g.tesr", "-o", "back", "-format", "tesr"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert f"({6 * 7 * 8}) points and {n} cells" in out.stdout
+    out = _neper(tmp_path, "-T", "-loadtess", "g.tesr", "-o", "back", "-format", "tesr")
+    assert f"({6 * 7 * 8}) points and {n} cells" in out
     # Neper writes the orientations back as passive Rodrigues vectors: those of the
     # rotation rasterquant stores (Bunge ZXZ, see microstructure/orientations.py)
     des, rod = _cell_field(tmp_path / "back.tesr", b"ori", n)
     assert des == "rodrigues:passive"
-    rotvec = ori.as_rotation().as_rotvec()
-    angle = np.linalg.norm(rotvec, axis=1)
-    want = rotvec / angle[:, None] * np.tan(angle / 2)[:, None]
-    np.testing.assert_allclose(rod, want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(rod, _rodrigues(ori), rtol=1e-9, atol=1e-9)
+
+
+def test_neper_reads_the_ori_file_as_documented(tmp_path):
+    # io/neper.py: read it with -ori "file(g.ori,des=euler-bunge)"
+    n = 9
+    ori = random_orientations(n, seed=5)
+    write_ori(tmp_path / "g.ori", ori)
+    _neper(
+        tmp_path,
+        "-T",
+        "-n",
+        str(n),
+        "-ori",
+        "file(g.ori,des=euler-bunge)",
+        "-o",
+        "t",
+        "-format",
+        "tess",
+    )
+    des, rod = _cell_field(tmp_path / "t.tess", b"ori", n)
+    assert des == "rodrigues:passive"
+    np.testing.assert_allclose(rod, _rodrigues(ori), rtol=1e-9, atol=1e-9)
