@@ -191,6 +191,87 @@ def test_newton_meets_tol(rng):
     assert abs(res.weights.mean()) < 1e-9
 
 
+def test_reused_candidate_lists_stay_exact(rng):
+    # lists built with a slack serve every weight change of spread up to it (any
+    # constant shift too): labels stay the brute-force argmin, with no new build
+    shape, n = (12, 18, 22), 40
+    pts = rng.random((n, 3)) * shape
+    a = random_spd(rng, n, 3, cond=2.0)
+    w = rng.normal(scale=3.0, size=n)
+    p = _Pass(Density.uniform(shape, periodic=True), pts, check_metrics(a, n, 3))
+    # a slack far above the default: these changes leave the exact lists of w (a
+    # list built without the slack misses owners of about 200 voxels here)
+    p.slack *= 20.0
+    c, k, _ = p.evaluate(w)
+    start = p.labels(c, k)
+    assert p.n_builds == 1
+    moved = 0
+    for shift in (0.0, 5.0, -40.0):
+        d = np.full(n, shift)
+        d[rng.choice(n, n // 10, replace=False)] += p.slack * (1.0 - 1e-9)
+        c, k, mom = p.evaluate(w + d)
+        ref = reference.anisotropic_labels_reference(pts, w + d, a, shape, 1.0, True)
+        np.testing.assert_array_equal(p.labels(c, k), ref)
+        counts = np.bincount(ref.ravel(), minlength=n)
+        np.testing.assert_allclose(mom[:, 0], counts / ref.size, rtol=1e-12)
+        moved += int((ref != start).sum())
+    assert p.n_builds == 1
+    assert moved > 0  # the weight changes did move voxels between cells
+    # a spread beyond the slack needs new lists
+    w2 = w + np.linspace(0.0, 1.5 * p.slack, n)
+    c, k, _ = p.evaluate(w2)
+    assert p.n_builds == 2
+    ref = reference.anisotropic_labels_reference(pts, w2, a, shape, 1.0, True)
+    np.testing.assert_array_equal(p.labels(c, k), ref)
+
+
+def _handover_problem():
+    # Newton on these voxel masses gives way to the polish before tol
+    rng = np.random.default_rng(8)
+    shape, n = (40, 40), 12
+    pts = rng.random((n, 2)) * shape
+    a = random_spd(rng, n, 2, cond=6.0)
+    alpha = rng.uniform(1.0, 2.0, n)
+    return shape, pts, a, alpha / alpha.sum()
+
+
+def _assert_meets(res, alpha, tol):
+    n = len(alpha)
+    achieved = np.bincount(res.labels.ravel(), minlength=n) / res.labels.size
+    assert res.converged
+    assert np.max(np.abs(achieved - alpha) / alpha) <= tol
+
+
+def test_newton_hands_over_to_the_polish():
+    shape, pts, a, alpha = _handover_problem()
+    res = solve_anisotropic(shape, pts, a, alpha, tol=0.02, periodic=True)
+    _assert_meets(res, alpha, 0.02)
+    assert len(res.history["polish_sweeps"]) == 1
+    assert len(res.history["max_mass_error"]) == res.n_iter
+
+
+def test_newton_continues_when_the_polish_misses(monkeypatch):
+    # a polish that moves nothing: Newton takes over again and meets tol itself
+    import rasterquant.ot.anisotropic as oa
+
+    shape, pts, a, alpha = _handover_problem()
+    first = solve_anisotropic(shape, pts, a, alpha, tol=0.02, periodic=True)
+    monkeypatch.setattr(oa, "_polish", lambda pass_, alpha, best, tol: (best, 0))
+    res = solve_anisotropic(shape, pts, a, alpha, tol=0.02, periodic=True)
+    _assert_meets(res, alpha, 0.02)
+    assert res.n_iter > first.n_iter
+    assert len(res.history["max_mass_error"]) == res.n_iter
+
+
+def test_polish_thresholds_without_entries():
+    # cells to grow that no voxel borders (empty cells): no change, no error
+    from rasterquant.ot.anisotropic import _thresholds
+
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+    out = _thresholds(empty_i, empty_i, empty_f, empty_f, np.array([0.1]), [3])
+    np.testing.assert_array_equal(out, [0.0])
+
+
 def test_newton_reports_resolution(rng):
     # cells of ~40 voxels cannot meet 0.1 %
     shape, n = (20, 20), 10

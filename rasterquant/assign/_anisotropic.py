@@ -52,6 +52,19 @@ The tile lists scan only copies that pass the axial bound against an upper bound
 ``lb_g > U' >= U``. The copy attaining ``U`` has ``lb_g <= ub_g = U <= U'``, so it
 is scanned, and the least upper bound over the scanned copies is ``U`` itself.
 
+Reusing candidate lists
+-----------------------
+Lists built at weights ``w`` with the test ``lb_g - w_i <= U + S`` (``S >= 0``
+the slack) stay exact for new weights ``w' = w + d`` whenever
+``max(d) - min(d) <= S``: the new least upper bound is
+``U' <= ub_h - w_h - d_h = U - d_h`` for the copy ``h`` attaining ``U``, so a
+copy with ``lb_g - w'_g <= U'`` has ``lb_g - w_g <= U + d_g - d_h <= U + S``. The
+sweep prunes every sub-tile again with the weights it is given, so a list that
+holds every possible owner is all it needs; copies farther than
+``sqrt(max_T U_T + S + w_i) sqrt((A_i^-1)_aa)`` from the box along some axis are
+never needed either. Only differences of weight changes enter, so the test is
+blind to the gauge (a constant added to all weights).
+
 Sums indexed by a label go to per-chunk buffers reduced by the caller in a fixed
 order, so results do not depend on the thread count. ``umass >= 0`` means a
 uniform density of that voxel mass (``density`` is then a dummy). Kernels return
@@ -304,22 +317,27 @@ def _far(blo, bhi, wtop, s, lo, hi, upper, squared=False):
 
 
 @kernel(parallel=True)
-def _candidate_lists(sites, bins, grid, boxes, upper):
-    """Exact candidate lists (CSR) of the tiles: ``(cand_ptr, cand_idx, U (T,))``.
+def _candidate_lists(sites, bins, grid, boxes, upper, slack):
+    """Candidate lists (CSR) of the tiles: ``(cand_ptr, cand_idx, U (T,))``.
 
     ``upper`` (T,) bounds each tile's least upper bound from above (from
     :func:`_tile_upper`). The first pass finds the least upper bound ``U`` over
     the scanned copies (exact: the copy attaining it passes every lower-bound
-    test) and counts them; the second writes the copies with ``lb <= U`` into
-    room for that many, and the lists are then compacted.
+    test) and counts them; the second writes the copies with ``lb <= U + slack``
+    into room for that many, and the lists are then compacted. With ``slack =
+    0`` the lists are the exact candidate sets; with ``slack >= 0`` they stay
+    exact for any weights ``w'`` with ``max(w' - w) - min(w' - w) <= slack``
+    (module docstring, "Reusing candidate lists").
     """
     lo, hi = boxes
     n_t = lo.shape[0]
     least = np.empty(n_t)
     room = np.zeros(n_t + 1, np.int64)
     for t in prange(n_t):
+        # scanned within the reach of upper + slack >= U + slack: room for all
+        # the copies the second pass writes
         least[t], room[t + 1] = _visit(
-            sites, bins, grid, lo[t], hi[t], upper[t], room, 0, 0
+            sites, bins, grid, lo[t], hi[t], upper[t] + slack, room, 0, 0
         )
     for t in range(n_t):
         room[t + 1] += room[t]
@@ -327,7 +345,7 @@ def _candidate_lists(sites, bins, grid, boxes, upper):
     counts = np.zeros(n_t, np.int64)
     for t in prange(n_t):
         _, counts[t] = _visit(
-            sites, bins, grid, lo[t], hi[t], least[t], buf, room[t], 1
+            sites, bins, grid, lo[t], hi[t], least[t] + slack, buf, room[t], 1
         )
     ptr = np.zeros(n_t + 1, np.int64)
     for t in range(n_t):

@@ -19,6 +19,7 @@ without rotation). These functions handle any metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import numbers
@@ -30,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _config
+from .._blas import one_blas_thread
 from .._validation import (
     check_callback,
     check_density,
@@ -55,13 +57,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: tiles of the candidate lists and sub-tiles of the sweep's pruning, (z, y, x):
-#: smaller than the isotropic sweep's (_config.TILE_3D): elongated cells make the
-#: bounds of a large tile loose
+#: tiles of the candidate lists and sub-tiles of the sweep's pruning, (z, y, x),
+#: for isotropic metrics: smaller than the isotropic sweep's (_config.TILE_3D),
+#: elongated cells make the bounds of a large tile loose. Tiles follow the cells'
+#: typical shape (:func:`_tiling`) with these voxel counts.
 TILE_2D = (1, 16, 16)
 SUB_2D = (1, 8, 8)
 TILE_3D = (8, 8, 8)
 SUB_3D = (4, 4, 4)
+#: slack of the reusable candidate lists, in units of the squared metric radius
+#: of the mean cell (lists grow by ~10 % at 0.5 on 10,000 grains)
+LIST_SLACK = 0.5
 #: weight groups of the binned copies (each scanned within its own reach)
 _N_GROUPS = 8
 #: rounds of the repair of empty starting cells
@@ -262,6 +268,19 @@ class _Candidates:
     cand_ptr: np.ndarray  # (T + 1,) int64
     cand_idx: np.ndarray  # copies listed by tile t: cand_idx[cand_ptr[t]:...]
     layout: tuple  # (shape3, tile, sub, n_tiles) as int64 arrays
+    built: np.ndarray  # (N,) the weights the lists were built for
+    slack: float  # the lists hold for weights w with spread(w - built) <= slack
+
+    def covers(self, weights):
+        """Whether the lists are exact for ``weights`` (gauge-blind spread test)."""
+        d = weights - self.built
+        return float(d.max() - d.min()) <= self.slack
+
+    def at(self, weights):
+        """Return the same lists with the sites' weights replaced (see covers)."""
+        s = self.sites
+        sites = (s[0], s[1], s[2], s[3], s[4], weights, s[6])
+        return dataclasses.replace(self, sites=sites)
 
 
 def _binned(sites, grid3):
@@ -280,22 +299,46 @@ def _binned(sites, grid3):
     )
 
 
-def _candidates(grid, points3, metric_arrays, weights):
-    """Exact candidate lists for the current weights.
+def _tiling(grid, invd):
+    """Tile and sub-tile shapes (voxels, 3D order) shaped like a typical cell.
+
+    A cell's extent along axis ``a`` is proportional to ``sqrt((A^-1)_aa)``
+    (in voxels: divided by the spacing); the tiles keep the voxel count of
+    ``TILE_3D`` / ``TILE_2D`` with sides in those proportions, rounded to powers
+    of two (at least 2, at most 64), and sub-tiles halve them. Elongated cells
+    then have about half as many candidates per tile as with cubes. Any shape
+    gives exact lists.
+    """
+    shape3, spacing3 = grid.as_3d()[:2]
+    base, base_sub = (TILE_2D, SUB_2D) if grid.ndim == 2 else (TILE_3D, SUB_3D)
+    axes = [a for a in range(3) if base[a] > 1]
+    ext = np.log2(np.median(np.sqrt(invd), axis=0) / np.asarray(spacing3))[axes]
+    total = float(np.sum(np.log2(np.asarray(base)[axes])))
+    k = np.rint(ext + (total - ext.sum()) / len(axes))
+    tile, sub = list(base), list(base_sub)
+    for a, e in zip(axes, k, strict=True):
+        tile[a] = int(2 ** min(max(e, 1.0), 6.0))
+        sub[a] = max(tile[a] // 2, 1)
+    tile = tuple(min(t, s) for t, s in zip(tile, shape3, strict=True))
+    sub = tuple(min(t, s) for t, s in zip(sub, tile, strict=True))
+    return tile, sub
+
+
+def _candidates(grid, points3, metric_arrays, weights, slack=0.0):
+    """Exact candidate lists for ``weights`` and any weights within ``slack``.
 
     Copies (periodic axes): a copy of site ``i`` can be listed by a tile only if
-    ``dist_a(y, T)^2 / (A_i^-1)_aa - w_i <= U_T`` on every axis ``a`` (the axial
-    lower bound of :mod:`rasterquant.assign._anisotropic`), so copies farther than
-    ``sqrt(max_T U_T + w_i) sqrt((A_i^-1)_aa)`` from the box along some axis are
-    never needed; ``U_T`` comes from the originals (an upper bound of its value
-    with the copies). The tiles' lists come from :func:`_k._candidate_lists`.
+    ``dist_a(y, T)^2 / (A_i^-1)_aa - w_i <= U_T + slack`` on every axis ``a`` (the
+    axial lower bound of :mod:`rasterquant.assign._anisotropic`), so copies
+    farther than ``sqrt(max_T U_T + slack + w_i) sqrt((A_i^-1)_aa)`` from the box
+    along some axis are never needed; ``U_T`` comes from the originals (an upper
+    bound of its value with the copies). The tiles' lists come from
+    :func:`_k._candidate_lists`; they stay exact for every ``w + d`` with
+    ``max(d) - min(d) <= slack`` ("Reusing candidate lists" there).
     """
     coef, lmin, lmax, invd = metric_arrays
     shape3, spacing3, origin3, periodic3 = grid.as_3d()
-    tile = TILE_2D if grid.ndim == 2 else TILE_3D
-    sub = SUB_2D if grid.ndim == 2 else SUB_3D
-    tile = tuple(min(t, s) for t, s in zip(tile, shape3, strict=True))
-    sub = tuple(min(t, s) for t, s in zip(sub, tile, strict=True))
+    tile, sub = _tiling(grid, invd)
     lo, hi, nt = _tile_boxes(shape3, spacing3, origin3, tile)
     grid3 = (
         np.array(origin3, np.float64),
@@ -309,23 +352,46 @@ def _candidates(grid, points3, metric_arrays, weights):
     if any(periodic3):
         lengths3 = np.array(shape3, np.float64) * np.array(spacing3)
         top = float(upper.max())
-        margins = np.sqrt(np.maximum(top + weights, 0.0))[:, None] * np.sqrt(invd)
+        reach = np.maximum(top + slack + weights, 0.0)
+        margins = np.sqrt(reach)[:, None] * np.sqrt(invd)
         margins = margins * (1 + 1e-9) + 1e-9 * (1.0 + margins)
         pos, owner = _copies(points3, lengths3, origin3, periodic3, margins)
         sites = (pos, owner, coef, lmin, lmax, weights, invd)
         bins = _binned(sites, grid3)
         upper = np.minimum(upper, _k._tile_upper(sites, bins, grid3, (lo, hi)))
-    cand_ptr, cand_idx, _ = _k._candidate_lists(sites, bins, grid3, (lo, hi), upper)
+    cand_ptr, cand_idx, _ = _k._candidate_lists(
+        sites, bins, grid3, (lo, hi), upper, float(slack)
+    )
     layout = tuple(np.array(v, dtype=np.int64) for v in (shape3, tile, sub, nt))
-    return _Candidates(sites, cand_ptr, cand_idx, layout)
+    return _Candidates(sites, cand_ptr, cand_idx, layout, weights.copy(), slack)
 
 
 # ----------------------------------------------------------------------------------
 # one pass: labels, masses, Jacobian
 
 
+def _list_slack(grid, metrics):
+    """Slack of the reusable candidate lists: ``LIST_SLACK`` times ``r^2``.
+
+    ``r`` is the metric radius of a ball of the mean cell volume
+    (``omega_d r^d / sqrt(det A) = |box| / N``, with the geometric mean of
+    ``det A``): weights are squared metric distances, so this scales with them.
+    """
+    n, d = len(metrics), grid.ndim
+    logdet = np.linalg.slogdet(metrics)[1]
+    ball = math.pi if d == 2 else 4.0 * math.pi / 3.0
+    vol = grid.volume / max(n, 1) * math.exp(0.5 * float(np.mean(logdet)))
+    return LIST_SLACK * (vol / ball) ** (2.0 / d)
+
+
 class _Pass:
-    """Evaluations of one (density, points, metrics) problem at given weights."""
+    """Evaluations of one (density, points, metrics) problem at given weights.
+
+    Keeps the candidate lists of its last build, made with a slack (see
+    :func:`_candidates`), and sweeps with them while they stay exact for the
+    weights asked for: the line search's trial steps and the polish's sweeps
+    move the weights by less than the slack. Results do not depend on it.
+    """
 
     def __init__(self, density, points, metrics):
         self.density = density
@@ -338,10 +404,24 @@ class _Pass:
         self.periodic3 = np.array(periodic3, dtype=np.int64)
         values, umass = density.kernel_arrays()
         self.dens = (np.ascontiguousarray(values), float(umass))
+        self.slack = _list_slack(self.grid, metrics)
+        self._lists = None  # the candidates of the last build
+        self.n_builds = 0
+
+    def candidates(self, weights):
+        """Candidate lists exact for ``weights``: the last build's, or new ones."""
+        if self._lists is not None and self._lists.covers(weights):
+            return self._lists.at(weights)
+        self._lists = _candidates(
+            self.grid, self.points3, self.metric_arrays, weights, self.slack
+        )
+        self.n_builds += 1
+        return self._lists
 
     def evaluate(self, weights):
         """Return ``(copies (D, H, W) int64, candidates, moments (N, 4))``."""
-        cands = _candidates(self.grid, self.points3, self.metric_arrays, weights)
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        cands = self.candidates(weights)
         copies = _k._sweep(
             cands.sites, self.geom, (cands.cand_ptr, cands.cand_idx), cands.layout
         )
@@ -570,21 +650,28 @@ def _newton_direction(pass_, copies, cands, rhs, solver_state, method):
         logger.debug("anisotropic Newton: degenerate faces skipped")
     if not np.isfinite(jac.data).all() or jac.nnz == 0:
         return None
-    delta, solver = solve_newton_system(
-        jac,
-        rhs,
-        method=method,
-        ndim=pass_.grid.ndim,
-        want_solver=True,
-        precond=solver_state.get("solver"),
-        precond_rtol=1e-3,
-    )
+    with one_blas_thread():  # see rasterquant/_blas.py
+        delta, solver = solve_newton_system(
+            jac,
+            rhs,
+            method=method,
+            ndim=pass_.grid.ndim,
+            want_solver=True,
+            precond=solver_state.get("solver"),
+            precond_rtol=1e-3,
+        )
     solver_state["solver"] = solver
     return delta if np.isfinite(delta).all() else None
 
 
-def _run_newton(pass_, alpha, w, tol, max_iter, method, callback, bar):
-    """Damped Newton of Kitagawa, Merigot and Thibert on the voxel masses."""
+def _run_newton(pass_, alpha, w, tol, max_iter, method, callback, bar, early):
+    """Damped Newton of Kitagawa, Merigot and Thibert on the voxel masses.
+
+    Returns ``(best, status, n_iter, hist)``. With ``early``, an accepted step
+    of at most ``_HANDOVER_STEP``, or a damped one (``tau < 1``) that does not
+    lower the best max error, ends it with status ``_HANDOVER``: the voxel masses
+    no longer follow the linearisation, and the polish does better from there.
+    """
     t0 = time.perf_counter()
     copies, cands, mom = pass_.evaluate(w)
     w, copies, cands, mom = _repair_empty(pass_, w, copies, cands, mom)
@@ -595,6 +682,7 @@ def _run_newton(pass_, alpha, w, tol, max_iter, method, callback, bar):
     status, n_iter, state, tau, short = MAX_ITER, 0, {}, 1.0, 0
     while True:
         err = float(np.max(np.abs(m - alpha) / alpha))
+        stale = n_iter > 0 and (tau <= _HANDOVER_STEP or (tau < 1.0 and err >= best[0]))
         if err < best[0]:
             best = (err, w, copies, cands, mom)
         if err <= tol:
@@ -604,6 +692,9 @@ def _run_newton(pass_, alpha, w, tol, max_iter, method, callback, bar):
             break
         if short >= _SHORT_STEPS:
             status = STALLED
+            break
+        if early and stale:
+            status = _HANDOVER
             break
         delta = _newton_direction(pass_, copies, cands, alpha - m, state, method)
         if delta is None:
@@ -653,11 +744,21 @@ _MIN_STEP = 1.0 / 64.0
 #: Newton gives way to the polish after this many accepted steps in a row of at most
 #: 1/8 (the voxel masses no longer follow the linearisation)
 _SHORT_STEPS = 3
+#: internal status of a Newton run that gave way early to the polish (after a
+#: damped step that did not lower the best max error, or an accepted step of at
+#: most _HANDOVER_STEP); reported as STALLED if it stays
+_HANDOVER = "handover"
+_HANDOVER_STEP = 0.25
 
 
 def _independent_worst(n, own, other, err, inner):
-    """Cells with ``err > inner``, worst first, no two sharing a voxel face."""
-    return independent_worst(np.unique(own * n + other), n, err, inner)
+    """Cells with ``err > inner``, worst first, no two sharing a voxel face.
+
+    Only the pairs ``(a, b)`` with ``a`` off target are needed (the neighbours
+    of the cells that can be chosen): the entries owned by such cells.
+    """
+    mine = err[own] > inner
+    return independent_worst(np.unique(own[mine] * n + other[mine]), n, err, inner)
 
 
 def independent_worst(keys, n, err, inner):
@@ -691,10 +792,22 @@ def _thresholds(key, vox, gap, mass, need, cells):
     with the voxels taken in gap order and their count the one whose mass is
     closest to ``need``.
     """
-    order = np.lexsort((gap, vox, key))
-    key, vox, gap, mass = key[order], vox[order], gap[order], mass[order]
-    first = np.ones(len(key), dtype=bool)
-    first[1:] = (key[1:] != key[:-1]) | (vox[1:] != vox[:-1])
+    out = np.zeros(len(cells))
+    if len(key) == 0:  # e.g. the cells to grow are empty: no voxel borders them
+        return out
+    span = int(vox.max()) + 1
+    if (int(key.max()) + 1) * span < 2**62:  # (key, vox) as one sort key
+        kv = key * span + vox
+        order = np.lexsort((gap, kv))
+        kv = kv[order]
+        key, gap, mass = key[order], gap[order], mass[order]
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = kv[1:] != kv[:-1]
+    else:
+        order = np.lexsort((gap, vox, key))
+        key, vox, gap, mass = key[order], vox[order], gap[order], mass[order]
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = (key[1:] != key[:-1]) | (vox[1:] != vox[:-1])
     key, gap, mass = key[first], gap[first], mass[first]  # one entry per voxel
     order = np.lexsort((gap, key))
     key, gap, mass = key[order], np.maximum(gap[order], 0.0), mass[order]
@@ -704,7 +817,6 @@ def _thresholds(key, vox, gap, mass, need, cells):
     base = np.where(s > 0, csum[np.maximum(s - 1, 0)], 0.0)
     target = base + need
     j = np.searchsorted(csum, target)
-    out = np.zeros(len(cells))
     for c, (lo, hi, b, tg, jj) in enumerate(zip(s, e, base, target, j, strict=True)):
         if hi <= lo:
             continue
@@ -735,6 +847,12 @@ def _polish_step(pass_, copies, cands, m, alpha, tol):
     n = pass_.n
     err = np.abs(m - alpha) / alpha
     delta = np.zeros(n)
+    off = err > 0.5 * tol
+    keep = np.flatnonzero(off[own] | off[other])  # the others never enter
+    vox = vox[keep]
+    own = own[keep]
+    other = other[keep]
+    gap = gap[keep]
     chosen = _independent_worst(n, own, other, err, 0.5 * tol)
     if chosen.size == 0:
         return delta
@@ -869,15 +987,20 @@ def solve_anisotropic(
     (half the smallest initial or target mass) and
     ``|m - alpha|`` decreased by ``(1 - tau / 2)``. With centre quadrature the
     masses are piecewise constant in ``w``: a cell of ``V`` voxels cannot meet
-    ``tol`` much below ``1 / V``. Newton gives way after three accepted steps in a
-    row of at most 1/8 (or at ``max_iter``) to a voxel polish when one voxel is at
-    most ``tol`` of every target: each sweep gives the worst cells (error above
-    ``tol / 2``), pairwise not adjacent, the change of their own weight that moves
-    the voxel mass they lack or have in excess across their boundary (the voxels'
-    thresholds are the gaps ``f_i(x) - f_a(x)`` to the neighbouring cells); it stops
-    at ``tol``, after 40 sweeps, or 6 sweeps without a better map. Cost per Newton
+    ``tol`` much below ``1 / V``. Newton gives way to a voxel polish (when one
+    voxel is at most ``tol`` of every target) after an accepted step of at most
+    1/4, or a damped step that does not lower the best max error; if the polish
+    misses ``tol``, Newton continues from the best state until three accepted
+    steps in a row of at most 1/8 (or ``max_iter``), and the polish runs again.
+    Each polish sweep gives the worst cells (error above ``tol / 2``), pairwise
+    not adjacent, the change of their own weight that moves the voxel mass they
+    lack or have in excess across their boundary (the voxels' thresholds are the
+    gaps ``f_i(x) - f_a(x)`` to the neighbouring cells); it stops at ``tol``,
+    after 40 sweeps, or 6 sweeps without a better map. Cost per Newton
     iteration: one Jacobian pass, a sparse solve and one sweep per trial step; per
-    polish sweep: one boundary pass and one sweep.
+    polish sweep: one boundary pass and one sweep. The tiles' candidate lists are
+    built with a slack and reused while the weights move less than it (the line
+    search's trials and the polish sweeps mostly need no new lists).
 
     References
     ----------
@@ -913,25 +1036,55 @@ def solve_anisotropic(
 
         bar = tqdm(total=max_iter, desc="anisotropic newton", leave=False)
     try:
-        best, status, n_iter, hist = _run_newton(
-            pass_, alpha, w, tol, max_iter, linear_solver, callback, bar
+        best, run, floor = _newton_polish(
+            pass_, alpha, w, (tol, max_iter, linear_solver), callback, bar
         )
     finally:
         if bar is not None:
             bar.close()
-    result = _finish(pass_, alpha, best, (status, n_iter, hist), tol)
+    result = _finish(pass_, alpha, best, run, (tol, floor))
     _warn(result)
     return result
 
 
-def _finish(pass_, alpha, best, run, tol):
-    """Voxel polish if Newton stopped short, then the result of the best iterate."""
-    status, n_iter, hist = run
-    density = pass_.density
+def _newton_polish(pass_, alpha, w, opts, callback, bar):
+    """Newton, giving way early to the voxel polish; Newton again if that fails.
+
+    Returns ``(best, (status, n_iter, hist), voxel floor)``. The first Newton run
+    hands over early (:func:`_run_newton`); if the polish then misses ``tol``,
+    Newton continues from the best state to its own stall test (within the
+    remaining ``max_iter``), and the polish runs again.
+    """
+    tol, max_iter, method = opts
+    best, status, n_iter, hist = _run_newton(
+        pass_, alpha, w, tol, max_iter, method, callback, bar, True
+    )
     floor = _voxel_floor(pass_, pass_.labels(best[2], best[3]), alpha)
-    if best[0] > tol and status in (STALLED, MAX_ITER) and floor <= tol:
-        best, sweeps = _polish(pass_, alpha, best, tol)
-        hist["polish_sweeps"] = [sweeps]
+    for again in (False, True):
+        if best[0] > tol and status in (STALLED, MAX_ITER, _HANDOVER) and floor <= tol:
+            best, sweeps = _polish(pass_, alpha, best, tol)
+            hist.setdefault("polish_sweeps", []).append(sweeps)
+        if best[0] <= tol or status != _HANDOVER or again:
+            break
+        logger.debug("anisotropic Newton: polish missed tol, Newton continues")
+        more, status, k, hist2 = _run_newton(
+            pass_, alpha, best[1], tol, max_iter - n_iter, method, callback, bar, False
+        )
+        n_iter += k
+        for key, values in hist2.items():
+            hist[key] += values
+        if more[0] < best[0]:
+            best = more
+    if status == _HANDOVER:
+        status = STALLED
+    return best, (status, n_iter, hist), floor
+
+
+def _finish(pass_, alpha, best, run, limits):
+    """Return the result of the best iterate (``limits = (tol, voxel floor)``)."""
+    status, n_iter, hist = run
+    tol, floor = limits
+    density = pass_.density
     err, w, copies, cands, mom = best
     labels = pass_.labels(copies, cands)
     converged = err <= tol
