@@ -26,6 +26,8 @@ MAXF = 32  # faces of a clipped polyhedron (3D)
 MAXA = 24  # active candidates in one pixel
 #: 2D boxes (rows, columns) between tiles and sub-boxes, pruned from the tile's list
 MID_2D = (16, 16)
+#: 3D boxes (z, y, x) inside the sub-boxes, pruned from the sub-box's list
+MINI_3D = (4, 4, 4)
 
 
 @kernel(parallel=False)
@@ -406,6 +408,358 @@ def _on_voxel_border(fv, f, nv, hz, hy, hx):
     return False
 
 
+#: capacities of the shared-vertex voxel clipper: vertices, face-vertex incidences
+#: (a voxel cut by MAXA - 1 planes has at most 6 + MAXA - 1 faces F, 2 F - 4 vertices
+#: and 6 F - 12 incidences; the clipper asks for room for one crossing per edge and
+#: twice a face's size; a voxel that does not fit goes to ``_split_pixel_3d``)
+MAXVV = 128
+MAXE = 512
+#: codes of ``_vclip``
+_VC_CUT = 0  # the output is in the other buffer
+_VC_WHOLE = 1  # the plane leaves the polyhedron whole (faces on it retagged in place)
+_VC_EMPTY = 2  # the plane removes the polyhedron
+_VC_FAIL = 3  # out of room, or an inconsistent face structure
+
+
+@kernel(parallel=False)
+def _vbox(hz, hy, hx, vf, fi):
+    """Write the voxel ``[-h/2, h/2]^3`` into buffer 0 of ``(vf, fi)``; return (8, 6).
+
+    ``vf`` (2, MAXVV, 4): vertices (z, y, x) and a scratch column (plane values);
+    ``fi`` (2, 3, MAXE) int64: rows vertex loops of the faces, face offsets, face tags
+    (-1: the voxel's own faces). Vertex ``v`` is at ``+h_a/2`` on axis ``a`` (0 = z)
+    if bit ``a`` of ``v`` is set. Faces are counter-clockwise seen from outside.
+    """
+    h = (hz / 2, hy / 2, hx / 2)
+    for v in range(8):
+        for a in range(3):
+            vf[0, v, a] = h[a] if (v >> a) & 1 else -h[a]
+    ne = 0
+    f = 0
+    for a in range(3):
+        a1 = (a + 1) % 3
+        a2 = (a + 2) % 3
+        for side in range(2):
+            base = side << a
+            c10 = base | (1 << a1)
+            c11 = base | (1 << a1) | (1 << a2)
+            c01 = base | (1 << a2)
+            fi[0, 1, f] = ne
+            fi[0, 0, ne] = base
+            fi[0, 0, ne + 1] = c10 if side == 1 else c01
+            fi[0, 0, ne + 2] = c11
+            fi[0, 0, ne + 3] = c01 if side == 1 else c10
+            fi[0, 2, f] = -1
+            ne += 4
+            f += 1
+    fi[0, 1, 6] = ne
+    return 8, 6
+
+
+@kernel(parallel=False)
+def _vclip(vf, fi, sc, src, nv, nf, nz, ny, nx, b, tag):
+    """Clip the polyhedron in buffer ``src`` by the half-space ``n . u <= b``.
+
+    The same classification as :func:`_clip_polyhedron` (plane values within rounding
+    of zero are zero; a vertex is inside when its value is <= 0; a face whose vertices
+    all lie on the plane becomes a facet tagged ``tag``), on polyhedra that share their
+    vertices between faces: an edge crossing the plane gets one new vertex, shared by
+    its two faces, and the new face (tag ``tag``) is chained from the crossings (no
+    angular sort). ``sc`` (7, MAXVV) int64 is scratch: 0 outside flag, 1 new index of
+    a kept vertex, 2 visited flag, 3 next vertex on the new face, 4-6 crossing edges
+    (ends, new vertex).
+
+    Returns ``(code, nv_out, nf_out)``; with ``_VC_CUT`` the output is in buffer
+    ``1 - src``, with ``_VC_WHOLE`` it stays in ``src``.
+    """
+    ext = 0.0
+    for v in range(nv):
+        ext = max(ext, abs(vf[src, v, 0]), abs(vf[src, v, 1]), abs(vf[src, v, 2]))
+    tol = 2e-13 * (abs(nz) + abs(ny) + abs(nx)) * ext
+    smax = -np.inf
+    smin = np.inf
+    for v in range(nv):
+        s = _plane_value(
+            nz, ny, nx, b, vf[src, v, 0], vf[src, v, 1], vf[src, v, 2], tol
+        )
+        vf[src, v, 3] = s
+        smax = max(smax, s)
+        smin = min(smin, s)
+    if smax < 0.0:
+        return _VC_WHOLE, nv, nf
+    if smin > 0.0:
+        return _VC_EMPTY, 0, 0
+    if smax == 0.0:
+        # nothing outside: faces lying on the plane become facets
+        for f in range(nf):
+            on = True
+            for p in range(fi[src, 1, f], fi[src, 1, f + 1]):
+                if vf[src, fi[src, 0, p], 3] != 0.0:
+                    on = False
+                    break
+            if on:
+                fi[src, 2, f] = tag
+        return _VC_WHOLE, nv, nf
+    dst = 1 - src
+    maxv = vf.shape[1]
+    maxe = fi.shape[2]
+    nw = 0
+    for v in range(nv):
+        if vf[src, v, 3] <= 0.0:
+            sc[0, v] = 0
+            sc[1, v] = nw
+            for m in range(3):
+                vf[dst, nw, m] = vf[src, v, m]
+            nw += 1
+        else:
+            sc[0, v] = 1
+    ncross = 0
+    ne = 0
+    nfo = 0
+    for f in range(nf):
+        p0 = fi[src, 1, f]
+        sz = fi[src, 1, f + 1] - p0
+        k0 = -1  # first vertex inside
+        touch = False  # a vertex outside
+        on = True  # every vertex on the plane
+        for k in range(sz):
+            v = fi[src, 0, p0 + k]
+            if sc[0, v] == 0:
+                if k0 < 0:
+                    k0 = k
+            else:
+                touch = True
+            if vf[src, v, 3] != 0.0:
+                on = False
+        if k0 < 0:
+            continue
+        if ne + 2 * sz > maxe or nfo + 2 > maxe:
+            return _VC_FAIL, 0, 0
+        start = ne
+        if not touch:  # wholly inside
+            for k in range(sz):
+                fi[dst, 0, ne] = sc[1, fi[src, 0, p0 + k]]
+                ne += 1
+        else:
+            leave = -1
+            kc = k0
+            for _ in range(sz):
+                a = fi[src, 0, p0 + kc]
+                kc = kc + 1 if kc + 1 < sz else 0
+                c = fi[src, 0, p0 + kc]
+                inside = sc[0, a] == 0
+                if inside:
+                    fi[dst, 0, ne] = sc[1, a]
+                    ne += 1
+                if sc[0, c] == sc[0, a]:
+                    continue
+                lo = min(a, c)
+                hi = max(a, c)
+                w = -1
+                for q in range(ncross):
+                    if sc[4, q] == lo and sc[5, q] == hi:
+                        w = sc[6, q]
+                        break
+                if w < 0:
+                    if nw >= maxv or ncross >= sc.shape[1]:
+                        return _VC_FAIL, 0, 0
+                    ia = a if inside else c
+                    ib = c if inside else a
+                    t = vf[src, ia, 3] / (vf[src, ia, 3] - vf[src, ib, 3])
+                    for m in range(3):
+                        vf[dst, nw, m] = vf[src, ia, m] + t * (
+                            vf[src, ib, m] - vf[src, ia, m]
+                        )
+                    sc[2, nw] = 0
+                    sc[3, nw] = -1
+                    sc[4, ncross] = lo
+                    sc[5, ncross] = hi
+                    sc[6, ncross] = nw
+                    ncross += 1
+                    w = nw
+                    nw += 1
+                fi[dst, 0, ne] = w
+                ne += 1
+                if inside:
+                    leave = w
+                else:
+                    sc[3, w] = leave  # the new face runs from here to the leaving one
+        fi[dst, 1, nfo] = start
+        fi[dst, 2, nfo] = tag if on else fi[src, 2, f]
+        nfo += 1
+    for q in range(ncross):
+        w = sc[6, q]
+        if sc[2, w]:
+            continue
+        if ne + ncross > maxe or nfo + 2 > maxe:
+            return _VC_FAIL, 0, 0
+        start = ne
+        cur = w
+        while True:
+            if cur < 0 or sc[2, cur]:
+                return _VC_FAIL, 0, 0
+            sc[2, cur] = 1
+            fi[dst, 0, ne] = cur
+            ne += 1
+            cur = sc[3, cur]
+            if cur == w:
+                break
+        fi[dst, 1, nfo] = start
+        fi[dst, 2, nfo] = tag
+        nfo += 1
+    fi[dst, 1, nfo] = ne
+    return _VC_CUT, nw, nfo
+
+
+@kernel(parallel=False)
+def _vface_area(vf, fi, src, f):
+    """Area of face ``f`` of the polyhedron in buffer ``src`` (as ``_face_area``)."""
+    sz = 0.0
+    sy = 0.0
+    sx = 0.0
+    p0 = fi[src, 1, f]
+    p1 = fi[src, 1, f + 1]
+    for p in range(p0, p1):
+        a = fi[src, 0, p]
+        c = fi[src, 0, p + 1 if p + 1 < p1 else p0]
+        az, ay, ax = vf[src, a, 0], vf[src, a, 1], vf[src, a, 2]
+        bz, by, bx = vf[src, c, 0], vf[src, c, 1], vf[src, c, 2]
+        sz += ay * bx - ax * by
+        sy += ax * bz - az * bx
+        sx += az * by - ay * bz
+    return 0.5 * np.sqrt(sz * sz + sy * sy + sx * sx)
+
+
+@kernel(parallel=False)
+def _von_voxel_border(vf, fi, src, f, hz, hy, hx):
+    """Tell whether face ``f`` lies on one face of the voxel (as _on_voxel_border)."""
+    h = (hz / 2, hy / 2, hx / 2)
+    for k in range(3):
+        for sgn in (-1.0, 1.0):
+            on = True
+            for p in range(fi[src, 1, f], fi[src, 1, f + 1]):
+                if vf[src, fi[src, 0, p], k] != sgn * h[k]:
+                    on = False
+                    break
+            if on:
+                return True
+    return False
+
+
+@kernel(parallel=False)
+def _vmoments(vf, fi, src, nf, piece, a):
+    """Volume, int u (3 comps), int |u|^2 of the polyhedron in ``src`` to ``piece[a]``.
+
+    Tetrahedra between the voxel centre and the fan triangles of every face (as
+    :func:`_polyhedron_moments`).
+    """
+    vol = 0.0
+    m0 = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    q = 0.0
+    for f in range(nf):
+        p0 = fi[src, 1, f]
+        i0 = fi[src, 0, p0]
+        az, ay, ax = vf[src, i0, 0], vf[src, i0, 1], vf[src, i0, 2]
+        for p in range(p0 + 1, fi[src, 1, f + 1] - 1):
+            i1 = fi[src, 0, p]
+            i2 = fi[src, 0, p + 1]
+            v, t0, t1, t2, tq = _tetra_moments(
+                az, ay, ax,
+                vf[src, i1, 0], vf[src, i1, 1], vf[src, i1, 2],
+                vf[src, i2, 0], vf[src, i2, 1], vf[src, i2, 2],
+            )  # fmt: skip
+            vol += v
+            m0 += t0
+            m1 += t1
+            m2 += t2
+            q += tq
+    piece[a, 0] = vol
+    piece[a, 1] = m0
+    piece[a, 2] = m1
+    piece[a, 3] = m2
+    piece[a, 4] = q
+
+
+@kernel(parallel=False)
+def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, fa, vb):
+    """Exact pieces of one voxel among ``nact`` active slots (shared-vertex clipper).
+
+    :func:`_split_pixel_3d` with :func:`_vclip` instead of ``_clip_polyhedron``. Same
+    outputs (``piece``, and ``flen`` when ``want_facets``; the slot farthest at
+    the centre is the rest of the voxel, its facets counted from the other side).
+    ``rel`` is ``(sz, sy, sx)``, ``fa`` the buffers of ``_split_pixel_3d`` (used when a
+    voxel does not fit ``vb = (vf, fi, sc)``).
+    """
+    sz, sy, sx = rel
+    vf, fi, sc = vb
+    for a in range(nact):
+        for b2 in range(nact):
+            flen[a, b2] = 0.0
+    last = 0
+    for a in range(1, nact):
+        if dcen[a] > dcen[last]:
+            last = a
+    for c in range(5):
+        piece[last, c] = 0.0
+    full = hz * hy * hx
+    for a in range(nact):
+        if a == last:
+            continue
+        nv, nf = _vbox(hz, hy, hx, vf, fi)
+        src = 0
+        for b2 in range(nact):
+            if b2 == a:
+                continue
+            cz, cy, cx, rhs = _snap(
+                2.0 * (sz[b2] - sz[a]),
+                2.0 * (sy[b2] - sy[a]),
+                2.0 * (sx[b2] - sx[a]),
+                dcen[b2] - dcen[a],
+                hz,
+                hy,
+                hx,
+            )
+            code, nv2, nf2 = _vclip(vf, fi, sc, src, nv, nf, cz, cy, cx, rhs, b2)
+            if code == _VC_CUT:
+                src = 1 - src
+                nv = nv2
+                nf = nf2
+            elif code == _VC_EMPTY:
+                nf = 0
+                break
+            elif code == _VC_FAIL:
+                _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fa)
+                return
+        if nf < 4:
+            for c in range(5):
+                piece[a, c] = 0.0
+            continue
+        _vmoments(vf, fi, src, nf, piece, a)
+        if not want_facets or piece[a, 0] <= 1e-12 * full:
+            continue  # degenerate piece (a face or an edge of the voxel)
+        for f in range(nf):
+            t = fi[src, 2, f]
+            if t >= 0 and t != a:
+                ar = 0.5 * _vface_area(vf, fi, src, f)
+                if t == last and not _von_voxel_border(vf, fi, src, f, hz, hy, hx):
+                    ar *= 2.0  # the last slot does not see this facet from its side
+                if t > a:
+                    flen[a, t] += ar
+                else:
+                    flen[t, a] += ar
+    piece[last, 0] = full
+    piece[last, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0
+    for a in range(nact):
+        if a != last:
+            for c in range(5):
+                piece[last, c] -= piece[a, c]
+    if piece[last, 0] <= 1e-12 * full:
+        for c in range(5):
+            piece[last, c] = 0.0
+
+
 @kernel(parallel=False)
 def _snap(cz, cy, cx, b, hz, hy, hx):
     """Snap a cut ``c . u = b`` lying on a pixel face up to rounding onto it exactly.
@@ -654,9 +1008,10 @@ def _prune_box(t, box, geom, cands, lb, keep):
 def _scratch_3d(kmax):
     """Scratch of one chunk of a 3D fractional pass (``kmax`` the longest list).
 
-    Returns ``(keep, lb, dq, wide, dcen, (rz, ry, rx), piece, flen, bufs, fa)``;
+    Returns ``(keep, lb, dq, wide, dcen, (rz, ry, rx), piece, flen, bufs, fa, vb)``;
     ``wide`` has room for all the candidates (active ones), ``fa`` holds the two
-    polyhedron buffers and the cap of ``_split_pixel_3d``.
+    polyhedron buffers and the cap of ``_split_pixel_3d``, ``vb`` those of
+    ``_split_voxel_3d``.
     """
     fv0 = np.empty((MAXF, MAXV, 3))
     fv1 = np.empty((MAXF, MAXV, 3))
@@ -676,27 +1031,12 @@ def _scratch_3d(kmax):
         np.empty((MAXA, MAXA)),
         np.empty((6, MAXV)),
         (fv0, fn0, ft0, fv1, fn1, ft1, cap),
+        (
+            np.empty((2, MAXVV, 4)),
+            np.empty((2, 3, MAXE), np.int64),
+            np.empty((7, MAXVV), np.int64),
+        ),
     )
-
-
-@kernel(parallel=False)
-def _active_3d(best, bd, nk, dq, keep, sites, spacing3, wide):
-    """Active competitors of a voxel: ``pd_q - pd_best <= 0`` somewhere in it.
-
-    Writes them to ``wide`` (the best first; room for all); returns their count.
-    """
-    hz, hy, hx = spacing3[0], spacing3[1], spacing3[2]
-    sb = keep[best]
-    nact = 1
-    wide[0] = best
-    for q in range(nk):
-        if q == best:
-            continue
-        marg = _margin_3d(sites, keep[q], sb, hz, hy, hx)
-        if dq[q] - bd <= marg * (1 + 1e-9) + 1e-300:
-            wide[nact] = q
-            nact += 1
-    return nact
 
 
 @kernel(parallel=False)
@@ -714,17 +1054,18 @@ def _add_whole_3d(out, c, o, m, centre, sites, sb, extent, want_moments):
 
 
 @kernel(parallel=False)
-def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, fa, bufs):
-    """Pieces of a voxel among ``nact >= 2`` active slots (``_split_pixel_3d``).
+def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, want_jac, fa, bufs, vb):
+    """Pieces of a voxel among ``nact >= 2`` active slots (``_split_voxel_3d``).
 
     Two slots: one plane, cut once, the other piece is the rest (a cut that misses
-    the voxel's interior gets the facet on the border). ``rel`` is ``(rz, ry, rx)``.
+    the voxel's interior gets the facet on the border). ``rel`` is ``(rz, ry, rx)``;
+    facet areas (``flen``) only ``want_jac``.
     """
     hz, hy, hx = spacing3[0], spacing3[1], spacing3[2]
-    rz, ry, rx = rel
     if nact != 2:
-        _split_pixel_3d(hz, hy, hx, nact, dcen, rz, ry, rx, piece, flen, fa, fa)
+        _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_jac, fa, vb)
         return
+    rz, ry, rx = rel
     full = hz * hy * hx
     cz, cy, cx, rhs = _snap(
         2.0 * (rz[1] - rz[0]),
@@ -735,9 +1076,7 @@ def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, fa, bufs):
         hy,
         hx,
     )
-    ar, m0, mu, mv, m2, ln = _cut_box_3d(
-        hz, hy, hx, cz, cy, cx, rhs, fa[0], fa[1], bufs[0], bufs[1], bufs[2]
-    )
+    ar, m0, mu, mv, m2, ln = _cut_box_3d(hz, hy, hx, cz, cy, cx, rhs, bufs)
     piece[0, 0] = ar
     piece[0, 1] = m0
     piece[0, 2] = mu
@@ -783,6 +1122,154 @@ def _add_pieces_3d(out, c, owner, keep, wide, nact, piece, rel, rho, want_moment
             )
 
 
+@kernel(parallel=False)
+def _prune_list_3d(nk, keep, sites, site_w, lo, hi, lb, dst, g):
+    """Candidates of ``keep[:nk]`` that can own a point of the box ``[lo, hi]`` (3,).
+
+    Exact bounds as in ``_kernels._prune``; the order of ``keep`` (by owner) is kept.
+    Writes the survivors to ``dst`` and their sites and weights to the rows z, y, x, w
+    of ``g`` (4, kmax); returns their count.
+    """
+    ub = np.inf
+    for q in range(nk):
+        s = keep[q]
+        pz = sites[s, 0]
+        py = sites[s, 1]
+        px = sites[s, 2]
+        dz = max(lo[0] - pz, 0.0, pz - hi[0])
+        dy = max(lo[1] - py, 0.0, py - hi[1])
+        dx = max(lo[2] - px, 0.0, px - hi[2])
+        lb[q] = dz * dz + dy * dy + dx * dx - site_w[s]
+        fz = max(abs(pz - lo[0]), abs(pz - hi[0]))
+        fy = max(abs(py - lo[1]), abs(py - hi[1]))
+        fx = max(abs(px - lo[2]), abs(px - hi[2]))
+        u = fz * fz + fy * fy + fx * fx - site_w[s]
+        if u < ub:
+            ub = u
+    slack = 1e-9 * (abs(ub) + 1.0)
+    nm = 0
+    for q in range(nk):
+        if lb[q] <= ub + slack:
+            s = keep[q]
+            dst[nm] = s
+            g[0, nm] = sites[s, 0]
+            g[1, nm] = sites[s, 1]
+            g[2, nm] = sites[s, 2]
+            g[3, nm] = site_w[s]
+            nm += 1
+    return nm
+
+
+@kernel(parallel=False)
+def _active_3d(best, bd, nk, dq, g, spacing3, wide):
+    """Active competitors of a voxel: ``pd_q - pd_best <= 0`` somewhere in it.
+
+    Sites of the candidates in the rows z, y, x of ``g``. Writes them to ``wide``
+    (the best first; room for all); returns their count.
+    """
+    hz, hy, hx = spacing3[0], spacing3[1], spacing3[2]
+    bz = g[0, best]
+    by = g[1, best]
+    bx = g[2, best]
+    nact = 1
+    wide[0] = best
+    for q in range(nk):
+        if q == best:
+            continue
+        marg = hz * abs(g[0, q] - bz) + hy * abs(g[1, q] - by) + hx * abs(g[2, q] - bx)
+        if dq[q] - bd <= marg * (1 + 1e-9) + 1e-300:
+            wide[nact] = q
+            nact += 1
+    return nact
+
+
+@kernel(parallel=False)
+def _sweep_box_3d(
+    box, nk, keep, g, geom, cells, dens, opts, jac_out, out, c, labels, cnt, scratch
+):
+    """Label the voxels of one box, add their masses (split when cut) to ``out[c]``.
+
+    ``keep[:nk]`` are the candidates of the box (by owner), ``g`` their sites and
+    weights (``_prune_list_3d``); ``cells`` is ``(sites, owner)``, ``dens``
+    ``(density, umass, extent)``; ``opts``, ``jac_out``, ``out``, ``labels`` as in
+    :func:`_fractional_tiles_3d`. Returns the new triplet count and a status bit.
+    """
+    k0, k1, j0, j1, i0, i1 = box
+    spacing3, origin3 = geom
+    sites, owner = cells
+    density, umass, extent = dens
+    want_moments, want_jac, jac_floor, jac_cap = opts
+    dq, wide, dcen, rel, piece, flen, bufs, fa, vb = scratch
+    rz, ry, rx = rel
+    hz = spacing3[0]
+    hy = spacing3[1]
+    hx = spacing3[2]
+    vol = hz * hy * hx
+    ny = labels.shape[1]
+    nx = labels.shape[2]
+    status = 0
+    for k in range(k0, k1):
+        zc = origin3[0] + (k + 0.5) * hz
+        for j in range(j0, j1):
+            yc = origin3[1] + (j + 0.5) * hy
+            for i in range(i0, i1):
+                xc = origin3[2] + (i + 0.5) * hx
+                m = umass if umass >= 0 else density[k, j, i]
+                # centre owner (lowest index wins ties)
+                best = 0
+                bd = np.inf
+                for q in range(nk):
+                    dz = zc - g[0, q]
+                    dy = yc - g[1, q]
+                    dx = xc - g[2, q]
+                    d = dz * dz + dy * dy + dx * dx - g[3, q]
+                    dq[q] = d
+                    if d < bd:
+                        bd = d
+                        best = q
+                sb = keep[best]
+                labels[k, j, i] = owner[sb]
+                mj = m
+                if want_jac and mj < jac_floor:
+                    mj = jac_floor
+                if mj == 0.0:
+                    continue
+                # active competitors: pd_q - pd_best <= 0 somewhere; to ``wide``,
+                # which has room for all
+                nact = _active_3d(best, bd, nk, dq, g, spacing3, wide)
+                if nact > MAXA:
+                    # crowded voxel (see the 2D sweep): drop the dominated ones,
+                    # keep the rest if they fit (not below MAXA: the degenerate
+                    # pieces would then change sides, see _split_voxel_3d)
+                    nact = _undominated_3d(wide, nact, dq, keep, sites, hz, hy, hx)
+                    if nact > MAXA:
+                        status = 1
+                        nact = MAXA
+                if nact == 1:
+                    centre = (zc, yc, xc)
+                    _add_whole_3d(
+                        out, c, owner[sb], m, centre, sites, sb, extent, want_moments
+                    )
+                    continue
+                for a in range(nact):
+                    q = wide[a]
+                    dcen[a] = dq[q]
+                    rz[a] = g[0, q] - zc
+                    ry[a] = g[1, q] - yc
+                    rx[a] = g[2, q] - xc
+                _pieces_3d(
+                    spacing3, nact, dcen, rel, piece, flen, want_jac, fa, bufs, vb
+                )
+                _add_pieces_3d(
+                    out, c, owner, keep, wide, nact, piece, rel, m / vol, want_moments
+                )
+                cnt = _emit_facets(
+                    want_jac, nact, wide, keep, flen, owner, sites, mj / vol,
+                    (k * ny + j) * nx + i, c, cnt, jac_cap, jac_out,
+                )  # fmt: skip
+    return cnt, status
+
+
 @kernel(parallel=True)
 def _fractional_tiles_3d(
     tiling, geom, cands, dens, extent, n_points, n_chunks, labels, opts, jac_out, redo
@@ -822,20 +1309,22 @@ def _fractional_tiles_3d(
     spacing3, origin3 = geom
     sites, site_w, owner, cand_ptr, _ = cands
     density, umass = dens
-    want_moments, want_jac, jac_floor, jac_cap = opts
     n_t, kmax, out, counts, status = _pass_outputs(
-        n_tiles, cand_ptr, want_moments, n_points, n_chunks
+        n_tiles, cand_ptr, opts[0], n_points, n_chunks
     )
     hz = spacing3[0]
     hy = spacing3[1]
     hx = spacing3[2]
-    vol = hz * hy * hx
     for k_c in prange(n_chunks):
         c = _spread(k_c, n_chunks)
         if not redo[c]:
             continue
-        keep, lb, dq, wide, dcen, rel, piece, flen, bufs, fa = _scratch_3d(kmax)
-        rz, ry, rx = rel
+        keep, lb, dq, wide, dcen, rel, piece, flen, bufs, fa, vb = _scratch_3d(kmax)
+        keep2 = np.empty(kmax, np.int64)
+        g = np.empty((4, kmax))
+        lo = np.empty(3)
+        hi = np.empty(3)
+        scratch = (dq, wide, dcen, rel, piece, flen, bufs, fa, vb)
         cnt = np.int64(0)  # not a literal: callees compile once
         for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
             tz = t // (n_tiles[1] * n_tiles[2])
@@ -852,160 +1341,126 @@ def _fractional_tiles_3d(
                         i1 = min(i0 + sub[2], ti1)
                         box = (k0, k1, j0, j1, i0, i1)
                         nk = _prune_box(t, box, geom, cands, lb, keep)
-                        for k in range(k0, k1):
-                            zc = origin3[0] + (k + 0.5) * hz
-                            for j in range(j0, j1):
-                                yc = origin3[1] + (j + 0.5) * hy
-                                for i in range(i0, i1):
-                                    xc = origin3[2] + (i + 0.5) * hx
-                                    m = umass if umass >= 0 else density[k, j, i]
-                                    # centre owner (lowest index wins ties)
-                                    best = 0
-                                    bd = np.inf
-                                    for q in range(nk):
-                                        s = keep[q]
-                                        dz = zc - sites[s, 0]
-                                        dy = yc - sites[s, 1]
-                                        dx = xc - sites[s, 2]
-                                        d = dz * dz + dy * dy + dx * dx - site_w[s]
-                                        dq[q] = d
-                                        if d < bd:
-                                            bd = d
-                                            best = q
-                                    sb = keep[best]
-                                    labels[k, j, i] = owner[sb]
-                                    mj = m
-                                    if want_jac and mj < jac_floor:
-                                        mj = jac_floor
-                                    if mj == 0.0:
-                                        continue
-                                    # active competitors: pd_q - pd_best <= 0
-                                    # somewhere; to ``wide``, which has room for all
-                                    nact = _active_3d(
-                                        best, bd, nk, dq, keep, sites, spacing3, wide
+                        # the sub-box's list pruned again to mini boxes: a voxel
+                        # tests every candidate left (twice)
+                        for km in range(k0, k1, MINI_3D[0]):
+                            km1 = min(km + MINI_3D[0], k1)
+                            lo[0] = origin3[0] + km * hz
+                            hi[0] = origin3[0] + km1 * hz
+                            for jm in range(j0, j1, MINI_3D[1]):
+                                jm1 = min(jm + MINI_3D[1], j1)
+                                lo[1] = origin3[1] + jm * hy
+                                hi[1] = origin3[1] + jm1 * hy
+                                for im in range(i0, i1, MINI_3D[2]):
+                                    im1 = min(im + MINI_3D[2], i1)
+                                    lo[2] = origin3[2] + im * hx
+                                    hi[2] = origin3[2] + im1 * hx
+                                    nm = _prune_list_3d(
+                                        nk, keep, sites, site_w, lo, hi, lb, keep2, g
                                     )
-                                    if nact > MAXA:
-                                        # crowded voxel (see the 2D sweep): drop the
-                                        # dominated ones, keep the rest if they fit
-                                        nact = _undominated_3d(
-                                            wide, nact, dq, keep, sites, hz, hy, hx
-                                        )
-                                        if nact > MAXA:
-                                            status[c] |= 1
-                                            nact = MAXA
-                                    if nact == 1:
-                                        centre = (zc, yc, xc)
-                                        _add_whole_3d(
-                                            out, c, owner[sb], m, centre, sites, sb,
-                                            extent, want_moments,
-                                        )  # fmt: skip
-                                        continue
-                                    for a in range(nact):
-                                        s = keep[wide[a]]
-                                        dcen[a] = dq[wide[a]]
-                                        rz[a] = sites[s, 0] - zc
-                                        ry[a] = sites[s, 1] - yc
-                                        rx[a] = sites[s, 2] - xc
-                                    _pieces_3d(
-                                        spacing3, nact, dcen, rel, piece, flen, fa,
-                                        bufs,
+                                    cnt, st = _sweep_box_3d(
+                                        (km, km1, jm, jm1, im, im1), nm, keep2, g,
+                                        geom, (sites, owner),
+                                        (density, umass, extent), opts, jac_out,
+                                        out, c, labels, cnt, scratch,
                                     )  # fmt: skip
-                                    rho = m / vol
-                                    rhoj = mj / vol
-                                    _add_pieces_3d(
-                                        out, c, owner, keep, wide, nact, piece, rel,
-                                        rho, want_moments,
-                                    )  # fmt: skip
-                                    cnt = _emit_facets(
-                                        want_jac,
-                                        nact,
-                                        wide,
-                                        keep,
-                                        flen,
-                                        owner,
-                                        sites,
-                                        rhoj,
-                                        (k * shape3[1] + j) * shape3[2] + i,
-                                        c,
-                                        cnt,
-                                        jac_cap,
-                                        jac_out,
-                                    )
+                                    status[c] |= st
         counts[c] = cnt
     return out, counts, status
 
 
 @kernel(parallel=False)
-def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, fv, fn, tz, ty, tx):
+def _cut_box_3d(hz, hy, hx, nz, ny, nx, b, bufs):
     """Measure the part ``n . u <= b`` of the voxel ``[-h/2, h/2]^3`` (no cap built).
 
-    Moments are taken about a point ``p`` of the cutting plane: the cone from ``p`` over
-    the cap has no volume, so the clipped box faces alone give the exact integrals; the
-    cap area is the norm of the faces' total vector area.
+    Moments are taken about the point ``p`` of the cutting plane nearest to the voxel
+    centre, by the divergence theorem: a planar face at signed distance ``d`` from
+    ``p`` adds ``d / 3`` times its area to the volume, ``d / 4`` times its first moment
+    to the first moments and ``d / 5`` times its second moment to the second moment.
+    The cap (``d = 0``) adds nothing, so the clipped voxel faces (axis-aligned
+    polygons) give the exact integrals; the cap area is the norm of their total
+    vector area. ``bufs`` (>= 5, >= 8): scratch (corner values, polygon, sums).
 
     Returns
     -------
     vol, int u (3 comps), int |u|^2, cap area  (u relative to the voxel centre)
     """
-    nf = _init_box(hz, hy, hx, fv, fn, fn)
+    h = (hz / 2, hy / 2, hx / 2)
     nn2 = nz * nz + ny * ny + nx * nx
-    pz = nz * b / nn2
-    py = ny * b / nn2
-    px = nx * b / nn2
+    p = (nz * b / nn2, ny * b / nn2, nx * b / nn2)
+    sv = bufs[0]
+    px = bufs[1]
+    py = bufs[2]
+    for v in range(8):
+        uz = h[0] if v & 1 else -h[0]
+        uy = h[1] if v & 2 else -h[1]
+        ux = h[2] if v & 4 else -h[2]
+        sv[v] = nz * uz + ny * uy + nx * ux - b
+    w = bufs[3]  # first moments about p
+    va = bufs[4]  # vector area of the voxel faces
+    for a in range(3):
+        w[a] = 0.0
+        va[a] = 0.0
     vol = 0.0
-    w0 = 0.0
-    w1 = 0.0
-    w2 = 0.0
     q = 0.0
-    az_ = 0.0
-    ay_ = 0.0
-    ax_ = 0.0
-    for f in range(nf):
-        # clip face f (relative to p) by the plane
-        no = 0
-        for k in range(4):
-            k2 = k + 1 if k < 3 else 0
-            sp = nz * fv[f, k, 0] + ny * fv[f, k, 1] + nx * fv[f, k, 2] - b
-            sq = nz * fv[f, k2, 0] + ny * fv[f, k2, 1] + nx * fv[f, k2, 2] - b
-            if sp <= 0.0:
-                tz[no] = fv[f, k, 0] - pz
-                ty[no] = fv[f, k, 1] - py
-                tx[no] = fv[f, k, 2] - px
-                no += 1
-            if (sp <= 0.0) != (sq <= 0.0):
-                t = sp / (sp - sq)
-                tz[no] = fv[f, k, 0] + t * (fv[f, k2, 0] - fv[f, k, 0]) - pz
-                ty[no] = fv[f, k, 1] + t * (fv[f, k2, 1] - fv[f, k, 1]) - py
-                tx[no] = fv[f, k, 2] + t * (fv[f, k2, 2] - fv[f, k, 2]) - px
-                no += 1
-        if no < 3:
-            continue
-        a0, a1, a2 = tz[0], ty[0], tx[0]
-        for k in range(1, no - 1):
-            b0, b1, b2 = tz[k], ty[k], tx[k]
-            c0, c1, c2 = tz[k + 1], ty[k + 1], tx[k + 1]
-            v, t0, t1, t2, tq = _tetra_moments(a0, a1, a2, b0, b1, b2, c0, c1, c2)
-            vol += v
-            w0 += t0
-            w1 += t1
-            w2 += t2
-            q += tq
-            # vector area of the triangle (a, b, c): (b - a) x (c - a) / 2
-            u0 = b0 - a0
-            u1 = b1 - a1
-            u2 = b2 - a2
-            v0 = c0 - a0
-            v1 = c1 - a1
-            v2 = c2 - a2
-            az_ += 0.5 * (u1 * v2 - u2 * v1)
-            ay_ += 0.5 * (u2 * v0 - u0 * v2)
-            ax_ += 0.5 * (u0 * v1 - u1 * v0)
-    cap_area = np.sqrt(az_ * az_ + ay_ * ay_ + ax_ * ax_)
+    for a in range(3):
+        a1 = (a + 1) % 3
+        a2 = (a + 2) % 3
+        for side in range(2):
+            base = side << a
+            cyc = (
+                base,
+                base | (1 << a1),
+                base | (1 << a1) | (1 << a2),
+                base | (1 << a2),
+            )
+            no = 0
+            for k in range(4):
+                v0 = cyc[k]
+                v1 = cyc[k + 1 if k < 3 else 0]
+                s0 = sv[v0]
+                s1 = sv[v1]
+                x0 = h[a1] if (v0 >> a1) & 1 else -h[a1]
+                y0 = h[a2] if (v0 >> a2) & 1 else -h[a2]
+                if s0 <= 0.0:
+                    px[no] = x0
+                    py[no] = y0
+                    no += 1
+                if (s0 <= 0.0) != (s1 <= 0.0):
+                    x1 = h[a1] if (v1 >> a1) & 1 else -h[a1]
+                    y1 = h[a2] if (v1 >> a2) & 1 else -h[a2]
+                    t = s0 / (s0 - s1)
+                    px[no] = x0 + t * (x1 - x0)
+                    py[no] = y0 + t * (y1 - y0)
+                    no += 1
+            if no < 3:
+                continue
+            ar, f1, f2, f11 = _polygon_moments(px, py, no)
+            sg = 1.0 if side else -1.0
+            ca = sg * h[a] - p[a]  # the face's coordinate along a, relative to p
+            d = sg * ca
+            vol += d * ar / 3.0
+            w[a] += d / 4.0 * ca * ar
+            w[a1] += d / 4.0 * (f1 - p[a1] * ar)
+            w[a2] += d / 4.0 * (f2 - p[a2] * ar)
+            q += (
+                d
+                / 5.0
+                * (
+                    ca * ca * ar
+                    + f11
+                    - 2.0 * (p[a1] * f1 + p[a2] * f2)
+                    + (p[a1] * p[a1] + p[a2] * p[a2]) * ar
+                )
+            )
+            va[a] += sg * ar
+    cap_area = np.sqrt(va[0] * va[0] + va[1] * va[1] + va[2] * va[2])
     # back to moments about the voxel centre: u = w + p
-    i0 = w0 + pz * vol
-    i1 = w1 + py * vol
-    i2 = w2 + px * vol
-    qq = q + 2.0 * (pz * w0 + py * w1 + px * w2) + (pz * pz + py * py + px * px) * vol
+    i0 = w[0] + p[0] * vol
+    i1 = w[1] + p[1] * vol
+    i2 = w[2] + p[2] * vol
+    qq = q + 2.0 * (p[0] * w[0] + p[1] * w[1] + p[2] * w[2])
+    qq += (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]) * vol
     return vol, i0, i1, i2, qq, cap_area
 
 
