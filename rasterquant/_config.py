@@ -33,6 +33,9 @@ DEFAULT_MAX_ITER = 100
 MIN_STEP = 2.0**-12
 #: the damped Newton's halvings start from this many times the last accepted step
 STEP_GROWTH = 4.0
+#: empty-cell repair: one kd-tree of the pixel centres when the cells to raise times
+#: this many pixels reach the raster's pixel count, else a window search per cell
+REPAIR_TREE_PIXELS = 2000
 #: uniform Lloyd: the weights follow the moved sites to first order when no site
 #: moved further than this many pixels (longer first moves keep the power distance
 #: at the barycenters instead)

@@ -380,3 +380,23 @@ def test_signal_inside_the_compiler_is_deferred(monkeypatch):
     main_mod._restore_signal_handlers({})
     assert main_mod._PENDING == []
     main_mod._LAST_SIGNAL.clear()
+
+
+def test_multiscale_start_skips_a_level_that_cannot_place_the_points(monkeypatch, rng):
+    # a coarse level whose repair gives up (clustered points sharing its pixels):
+    # the next finer level starts instead, the start is not thrown away
+    from rasterquant.errors import EmptyCellError
+
+    density = rq.Density.from_array(rng.random((1024, 1024)) + 0.5)
+    points = rng.random((200, 2)) * 1024
+    inner = newton.solve_cells
+
+    def coarsest_fails(quad, *args, **kwargs):
+        if quad.grid.shape == (256, 256):
+            raise EmptyCellError("injected", weights=args[1], empty=np.zeros(1, int))
+        return inner(quad, *args, **kwargs)
+
+    monkeypatch.setattr(newton, "solve_cells", coarsest_fails)
+    res = rq.solve_ot(density, points, tol=1e-6)
+    assert res.converged
+    assert res.coarse_levels == 1  # 512^2 (256^2 skipped)

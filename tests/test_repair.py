@@ -42,3 +42,15 @@ def test_repair_fills_empty_cells_on_a_large_uniform_box():
     pts[1] = pts[0] + 1e-3
     res = rq.solve_ot(d, pts, weights=np.r_[10.0, -10.0, np.zeros(198)], tol=1e-3)
     assert res.converged and res.n_repairs >= 1
+
+
+def test_many_empty_cells_on_a_small_raster_use_one_tree():
+    # clustered sites on a coarse raster: many cells start empty; the repair (one
+    # kd-tree of the pixels then) fills them all
+    rng = np.random.default_rng(1)
+    d = rq.Density.from_array(rng.random((24, 24)) + 0.2)
+    pts = np.vstack([rng.normal(12.0, 1.5, (150, 2)), rng.random((50, 2)) * 24])
+    pts = np.clip(pts, 0.01, 23.99)
+    w = rng.normal(scale=30.0, size=len(pts))  # warm weights that empty many cells
+    res = rq.solve_ot(d, pts, weights=w, tol=1e-6)
+    assert res.converged and res.n_repairs >= 1
