@@ -18,6 +18,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel
+from ._clip import _CLIP_CUT, _clip_3d, _init_box_3d
 from ._kernels import _prune, _spread
 
 #: capacity of the fixed-size clip buffers
@@ -427,33 +428,10 @@ def _vbox(hz, hy, hx, vf, fi):
 
     ``vf`` (2, MAXVV, 4): vertices (z, y, x) and a scratch column (plane values);
     ``fi`` (2, 3, MAXE) int64: rows vertex loops of the faces, face offsets, face tags
-    (-1: the voxel's own faces). Vertex ``v`` is at ``+h_a/2`` on axis ``a`` (0 = z)
-    if bit ``a`` of ``v`` is set. Faces are counter-clockwise seen from outside.
+    (-1: the voxel's own faces); see :func:`._clip._init_box_3d`.
     """
-    h = (hz / 2, hy / 2, hx / 2)
-    for v in range(8):
-        for a in range(3):
-            vf[0, v, a] = h[a] if (v >> a) & 1 else -h[a]
-    ne = 0
-    f = 0
-    for a in range(3):
-        a1 = (a + 1) % 3
-        a2 = (a + 2) % 3
-        for side in range(2):
-            base = side << a
-            c10 = base | (1 << a1)
-            c11 = base | (1 << a1) | (1 << a2)
-            c01 = base | (1 << a2)
-            fi[0, 1, f] = ne
-            fi[0, 0, ne] = base
-            fi[0, 0, ne + 1] = c10 if side == 1 else c01
-            fi[0, 0, ne + 2] = c11
-            fi[0, 0, ne + 3] = c01 if side == 1 else c10
-            fi[0, 2, f] = -1
-            ne += 4
-            f += 1
-    fi[0, 1, 6] = ne
-    return 8, 6
+    half = (hz / 2, hy / 2, hx / 2)
+    return _init_box_3d((-half[0], -half[1], -half[2]), half, vf, fi)
 
 
 @kernel(parallel=False)
@@ -465,9 +443,9 @@ def _vclip(vf, fi, sc, src, nv, nf, nz, ny, nx, b, tag):
     all lie on the plane becomes a facet tagged ``tag``), on polyhedra that share their
     vertices between faces: an edge crossing the plane gets one new vertex, shared by
     its two faces, and the new face (tag ``tag``) is chained from the crossings (no
-    angular sort). ``sc`` (7, MAXVV) int64 is scratch: 0 outside flag, 1 new index of
-    a kept vertex, 2 visited flag, 3 next vertex on the new face, 4-6 crossing edges
-    (ends, new vertex).
+    angular sort; the clipper of :mod:`._clip`). ``sc`` (7, MAXVV) int64 is scratch:
+    0 inside (-1) or outside (1), 1 new index of a kept vertex, 2 visited flag, 3 next
+    vertex on the new face, 4-6 crossing edges (ends, new vertex).
 
     Returns ``(code, nv_out, nf_out)``; with ``_VC_CUT`` the output is in buffer
     ``1 - src``, with ``_VC_WHOLE`` it stays in ``src``.
@@ -500,115 +478,10 @@ def _vclip(vf, fi, sc, src, nv, nf, nz, ny, nx, b, tag):
             if on:
                 fi[src, 2, f] = tag
         return _VC_WHOLE, nv, nf
-    dst = 1 - src
-    maxv = vf.shape[1]
-    maxe = fi.shape[2]
-    nw = 0
     for v in range(nv):
-        if vf[src, v, 3] <= 0.0:
-            sc[0, v] = 0
-            sc[1, v] = nw
-            for m in range(3):
-                vf[dst, nw, m] = vf[src, v, m]
-            nw += 1
-        else:
-            sc[0, v] = 1
-    ncross = 0
-    ne = 0
-    nfo = 0
-    for f in range(nf):
-        p0 = fi[src, 1, f]
-        sz = fi[src, 1, f + 1] - p0
-        k0 = -1  # first vertex inside
-        touch = False  # a vertex outside
-        on = True  # every vertex on the plane
-        for k in range(sz):
-            v = fi[src, 0, p0 + k]
-            if sc[0, v] == 0:
-                if k0 < 0:
-                    k0 = k
-            else:
-                touch = True
-            if vf[src, v, 3] != 0.0:
-                on = False
-        if k0 < 0:
-            continue
-        if ne + 2 * sz > maxe or nfo + 2 > maxe:
-            return _VC_FAIL, 0, 0
-        start = ne
-        if not touch:  # wholly inside
-            for k in range(sz):
-                fi[dst, 0, ne] = sc[1, fi[src, 0, p0 + k]]
-                ne += 1
-        else:
-            leave = -1
-            kc = k0
-            for _ in range(sz):
-                a = fi[src, 0, p0 + kc]
-                kc = kc + 1 if kc + 1 < sz else 0
-                c = fi[src, 0, p0 + kc]
-                inside = sc[0, a] == 0
-                if inside:
-                    fi[dst, 0, ne] = sc[1, a]
-                    ne += 1
-                if sc[0, c] == sc[0, a]:
-                    continue
-                lo = min(a, c)
-                hi = max(a, c)
-                w = -1
-                for q in range(ncross):
-                    if sc[4, q] == lo and sc[5, q] == hi:
-                        w = sc[6, q]
-                        break
-                if w < 0:
-                    if nw >= maxv or ncross >= sc.shape[1]:
-                        return _VC_FAIL, 0, 0
-                    ia = a if inside else c
-                    ib = c if inside else a
-                    t = vf[src, ia, 3] / (vf[src, ia, 3] - vf[src, ib, 3])
-                    for m in range(3):
-                        vf[dst, nw, m] = vf[src, ia, m] + t * (
-                            vf[src, ib, m] - vf[src, ia, m]
-                        )
-                    sc[2, nw] = 0
-                    sc[3, nw] = -1
-                    sc[4, ncross] = lo
-                    sc[5, ncross] = hi
-                    sc[6, ncross] = nw
-                    ncross += 1
-                    w = nw
-                    nw += 1
-                fi[dst, 0, ne] = w
-                ne += 1
-                if inside:
-                    leave = w
-                else:
-                    sc[3, w] = leave  # the new face runs from here to the leaving one
-        fi[dst, 1, nfo] = start
-        fi[dst, 2, nfo] = tag if on else fi[src, 2, f]
-        nfo += 1
-    for q in range(ncross):
-        w = sc[6, q]
-        if sc[2, w]:
-            continue
-        if ne + ncross > maxe or nfo + 2 > maxe:
-            return _VC_FAIL, 0, 0
-        start = ne
-        cur = w
-        while True:
-            if cur < 0 or sc[2, cur]:
-                return _VC_FAIL, 0, 0
-            sc[2, cur] = 1
-            fi[dst, 0, ne] = cur
-            ne += 1
-            cur = sc[3, cur]
-            if cur == w:
-                break
-        fi[dst, 1, nfo] = start
-        fi[dst, 2, nfo] = tag
-        nfo += 1
-    fi[dst, 1, nfo] = ne
-    return _VC_CUT, nw, nfo
+        sc[0, v] = -1 if vf[src, v, 3] <= 0.0 else 1
+    code, nw, nfo = _clip_3d(vf, fi, sc, src, nv, nf, tag, True)
+    return (_VC_CUT if code == _CLIP_CUT else _VC_FAIL), nw, nfo
 
 
 @kernel(parallel=False)
