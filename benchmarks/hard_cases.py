@@ -15,11 +15,11 @@ Cases (full sizes; ``--quick`` sizes in brackets):
 - ``koch6``, ``koch7``: the 4**k + 1 vertices of the von Koch curve, levels 6 and 7
   (4,097 / 16,385 points, ``sample_points(method="koch")``), uniform 1024^2, tol 1e-4
   [levels 4 on 256^2 and 5 on 512^2];
-- ``tight20_grid``, ``tight31_grid``, ``tight31_random``, ``tight64_grid``,
-  ``tight64_random``: ``sampling.tightness_density(n, 20 n)`` (contrast (n-1)^2 : 1,
-  1:361 for n = 20) with ``n**2`` points, ``method="tightness-grid"`` or
-  ``method="uniform", seed=0``, tol 1e-4 [n = 8, 12 and 16 for the 20, 31 and 64
-  cases];
+- ``tight20_grid``, ``tight20_random``, ``tight31_grid``, ``tight31_random``,
+  ``tight64_grid``, ``tight64_random``: ``sampling.tightness_density(n, 20 n)``
+  (contrast (n-1)^2 : 1, 1:361 for n = 20) with ``n**2`` points,
+  ``method="tightness-grid"`` or ``method="uniform", seed=0``, tol 1e-4 [n = 8, 12
+  and 16 for the 20, 31 and 64 cases];
 - ``portrait300``: ``Density.from_image("data/portrait.png")`` (256^2, 63 % zero
   pixels), 300 points ``method="density"`` for seeds 0..44 [0..4], tol 0.05; sdot on the
   first ``--sdot-seeds`` seeds only (default 3);
@@ -231,6 +231,7 @@ CASES = {
     "koch6": koch(6, 4, 1024, 256),
     "koch7": koch(7, 5, 1024, 512),
     "tight20_grid": tightness(20, 8, "grid"),
+    "tight20_random": tightness(20, 8, "random"),
     "tight31_grid": tightness(31, 12, "grid"),
     "tight31_random": tightness(31, 12, "random"),
     "tight64_grid": tightness(64, 16, "grid"),
