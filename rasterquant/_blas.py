@@ -13,9 +13,10 @@ after it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 
-__all__ = ["one_blas_thread"]
+__all__ = ["on_one_blas_thread", "one_blas_thread"]
 
 _lock = threading.Lock()
 _controller = None
@@ -52,3 +53,14 @@ def one_blas_thread():
             yield
     finally:
         _depth.n = 0
+
+
+def on_one_blas_thread(func):
+    """Decorate ``func`` to run inside :func:`one_blas_thread`."""
+
+    @functools.wraps(func)
+    def wrapped(*args, **kwargs):
+        with one_blas_thread():
+            return func(*args, **kwargs)
+
+    return wrapped

@@ -79,14 +79,22 @@ def test_cell_masses_equal_a_full_pass(rng, uniform):
         np.testing.assert_allclose(poly, want, rtol=1e-11, atol=1e-14)
 
 
-def test_step_limit_keeps_the_low_cells_above_the_floor(rng):
-    # a cold Newton step on clustered points: the full step empties some cells
+def _cold_step(rng):
+    """The cold Newton step on clustered points (its full step empties some cells).
+
+    Returns ``(raster, psi, labels3, m, jac, eps0, delta, low)``: ``low`` the cells
+    below the floor ``eps0`` at the full step.
+    """
     _, _, alpha, raster, psi = _clustered(rng)
     labels3, m, _, jac = raster.evaluate(psi, None, False, True)
     eps0 = 0.5 * min(alpha.min(), m.min())
     delta = solve_newton_system(jac, alpha - m)
     _, mn = raster.labels_masses(psi + delta)
-    low = np.flatnonzero(mn < eps0)
+    return raster, psi, labels3, m, jac, eps0, delta, np.flatnonzero(mn < eps0)
+
+
+def test_step_limit_keeps_the_low_cells_above_the_floor(rng):
+    raster, psi, labels3, _, jac, eps0, delta, low = _cold_step(rng)
     assert low.size > 0  # the full step is too long
     t = step_limit(raster, psi, delta, 1.0, low, labels3, jac, eps0)
     assert 0.0 < t < 1.0
@@ -213,12 +221,7 @@ def test_closing_ratios_match_the_reference(rng):
 def test_crushed_cells_find_a_cell_the_full_step_crushes(rng):
     # the clustered cold step: the cells that fall below the floor at the full step
     # are not known before the trial pass; the watched cells hold one of them
-    _, _, alpha, raster, psi = _clustered(rng)
-    _, m, _, jac = raster.evaluate(psi, None, False, True)
-    eps0 = 0.5 * min(alpha.min(), m.min())
-    delta = solve_newton_system(jac, alpha - m)
-    _, mn = raster.labels_masses(psi + delta)
-    low = np.flatnonzero(mn < eps0)
+    raster, _, _, m, jac, _, delta, low = _cold_step(rng)
     assert low.size
     watch = crushed_cells(raster.points, jac, m, delta, 1.0)
     assert np.intersect1d(watch, low).size

@@ -219,40 +219,17 @@ def render_png(points, radii, shape, scale=1.0, colors=None, background="white")
     owner = np.full((out_h * s, out_w * s), -1, dtype=np.int32)
     if len(pts):
         f = np.array([out_h * s / h, out_w * s / w])
-        _disc_owner(
+        _paint_discs(
             owner,
             np.ascontiguousarray(pts * f),
             np.ascontiguousarray(r * np.sqrt(f[0] * f[1])),
+            True,
+            -1,
         )
     # colours in 8 bits first, as they are written (a solid disc keeps its colour)
     rgb = np.broadcast_to(_rgb8(c), (len(pts), 3)).astype(np.float64)
     img = _block_colour(owner, np.ascontiguousarray(rgb), np.array(bg, float), s)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
-
-
-@kernel(parallel=False)
-def _disc_owner(owner, centres, radii):
-    """Set ``owner[j, k] = i`` for the samples whose centres lie in disc ``i``.
-
-    Sample ``(j, k)`` covers ``[j, j + 1) x [k, k + 1)``; ``centres`` (N, 2) and
-    ``radii`` (N,) are in sample units; later discs win.
-    """
-    nr, nc = owner.shape
-    for i in range(centres.shape[0]):
-        cy, cx, r = centres[i, 0], centres[i, 1], radii[i]
-        if r <= 0.0:
-            continue
-        r2 = r * r
-        j0 = max(int(np.floor(cy - r)), 0)
-        j1 = min(int(np.ceil(cy + r)), nr)
-        k0 = max(int(np.floor(cx - r)), 0)
-        k1 = min(int(np.ceil(cx + r)), nc)
-        for j in range(j0, j1):
-            dy = j + 0.5 - cy
-            for k in range(k0, k1):
-                dx = k + 0.5 - cx
-                if dx * dx + dy * dy <= r2:
-                    owner[j, k] = i
 
 
 @kernel(parallel=True)
@@ -398,14 +375,15 @@ def write_layers_svg(
 
 
 @kernel(parallel=False)
-def _disc_mask(mask, centres, radii):
-    """Set to 1 the samples of ``mask`` (R, C) uint8 whose centres lie in a disc.
+def _paint_discs(target, centres, radii, label, empty):
+    """Paint discs on the samples of ``target`` (R, C) whose centres they hold.
 
     Sample ``(j, k)`` covers ``[j, j + 1) x [k, k + 1)``; ``centres`` (N, 2) and
-    ``radii`` (N,) are in sample units. ``mask`` is modified in place. Returns
-    the number of samples set (that were 0 before).
+    ``radii`` (N,) are in sample units. A sample in disc ``i`` becomes ``i`` with
+    ``label`` (later discs win), else 1. Returns how many painted samples held
+    ``empty`` before.
     """
-    nr, nc = mask.shape
+    nr, nc = target.shape
     count = 0
     for i in range(centres.shape[0]):
         cy, cx, r = centres[i, 0], centres[i, 1], radii[i]
@@ -420,9 +398,10 @@ def _disc_mask(mask, centres, radii):
             dy = j + 0.5 - cy
             for k in range(k0, k1):
                 dx = k + 0.5 - cx
-                if dx * dx + dy * dy <= r2 and mask[j, k] == 0:
-                    mask[j, k] = 1
-                    count += 1
+                if dx * dx + dy * dy <= r2:
+                    if target[j, k] == empty:
+                        count += 1
+                    target[j, k] = i if label else 1
     return count
 
 
@@ -452,7 +431,7 @@ def _mask(pts, r, h, w, scale, s):
         f = np.array([out_h * s / h, out_w * s / w])
         centres = np.ascontiguousarray(pts * f)
         radii = np.ascontiguousarray(r * np.sqrt(f[0] * f[1]))
-        count = _disc_mask(mask, centres, radii)
+        count = _paint_discs(mask, centres, radii, False, 0)
     return mask, int(count)
 
 

@@ -15,7 +15,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .. import _config
-from .._blas import one_blas_thread
+from .._blas import on_one_blas_thread, one_blas_thread
 from .._validation import (
     check_callback,
     check_density,
@@ -629,6 +629,7 @@ def _component_projection(groups, alpha, m, tol):
     return proj
 
 
+@on_one_blas_thread  # see rasterquant/_blas.py
 def solve_cells(
     quad,
     alpha,
@@ -657,38 +658,6 @@ def solve_cells(
     """
     if state is None:
         state = NewtonState()
-    # the BLAS calls on N-vectors between the numba passes run on one thread: no
-    # BLAS threads spinning beside numba's, and roundings that do not depend on them
-    with one_blas_thread():
-        return _solve_cells(
-            quad,
-            state,
-            alpha,
-            psi,
-            tol,
-            max_iter,
-            callback,
-            linear_solver,
-            multiscale,
-            want_moments,
-            globalise,
-        )
-
-
-def _solve_cells(
-    quad,
-    state,
-    alpha,
-    psi,
-    tol,
-    max_iter,
-    callback,
-    linear_solver,
-    multiscale,
-    want_moments,
-    globalise,
-):
-    """:func:`solve_cells` inside :func:`~rasterquant._blas.one_blas_thread`."""
     args = (quad, state, alpha, psi, tol, max_iter, callback, linear_solver)
     floored = (
         multiscale
