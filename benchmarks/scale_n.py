@@ -78,21 +78,16 @@ SDOT_OVERHEAD = 30.0  # seconds of a timed-out subprocess not counted as solving
 
 def git_commit():
     """HEAD of the checkout being timed, with "+dirty" when files differ from it."""
+
+    def git(*args):
+        out = subprocess.run(
+            ["git", *args], cwd=HERE, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")

@@ -290,6 +290,16 @@ def _polyhedron_moments(fv, fn, nf):
 
 
 @kernel(parallel=False)
+def _add_cross(sz, sy, sx, a, b):
+    """Return ``(sz, sy, sx) + a x b`` for points ``a``, ``b`` (z, y, x first)."""
+    return (
+        sz + (a[1] * b[2] - a[2] * b[1]),
+        sy + (a[2] * b[0] - a[0] * b[2]),
+        sx + (a[0] * b[1] - a[1] * b[0]),
+    )
+
+
+@kernel(parallel=False)
 def _face_area(fv, f, nv):
     """Area of the planar polygon face ``f``."""
     sz = 0.0
@@ -297,12 +307,28 @@ def _face_area(fv, f, nv):
     sx = 0.0
     for k in range(nv):
         k2 = k + 1 if k + 1 < nv else 0
-        az, ay, ax = fv[f, k, 0], fv[f, k, 1], fv[f, k, 2]
-        bz, by, bx = fv[f, k2, 0], fv[f, k2, 1], fv[f, k2, 2]
-        sz += ay * bx - ax * by
-        sy += ax * bz - az * bx
-        sx += az * by - ay * bz
+        sz, sy, sx = _add_cross(sz, sy, sx, fv[f, k], fv[f, k2])
     return 0.5 * np.sqrt(sz * sz + sy * sy + sx * sx)
+
+
+@kernel(parallel=False)
+def _unclipped_slot(nact, dcen, piece, flen):
+    """Clear the facet areas and return the slot that is not clipped (its piece zeroed).
+
+    The slot farthest (in power distance) at the centre is not clipped: its piece is
+    the voxel minus the others, and its facets are counted in full from the other side
+    (it is usually the smallest piece, often a degenerate one).
+    """
+    for a in range(nact):
+        for b2 in range(nact):
+            flen[a, b2] = 0.0
+    last = 0
+    for a in range(1, nact):
+        if dcen[a] > dcen[last]:
+            last = a
+    for c in range(5):
+        piece[last, c] = 0.0
+    return last
 
 
 @kernel(parallel=False)
@@ -314,18 +340,7 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
     scratch buffers (fv, fn, ft) and the cap buffer.
     """
     fv0, fn0, ft0, fv1, fn1, ft1, cap = fa
-    for a in range(nact):
-        for b2 in range(nact):
-            flen[a, b2] = 0.0
-    # the slot farthest (in power distance) at the centre is not clipped: its piece is
-    # the voxel minus the others, and its facets are counted in full from the other
-    # side (it is usually the smallest piece, often a degenerate one)
-    last = 0
-    for a in range(1, nact):
-        if dcen[a] > dcen[last]:
-            last = a
-    for c in range(5):
-        piece[last, c] = 0.0
+    last = _unclipped_slot(nact, dcen, piece, flen)
     for a in range(nact):
         if a == last:
             continue
@@ -495,11 +510,7 @@ def _vface_area(vf, fi, src, f):
     for p in range(p0, p1):
         a = fi[src, 0, p]
         c = fi[src, 0, p + 1 if p + 1 < p1 else p0]
-        az, ay, ax = vf[src, a, 0], vf[src, a, 1], vf[src, a, 2]
-        bz, by, bx = vf[src, c, 0], vf[src, c, 1], vf[src, c, 2]
-        sz += ay * bx - ax * by
-        sy += ax * bz - az * bx
-        sx += az * by - ay * bz
+        sz, sy, sx = _add_cross(sz, sy, sx, vf[src, a], vf[src, c])
     return 0.5 * np.sqrt(sz * sz + sy * sy + sx * sx)
 
 
@@ -567,15 +578,7 @@ def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, fa, v
     """
     sz, sy, sx = rel
     vf, fi, sc = vb
-    for a in range(nact):
-        for b2 in range(nact):
-            flen[a, b2] = 0.0
-    last = 0
-    for a in range(1, nact):
-        if dcen[a] > dcen[last]:
-            last = a
-    for c in range(5):
-        piece[last, c] = 0.0
+    last = _unclipped_slot(nact, dcen, piece, flen)
     full = hz * hy * hx
     for a in range(nact):
         if a == last:
