@@ -31,46 +31,41 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 RESULTS = os.path.join(HERE, "results", "anisotropic.json")
 sys.path.insert(0, HERE)
-from bench_microstructure import _peak_rss_mb, run_cases  # noqa: E402
+from bench_microstructure import _peak_rss_mb, outcome, run_cases, timed  # noqa: E402
 
+
+def _case(size, n, rotation, timeout, goal):
+    """Periodic, aspect 3:1:0.5, lognormal volumes, 3 Lloyd steps, tol 1 %."""
+    return dict(
+        shape=(size, size, size),
+        n=n,
+        aspect=(3.0, 1.0, 0.5),
+        rotation=rotation,
+        volumes="lognormal:0.5",
+        periodic=True,
+        lloyd=3,
+        tol=0.01,
+        timeout=timeout,
+        goal=goal,
+    )
+
+
+ROTATION = (30.0, 40.0, 10.0)
 #: name -> options; "rotation" None takes the fast path (isotropic solver on the
 #: raster rescaled by the aspect), a rotation the general anisotropic kernels
 CASES = {
-    "200-10000-aspect": dict(
-        shape=(200, 200, 200),
-        n=10000,
-        aspect=(3.0, 1.0, 0.5),
-        rotation=None,
-        volumes="lognormal:0.5",
-        periodic=True,
-        lloyd=3,
-        tol=0.01,
-        timeout=1800,
-        goal="<= 30 s on 2 cores, tol 1 % met",
+    "200-10000-aspect": _case(
+        200, 10000, None, 1800, "<= 30 s on 2 cores, tol 1 % met"
     ),
-    "200-10000-rotated": dict(
-        shape=(200, 200, 200),
-        n=10000,
-        aspect=(3.0, 1.0, 0.5),
-        rotation=(30.0, 40.0, 10.0),
-        volumes="lognormal:0.5",
-        periodic=True,
-        lloyd=3,
-        tol=0.01,
-        timeout=2400,
-        goal="report time and error (general kernels)",
+    "200-10000-rotated": _case(
+        200, 10000, ROTATION, 2400, "report time and error (general kernels)"
     ),
-    "100-1250-rotated": dict(
-        shape=(100, 100, 100),
-        n=1250,
-        aspect=(3.0, 1.0, 0.5),
-        rotation=(30.0, 40.0, 10.0),
-        volumes="lognormal:0.5",
-        periodic=True,
-        lloyd=3,
-        tol=0.01,
-        timeout=1200,
-        goal="report time and error (general kernels, 1/8 of the big case)",
+    "100-1250-rotated": _case(
+        100,
+        1250,
+        ROTATION,
+        1200,
+        "report time and error (general kernels, 1/8 of the big case)",
     ),
 }
 
@@ -125,7 +120,6 @@ def _aspect(ms, np):
 
 
 def _run_one(case, seed):
-    import warnings
 
     import numba
     import numpy as np
@@ -138,26 +132,19 @@ def _run_one(case, seed):
     spec = CASES[case]
     _warm_up()
     rss_after_warmup = _peak_rss_mb()
-    load0 = os.getloadavg()
-    c0 = time.process_time()
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ms = generate_anisotropic_microstructure(
-            spec["shape"],
-            spec["n"],
-            aspect=spec["aspect"],
-            rotation=spec["rotation"],
-            volumes=spec["volumes"],
-            periodic=spec["periodic"],
-            lloyd_iterations=spec["lloyd"],
-            tol=spec["tol"],
-            seed=seed,
-            statistics=False,
-        )
-    t_gen = time.perf_counter() - t0
-    cpu_gen = time.process_time() - c0
-    load1 = os.getloadavg()
+    ms, timing = timed(
+        generate_anisotropic_microstructure,
+        spec["shape"],
+        spec["n"],
+        aspect=spec["aspect"],
+        rotation=spec["rotation"],
+        volumes=spec["volumes"],
+        periodic=spec["periodic"],
+        lloyd_iterations=spec["lloyd"],
+        tol=spec["tol"],
+        seed=seed,
+        statistics=False,
+    )
     t1 = time.perf_counter()
     st = _anisotropic_stats(
         ms.grain_map, ms.n_grains, ms.spacing, ms.periodic, ms.seeds, ms.metrics
@@ -179,24 +166,11 @@ def _run_one(case, seed):
         "goal": spec["goal"],
         "seed": seed,
         "fast_path": ms.fast_path,
-        "seconds_generate": round(t_gen, 3),
-        "cpu_seconds_generate": round(cpu_gen, 3),
+        **timing,
         "seconds_statistics": round(t_stats, 3),
-        "converged": ms.converged,
-        "status": ms.status,
-        "max_volume_error": ms.max_volume_error,
-        "mean_volume_error": ms.mean_volume_error,
-        "volume_measure": ms.volume_measure,
-        "max_voxel_volume_error": ms.max_voxel_volume_error,
-        "newton_iterations": ms.history["newton_iterations"],
-        "solve_end_times": [round(t, 3) for t in ms.history["time"]],
-        "statuses": ms.history["status"],
-        "mean_neighbours": float(st.n_neighbours.mean()),
+        **outcome(ms, st),
         "grains_500_voxels": n_big,
         "measured_ratios": ratio,
-        "warnings": [str(w.message)[:300] for w in caught],
-        "loadavg_before": load0,
-        "loadavg_after": load1,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "peak_rss_mb_after_warmup": round(rss_after_warmup, 1),
         "numba_threads": int(numba.get_num_threads()),

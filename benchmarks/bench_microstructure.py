@@ -81,6 +81,45 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
 
 
+def timed(generate, *args, **kwargs):
+    """Run ``generate(*args, **kwargs)``, timed: ``(result, fields)``.
+
+    The fields: wall and CPU seconds (all threads), the warnings it issued, and the
+    load average before and after.
+    """
+    import warnings
+
+    load0 = os.getloadavg()
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ms = generate(*args, **kwargs)
+    return ms, {
+        "seconds_generate": round(time.perf_counter() - t0, 3),
+        "cpu_seconds_generate": round(time.process_time() - c0, 3),
+        "warnings": [str(w.message)[:300] for w in caught],
+        "loadavg_before": load0,
+        "loadavg_after": os.getloadavg(),
+    }
+
+
+def outcome(ms, stats):
+    """Achieved errors, solves and neighbours of a generated microstructure."""
+    return {
+        "converged": ms.converged,
+        "status": ms.status,
+        "max_volume_error": ms.max_volume_error,
+        "mean_volume_error": ms.mean_volume_error,
+        "volume_measure": ms.volume_measure,
+        "max_voxel_volume_error": ms.max_voxel_volume_error,
+        "newton_iterations": ms.history["newton_iterations"],
+        "solve_end_times": [round(t, 3) for t in ms.history["time"]],
+        "statuses": ms.history["status"],
+        "mean_neighbours": float(stats.n_neighbours.mean()),
+    }
+
+
 def _warm_up():
     import warnings
 
@@ -108,7 +147,6 @@ def _warm_up():
 
 
 def _run_one(case, seed, lloyd=None):
-    import warnings
 
     import numba
 
@@ -121,21 +159,17 @@ def _run_one(case, seed, lloyd=None):
     lloyd = spec["lloyd"] if lloyd is None else lloyd
     runs = []
     for tol in tols:
-        load0 = os.getloadavg()
-        t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ms = generate_microstructure(
-                spec["shape"],
-                spec["n"],
-                volumes=spec["volumes"],
-                periodic=spec["periodic"],
-                lloyd_iterations=lloyd,
-                tol=tol,
-                seed=seed,
-                statistics=False,
-            )
-        t_gen = time.perf_counter() - t0
+        ms, timing = timed(
+            generate_microstructure,
+            spec["shape"],
+            spec["n"],
+            volumes=spec["volumes"],
+            periodic=spec["periodic"],
+            lloyd_iterations=lloyd,
+            tol=tol,
+            seed=seed,
+            statistics=False,
+        )
         t1 = time.perf_counter()
         st = grain_statistics(
             ms.grain_map,
@@ -148,22 +182,10 @@ def _run_one(case, seed, lloyd=None):
         runs.append(
             {
                 "tol": tol,
-                "seconds_generate": round(t_gen, 3),
+                **timing,
                 "seconds_statistics": round(t_stats, 3),
-                "converged": ms.converged,
-                "status": ms.status,
-                "max_volume_error": ms.max_volume_error,
-                "mean_volume_error": ms.mean_volume_error,
-                "volume_measure": ms.volume_measure,
-                "max_voxel_volume_error": ms.max_voxel_volume_error,
+                **outcome(ms, st),
                 "n_repairs": ms.n_repairs,
-                "newton_iterations": ms.history["newton_iterations"],
-                "solve_end_times": [round(t, 3) for t in ms.history["time"]],
-                "statuses": ms.history["status"],
-                "mean_neighbours": float(st.n_neighbours.mean()),
-                "warnings": [str(w.message)[:300] for w in caught],
-                "loadavg_before": load0,
-                "loadavg_after": os.getloadavg(),
             }
         )
     resolved = [r["tol"] for r in runs if r["converged"]]
