@@ -450,3 +450,21 @@ def closing_ratios(points, neighbours, delta, tau):
         move = max(0.0, float(np.max(tau * (dd - e @ g) / (2.0 * length))))
         out[i] = move / (0.5 * length.min())
     return out
+
+
+def paint_discs(shape, centres, radii, label):
+    """Samples of an (R, C) grid whose centres ``(j + 0.5, k + 0.5)`` lie in the discs.
+
+    Returns an int array: the index of the last disc holding the sample (-1 for none)
+    with ``label``, else 1 where some disc holds it and 0 elsewhere.
+    """
+    jj, kk = np.meshgrid(
+        np.arange(shape[0]) + 0.5, np.arange(shape[1]) + 0.5, indexing="ij"
+    )
+    out = np.full(shape, -1 if label else 0, dtype=np.int64)
+    for i, ((cy, cx), r) in enumerate(zip(centres, radii, strict=True)):
+        if r <= 0:
+            continue
+        inside = (jj - cy) ** 2 + (kk - cx) ** 2 <= r * r
+        out[inside] = i if label else 1
+    return out

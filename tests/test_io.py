@@ -788,3 +788,23 @@ def test_json_sidecars_are_standard_json(tmp_path):
     assert "NaN" not in text and "Infinity" not in text
     data = json.loads(text)
     assert data == {"a": [None, 2.0], "e": [1.0, None], "energy": None}
+
+
+def test_paint_discs_match_the_reference(io_rng):
+    import reference
+
+    from rasterquant.io.render import _paint_discs
+
+    for _ in range(5):
+        shape = (int(io_rng.integers(5, 40)), int(io_rng.integers(5, 40)))
+        n = 12
+        centres = io_rng.random((n, 2)) * np.array(shape) * 1.2 - 2.0
+        radii = io_rng.random(n) * 6.0
+        radii[0] = 0.0
+        for label in (True, False):
+            want = reference.paint_discs(shape, centres, radii, label)
+            target = np.full(shape, -1 if label else 0, np.int32 if label else np.uint8)
+            empty = -1 if label else 0
+            count = _paint_discs(target, centres, radii, label, empty)
+            np.testing.assert_array_equal(target, want)
+            assert count == int((want != empty).sum())
