@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rasterquant as rq
+from rasterquant.assign import _fractional
 from rasterquant.assign.cells import _Raster
 
 
@@ -674,13 +675,47 @@ def test_fractional_masses_exact_where_many_sites_compete(rng, dim, periodic):
     np.testing.assert_allclose(m, ref, rtol=0, atol=1e-12)
 
 
-def test_fractional_warns_when_a_pixel_meets_too_many_cells():
-    # 30 sites on a circle of radius 0.3 px: 30 Voronoi cells meet in one pixel
-    t = np.linspace(0, 2 * np.pi, 30, endpoint=False)
-    pts = np.c_[8.5 + 0.3 * np.sin(t), 8.5 + 0.3 * np.cos(t)]
-    v = 1.0 + np.random.default_rng(0).random((16, 16))
-    with pytest.warns(RuntimeWarning, match="more than 24 cells"):
-        rq.assign_cells(v, pts, quadrature="fractional")
+@pytest.mark.parametrize(("n", "dim"), [(30, 2), (100, 2), (60, 3), (200, 3)])
+def test_fractional_masses_exact_when_a_pixel_meets_many_cells(n, dim):
+    """More cells meet in one pixel than the pass has room for at first (24).
+
+    Sites on a circle of radius 0.3 px (in 3D a wobbly one, across a voxel): the pass
+    reruns the crowded chunks with more room, so the masses are exact, as on pixels
+    split 4 x 4 (where the same cells meet in 4 pixels), and nothing is said.
+    """
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = np.c_[4.5 + 0.3 * np.sin(t), 4.5 + 0.3 * np.cos(t)]
+    v = 1.0 + np.random.default_rng(0).random((9, 9))
+    if dim == 2:
+        pts, big, spacing, reps = ring, v, 0.25, (4, 4)
+    else:
+        pts = np.c_[1.5 + 0.01 * np.sin(3 * t), ring]
+        v = np.stack([v, 0.5 * v, v])
+        big, spacing, reps = v, (1.0, 0.25, 0.25), (1, 4, 4)
+    fine = rq.Density.from_array(np.kron(big, np.ones(reps)), spacing=spacing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = rq.assign_cells(v, pts, quadrature="fractional").masses
+        ref = rq.assign_cells(fine, pts, quadrature="fractional").masses
+    np.testing.assert_allclose(m.sum(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(m, ref, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_fractional_warns_when_a_pixel_meets_too_many_cells(dim):
+    # more sites on a circle of radius 0.3 px than the pass ever makes room for (in
+    # 3D a wobbly circle: the pieces outgrow the clip buffers too; no crash)
+    n = _fractional.MAXA_LIMIT + 16
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    pts = np.c_[4.5 + 0.3 * np.sin(t), 4.5 + 0.3 * np.cos(t)]
+    v = 1.0 + np.random.default_rng(0).random((9, 9))
+    if dim == 3:
+        pts = np.c_[1.5 + 0.01 * np.sin(3 * t), pts]
+        v = np.stack([v, 0.5 * v, v])
+    limit = _fractional.MAXA_LIMIT
+    with pytest.warns(RuntimeWarning, match=f"more than {limit} cells"):
+        c = rq.assign_cells(v, pts, quadrature="fractional")
+    np.testing.assert_allclose(c.masses.sum(), 1.0, rtol=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def _voxel_case(rng, nact, spacing, degenerate=False):
 
 def _general(spacing, nact, rel, dcen):
     """Pieces and facet areas from the face-list clipper (the general path)."""
-    sc = fr._scratch_3d(4)
+    sc = fr._scratch_3d(4, fr.MAXA)
     piece, flen, fa = sc[6], sc[7], sc[9]
     hz, hy, hx = spacing
     fr._split_pixel_3d(
@@ -50,7 +50,7 @@ def _general(spacing, nact, rel, dcen):
 
 def _fast(spacing, nact, rel, dcen):
     """Pieces and facet areas from the path the pass takes (``_pieces_3d``)."""
-    sc = fr._scratch_3d(4)
+    sc = fr._scratch_3d(4, fr.MAXA)
     piece, flen, bufs, fa, vb = sc[6], sc[7], sc[8], sc[9], sc[10]
     flen[:] = 0.0
     r3 = (rel[0].copy(), rel[1].copy(), rel[2].copy())
@@ -84,7 +84,7 @@ def test_fast_split_equals_general_clipper(rng, nact, degenerate):
 def test_shared_vertex_clipper_cuts_like_a_plane(rng):
     """One clip of the voxel by a plane: the piece is the closed-form cut's."""
     h = (0.8, 1.1, 1.7)
-    vb = fr._scratch_3d(4)[10]
+    vb = fr._scratch_3d(4, fr.MAXA)[10]
     vf, fi, sc = vb
     piece = np.zeros((2, 5))
     bufs = np.zeros((6, fr.MAXV))

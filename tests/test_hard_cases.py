@@ -77,6 +77,22 @@ def needles(m, depth, seed):
     return d, pts
 
 
+def helix(m, size):
+    """``m`` points on a 3-turn helix in the unit cube, a Gaussian bump on a floor.
+
+    Points closer than a voxel: near the axis, up to ~100 cells meet in one voxel.
+    """
+    t = np.linspace(0.0, 6 * np.pi, m)
+    pts = np.stack(
+        [0.5 + 0.3 * np.cos(t), 0.5 + 0.3 * np.sin(t), 0.1 + 0.8 * t / (6 * np.pi)],
+        axis=1,
+    )
+    c = (np.arange(size) + 0.5) / size
+    x0, x1, x2 = np.meshgrid(c, c, c, indexing="ij", sparse=True)
+    r2 = (x0 - 0.3) ** 2 + (x1 - 0.3) ** 2 + (x2 - 0.3) ** 2
+    return rq.Density.from_array(np.exp(-r2 / 0.02) + 0.01, spacing=1.0 / size), pts
+
+
 def check_solved(density, points, tol=TOL):
     with warnings.catch_warnings():
         warnings.simplefilter("error", rq.ConvergenceWarning)
@@ -116,6 +132,14 @@ def test_high_contrast_with_a_zero_band(cloud):
 
 def test_needles_3d():
     check_solved(*needles(4, 32, seed=5))
+
+
+def test_points_on_a_helix_3d():
+    # more cells meet in a voxel than the fractional pass has room for at first: it
+    # makes room (no "approximate masses" warning) and Newton converges
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "fractional quadrature", RuntimeWarning)
+        check_solved(*helix(150, 16))
 
 
 FAMILIES = ("koch", "cluster", "line", "contrast", "contrast-zero", "needles")

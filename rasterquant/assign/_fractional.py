@@ -24,7 +24,9 @@ from ._kernels import _prune, _spread
 #: capacity of the fixed-size clip buffers
 MAXV = 64  # polygon vertices (2D) / vertices per face (3D)
 MAXF = 32  # faces of a clipped polyhedron (3D)
-MAXA = 24  # active candidates in one pixel
+MAXA = 24  # active candidates in one pixel, to start with (see ``opts``)
+#: the most active candidates a pass grows to (``cells._Raster._fractional``)
+MAXA_LIMIT = 384
 #: 2D boxes (rows, columns) between tiles and sub-boxes, pruned from the tile's list
 MID_2D = (16, 16)
 #: 3D boxes (z, y, x) inside the sub-boxes, pruned from the sub-box's list
@@ -96,9 +98,10 @@ def _plane_value(nz, ny, nx, b, z, y, x, tol):
 def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
     """Clip a convex polyhedron by the half-space ``n . u <= b``; return the face count.
 
-    Returns -1 (and writes nothing) when the plane leaves the polyhedron whole. Faces
-    are vertex loops ``fv[f, :fn[f]]`` oriented outward, tagged ``ft[f]``. The new cap
-    face gets ``tag``. Output goes to ``(ov, on, ot)``; ``cap`` is scratch.
+    Returns -1 (and writes nothing) when the plane leaves the polyhedron whole, and
+    -2 when the output would not fit ``ov`` (faces, vertices a face). Faces are vertex
+    loops ``fv[f, :fn[f]]`` oriented outward, tagged ``ft[f]``. The new cap face gets
+    ``tag``. Output goes to ``(ov, on, ot)``; ``cap`` is scratch.
     """
     # planes that miss the polyhedron: keep it whole (return -1) or drop it (0)
     # vertex values within rounding of zero count as zero (see _cut_value)
@@ -120,8 +123,14 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
         return 0
     nout = 0
     ncap = 0
+    maxf = ov.shape[0]
+    maxv = ov.shape[1]
+    if nf + 1 > maxf or 2 * nf > cap.shape[0]:
+        return -2
     for f in range(nf):
         nv = fn[f]
+        if nv + 1 > maxv:
+            return -2
         no = 0
         for k in range(nv):
             k2 = k + 1 if k + 1 < nv else 0
@@ -159,6 +168,8 @@ def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
             if on_plane:
                 ot[nout] = tag
             nout += 1
+    if ncap > maxv:
+        return -2
     if ncap >= 3:
         # order the cap points counter-clockwise around the outward normal n
         cz = 0.0
@@ -335,11 +346,13 @@ def _unclipped_slot(nact, dcen, piece, flen):
 def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
     """Exact pieces of one voxel among its ``nact`` active candidates (3D).
 
-    ``piece`` (MAXA, 5): volume, int u_z, int u_y, int u_x, int |u|^2; ``flen``
-    (MAXA, MAXA): facet area between active slots a < b. ``fa``, ``fb``: tuples of
-    scratch buffers (fv, fn, ft) and the cap buffer.
+    ``piece`` (maxa, 5): volume, int u_z, int u_y, int u_x, int |u|^2; ``flen``
+    (maxa, maxa): facet area between active slots a < b. ``fa``, ``fb``: tuples of
+    scratch buffers (fv, fn, ft) and the cap buffer. Returns 0, or 2 when a piece
+    outgrew the buffers (its cut was skipped: the pieces are approximate).
     """
     fv0, fn0, ft0, fv1, fn1, ft1, cap = fa
+    failed = 0
     last = _unclipped_slot(nact, dcen, piece, flen)
     for a in range(nact):
         if a == last:
@@ -369,6 +382,8 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
             if r >= 0:
                 nf = r
                 flip = not flip
+            elif r == -2:
+                failed = 2
         if flip:
             fv, fn, ft = fv1, fn1, ft1
         else:
@@ -405,7 +420,7 @@ def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
     if piece[last, 0] <= 1e-12 * full:
         for c in range(5):
             piece[last, c] = 0.0
-    return
+    return failed
 
 
 @kernel(parallel=False)
@@ -427,7 +442,8 @@ def _on_voxel_border(fv, f, nv, hz, hy, hx):
 #: capacities of the shared-vertex voxel clipper: vertices, face-vertex incidences
 #: (a voxel cut by MAXA - 1 planes has at most 6 + MAXA - 1 faces F, 2 F - 4 vertices
 #: and 6 F - 12 incidences; the clipper asks for room for one crossing per edge and
-#: twice a face's size; a voxel that does not fit goes to ``_split_pixel_3d``)
+#: twice a face's size; a voxel that does not fit goes to ``_split_pixel_3d``);
+#: for MAXA slots, grown in proportion with the slots of a pass
 MAXVV = 128
 MAXE = 512
 #: codes of ``_vclip``
@@ -574,7 +590,8 @@ def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, fa, v
     outputs (``piece``, and ``flen`` when ``want_facets``; the slot farthest at
     the centre is the rest of the voxel, its facets counted from the other side).
     ``rel`` is ``(sz, sy, sx)``, ``fa`` the buffers of ``_split_pixel_3d`` (used when a
-    voxel does not fit ``vb = (vf, fi, sc)``).
+    voxel does not fit ``vb = (vf, fi, sc)``). Returns the status of
+    :func:`_split_pixel_3d` (0: exact).
     """
     sz, sy, sx = rel
     vf, fi, sc = vb
@@ -606,8 +623,9 @@ def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, fa, v
                 nf = 0
                 break
             elif code == _VC_FAIL:
-                _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fa)
-                return
+                return _split_pixel_3d(
+                    hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fa
+                )
         if nf < 4:
             for c in range(5):
                 piece[a, c] = 0.0
@@ -634,6 +652,7 @@ def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, fa, v
     if piece[last, 0] <= 1e-12 * full:
         for c in range(5):
             piece[last, c] = 0.0
+    return 0
 
 
 @kernel(parallel=False)
@@ -778,12 +797,14 @@ def _fractional_tiles_2d(
         ti = np.empty(kmax, np.int64)
         mb = np.empty((3, kmax))
         lb = np.empty(kmax)
-        piece = np.empty((MAXA, 5))
-        flen = np.empty((MAXA, MAXA))
-        poly = np.empty((6 * MAXA, MAXV))
-        iw = np.empty(4 * MAXA, np.int64)
-        sl = np.empty((8, MAXV))
-        act2 = np.empty(MAXA + sub[2], np.int64)
+        maxa = opts[4]
+        mv = max(MAXV, maxa + 8)
+        piece = np.empty((maxa, 5))
+        flen = np.empty((maxa, maxa))
+        poly = np.empty((6 * maxa, mv))
+        iw = np.empty(4 * maxa, np.int64)
+        sl = np.empty((8, mv))
+        act2 = np.empty(maxa + sub[2], np.int64)
         # the active candidates of an overflowing pixel
         wide = np.empty(kmax + 1, np.int64)
         dq2 = np.empty((kmax, sub[2]))
@@ -881,8 +902,10 @@ def _prune_box(t, box, geom, cands, lb, keep):
 
 
 @kernel(parallel=False)
-def _scratch_3d(kmax):
+def _scratch_3d(kmax, maxa):
     """Scratch of one chunk of a 3D fractional pass (``kmax`` the longest list).
+
+    ``maxa`` is the most active candidates a voxel may keep.
 
     Returns ``(keep, lb, dq, wide, dcen, (rz, ry, rx), piece, flen, bufs, fa, vb)``;
     ``wide`` has room for all the candidates (active ones), ``fa`` holds the two
@@ -896,21 +919,24 @@ def _scratch_3d(kmax):
     ft0 = np.empty(MAXF, np.int64)
     ft1 = np.empty(MAXF, np.int64)
     cap = np.empty((2 * MAXF + 4, 5))
+    # the shared-vertex clipper's room grows with the slots (see MAXVV)
+    mvv = MAXVV * max(maxa, MAXA) // MAXA
+    me = MAXE * max(maxa, MAXA) // MAXA
     return (
         np.empty(kmax, np.int64),
         np.empty(kmax),
         np.empty(kmax),
         np.empty(kmax + 1, np.int64),
-        np.empty(MAXA),
-        (np.empty(MAXA), np.empty(MAXA), np.empty(MAXA)),
-        np.empty((MAXA, 5)),
-        np.empty((MAXA, MAXA)),
+        np.empty(maxa),
+        (np.empty(maxa), np.empty(maxa), np.empty(maxa)),
+        np.empty((maxa, 5)),
+        np.empty((maxa, maxa)),
         np.empty((6, MAXV)),
         (fv0, fn0, ft0, fv1, fn1, ft1, cap),
         (
-            np.empty((2, MAXVV, 4)),
-            np.empty((2, 3, MAXE), np.int64),
-            np.empty((7, MAXVV), np.int64),
+            np.empty((2, mvv, 4)),
+            np.empty((2, 3, me), np.int64),
+            np.empty((7, mvv), np.int64),
         ),
     )
 
@@ -935,12 +961,14 @@ def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, want_jac, fa, bufs, vb):
 
     Two slots: one plane, cut once, the other piece is the rest (a cut that misses
     the voxel's interior gets the facet on the border). ``rel`` is ``(rz, ry, rx)``;
-    facet areas (``flen``) only ``want_jac``.
+    facet areas (``flen``) only ``want_jac``. Returns 0, or 2 if the pieces are
+    approximate (a piece outgrew the clip buffers).
     """
     hz, hy, hx = spacing3[0], spacing3[1], spacing3[2]
     if nact != 2:
-        _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_jac, fa, vb)
-        return
+        return _split_voxel_3d(
+            hz, hy, hx, nact, dcen, rel, piece, flen, want_jac, fa, vb
+        )
     rz, ry, rx = rel
     full = hz * hy * hx
     cz, cy, cx, rhs = _snap(
@@ -967,6 +995,7 @@ def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, want_jac, fa, bufs, vb):
     piece[1, 2] = -piece[0, 2]
     piece[1, 3] = -piece[0, 3]
     flen[0, 1] = ln
+    return 0
 
 
 @kernel(parallel=False)
@@ -1074,8 +1103,9 @@ def _sweep_box_3d(
     spacing3, origin3 = geom
     sites, owner = cells
     density, umass, extent = dens
-    want_moments, want_jac, jac_floor, jac_cap = opts
+    want_moments, want_jac, jac_floor, jac_cap, _ = opts
     dq, wide, dcen, rel, piece, flen, bufs, fa, vb = scratch
+    maxa = piece.shape[0]
     rz, ry, rx = rel
     hz = spacing3[0]
     hy = spacing3[1]
@@ -1113,14 +1143,14 @@ def _sweep_box_3d(
                 # active competitors: pd_q - pd_best <= 0 somewhere; to ``wide``,
                 # which has room for all
                 nact = _active_3d(best, bd, nk, dq, g, spacing3, wide)
-                if nact > MAXA:
+                if nact > maxa:
                     # crowded voxel (see the 2D sweep): drop the dominated ones,
-                    # keep the rest if they fit (not below MAXA: the degenerate
+                    # keep the rest if they fit (not below maxa: the degenerate
                     # pieces would then change sides, see _split_voxel_3d)
                     nact = _undominated_3d(wide, nact, dq, keep, sites, hz, hy, hx)
-                    if nact > MAXA:
+                    if nact > maxa:
                         status = 1
-                        nact = MAXA
+                        nact = maxa
                 if nact == 1:
                     centre = (zc, yc, xc)
                     _add_whole_3d(
@@ -1133,7 +1163,7 @@ def _sweep_box_3d(
                     rz[a] = g[0, q] - zc
                     ry[a] = g[1, q] - yc
                     rx[a] = g[2, q] - xc
-                _pieces_3d(
+                status |= _pieces_3d(
                     spacing3, nact, dcen, rel, piece, flen, want_jac, fa, bufs, vb
                 )
                 _add_pieces_3d(
@@ -1161,10 +1191,12 @@ def _fractional_tiles_3d(
         pixel extents (not only centres).
     extent : float
         ``sum_a h_a^2 / 12`` over the real axes (the pixel's own second moment).
-    opts : tuple ``(want_moments, want_jac, jac_floor, jac_cap)``
+    opts : tuple ``(want_moments, want_jac, jac_floor, jac_cap, maxa)``
         ``jac_floor`` is the pixel mass below which the Jacobian counts a pixel as
         having this mass (keeps cells separated by zero density connected; masses are
-        not affected); ``jac_cap`` the capacity per chunk of the triplet arrays.
+        not affected); ``jac_cap`` the capacity per chunk of the triplet arrays;
+        ``maxa`` the most active cells a pixel keeps (a crowded pixel sets the
+        status bit; the caller reruns its chunk with a larger ``maxa``).
     jac_out : tuple ``(jac_rows, jac_cols, jac_vals, jac_pix)``
         Jacobian triplet arrays, each (n_chunks, jac_cap), written in place;
         ``jac_pix`` is the flat index of the pixel that holds the facet piece.
@@ -1179,7 +1211,8 @@ def _fractional_tiles_3d(
     counts : (n_chunks,) int64
         Jacobian triplets per chunk (may exceed jac_cap: then rerun with more room).
     status : (n_chunks,) int64
-        Bit 1: a pixel had more than MAXA active cells (truncated).
+        Bit 1: a pixel had more than ``maxa`` active cells (truncated); bit 2: a
+        voxel's pieces outgrew the clip buffers (approximate).
     """
     shape3, tile, n_tiles, sub = tiling
     spacing3, origin3 = geom
@@ -1195,7 +1228,8 @@ def _fractional_tiles_3d(
         c = _spread(k_c, n_chunks)
         if not redo[c]:
             continue
-        keep, lb, dq, wide, dcen, rel, piece, flen, bufs, fa, vb = _scratch_3d(kmax)
+        scr = _scratch_3d(kmax, opts[4])
+        keep, lb, dq, wide, dcen, rel, piece, flen, bufs, fa, vb = scr
         keep2 = np.empty(kmax, np.int64)
         g = np.empty((4, kmax))
         lo = np.empty(3)
@@ -1524,12 +1558,13 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
     Parameters
     ----------
     hy, hx, nact : the pixel size; the number of active slots.
-    sl : (8, MAXV) float: row 0 the power distances at the centre, rows 1 and 2 the
+    sl : (8, >= ma) float: row 0 the power distances at the centre, rows 1 and 2 the
         site coordinates (row, column) relative to the centre, one column per slot;
         rows 3 to 7 are scratch.
-    piece : (MAXA, 5) out: area, 0, int u, int v, int |u|^2 (u relative to the centre).
-    flen : (MAXA, MAXA) out: facet length between slots a < b (``want_facets``).
-    poly, iw : (6 MAXA, MAXV) scratch, two polygons (u, v, tags) a slot; (4 MAXA,).
+    piece : (ma, 5) out: area, 0, int u, int v, int |u|^2 (u relative to the centre);
+        ``ma`` (at least ``nact``) sizes the scratch below.
+    flen : (ma, ma) out: facet length between slots a < b (``want_facets``).
+    poly, iw : (6 ma, >= ma + 8) scratch, two polygons (u, v, tags) a slot; (4 ma,).
 
     Notes
     -----
@@ -1547,12 +1582,13 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
     on a cut takes the cut's tag, see ``_clip_rows``).
     """
     full = hy * hx
+    ma = piece.shape[0]  # slots (the pass sizes the scratch)
     tiny = 1e-12 * full
     if want_facets:
         for a in range(nact):
             for b2 in range(nact):
                 flen[a, b2] = 0.0
-    # iw: [0, MAXA) slots by increasing power distance at the centre, then the vertex
+    # iw: [0, ma) slots by increasing power distance at the centre, then the vertex
     # counts, the polygon buffer in use, and the constraints of the slot being inserted
     for a in range(nact):
         p = a
@@ -1561,17 +1597,17 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             p -= 1
         iw[p] = a
     for a in range(nact):
-        iw[MAXA + a] = 0
-        iw[2 * MAXA + a] = 0
+        iw[ma + a] = 0
+        iw[2 * ma + a] = 0
     first = iw[0]
-    iw[MAXA + first] = _square_rows(hy, hx, poly, 6 * first)
+    iw[ma + first] = _square_rows(hy, hx, poly, 6 * first)
     for on in range(1, nact):
         n = iw[on]
         ncon = 0
         nfree = 0
         for ol in range(on):
             a = iw[ol]
-            nv = iw[MAXA + a]
+            nv = iw[ma + a]
             if nv == 0:
                 continue
             # pd_a <= pd_n  <=>  2 u.(y_n - y_a) <= d_n - d_a   (u = x - c)
@@ -1584,7 +1620,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
                 hy,
                 hx,
             )
-            r = 6 * a + 3 * iw[2 * MAXA + a]
+            r = 6 * a + 3 * iw[2 * ma + a]
             smax = -np.inf
             smin = np.inf
             for k in range(nv):
@@ -1596,28 +1632,28 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
                 # a beats n on the whole of its piece: its half-plane still bounds n,
                 # after those of the pieces that n reaches (stored from the end)
                 nfree += 1
-                sl[3, MAXA - nfree] = -cu
-                sl[4, MAXA - nfree] = -cv
-                sl[5, MAXA - nfree] = -rhs
-                iw[4 * MAXA - nfree] = a
+                sl[3, ma - nfree] = -cu
+                sl[4, ma - nfree] = -cv
+                sl[5, ma - nfree] = -rhs
+                iw[4 * ma - nfree] = a
                 continue
             sl[3, ncon] = -cu
             sl[4, ncon] = -cv
             sl[5, ncon] = -rhs
-            iw[3 * MAXA + ncon] = a
+            iw[3 * ma + ncon] = a
             ncon += 1
             if smin > 0.0:
-                iw[MAXA + a] = 0  # n takes the whole piece
+                iw[ma + a] = 0  # n takes the whole piece
             else:
-                o = 6 * a + 3 * (1 - iw[2 * MAXA + a])
-                iw[MAXA + a] = _clip_rows(poly, r, nv, sl, 7, n, o)
-                iw[2 * MAXA + a] = 1 - iw[2 * MAXA + a]
+                o = 6 * a + 3 * (1 - iw[2 * ma + a])
+                iw[ma + a] = _clip_rows(poly, r, nv, sl, 7, n, o)
+                iw[2 * ma + a] = 1 - iw[2 * ma + a]
         if ncon == 0:
             continue  # n owns no part of the pixel
         p = 0
         nv = _square_rows(hy, hx, poly, 6 * n)
         for jc in range(ncon + nfree):
-            ic = jc if jc < ncon else MAXA - nfree + (jc - ncon)
+            ic = jc if jc < ncon else ma - nfree + (jc - ncon)
             cu = sl[3, ic]
             cv = sl[4, ic]
             rhs = sl[5, ic]
@@ -1634,17 +1670,17 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             if smin > 0.0:
                 nv = 0
                 break
-            nv = _clip_rows(poly, r, nv, sl, 7, iw[3 * MAXA + ic], 6 * n + 3 * (1 - p))
+            nv = _clip_rows(poly, r, nv, sl, 7, iw[3 * ma + ic], 6 * n + 3 * (1 - p))
             p = 1 - p
-        iw[MAXA + n] = nv
-        iw[2 * MAXA + n] = p
+        iw[ma + n] = nv
+        iw[2 * ma + n] = p
     for a in range(nact):
-        nv = iw[MAXA + a]
+        nv = iw[ma + a]
         if nv < 3:
             for c in range(5):
                 piece[a, c] = 0.0
             continue
-        r = 6 * a + 3 * iw[2 * MAXA + a]
+        r = 6 * a + 3 * iw[2 * ma + a]
         ar, mu, mv, m2 = _moments_rows(poly, r, nv)
         piece[a, 0] = ar
         piece[a, 1] = 0.0
@@ -1796,12 +1832,12 @@ def _prune_2d(n, src, srci, ylo, yhi, xlo, xhi, lb, dst, dsti, owner, by_owner):
 
 
 @kernel(parallel=False)
-def _crowded_2d(best, bd, nk, dq, ii, marg, ky, kx, hy, hx, act, wide):
-    """Active slots of a pixel where more than MAXA competitors pass the first test.
+def _crowded_2d(best, bd, nk, dq, ii, marg, ky, kx, hy, hx, act, wide, maxa):
+    """Active slots of a pixel where more than ``maxa`` competitors pass the test.
 
     Cells with far sites and large weights can crowd a pixel. Collects them all in
-    ``wide``, drops the dominated ones, and copies the first ``min(count, MAXA)`` to
-    ``act``; returns the count left (> MAXA: truncated).
+    ``wide``, drops the dominated ones, and copies the first ``min(count, maxa)`` to
+    ``act``; returns the count left (> maxa: truncated).
     """
     nw = np.int64(1)
     wide[0] = best
@@ -1810,7 +1846,7 @@ def _crowded_2d(best, bd, nk, dq, ii, marg, ky, kx, hy, hx, act, wide):
             wide[nw] = q
             nw += 1
     nw = _undominated_2d(wide, nw, dq, ii, ky, kx, hy, hx)
-    for a in range(min(nw, MAXA)):
+    for a in range(min(nw, maxa)):
         act[a] = wide[a]
     return nw
 
@@ -1893,10 +1929,11 @@ def _sweep_box_2d(
     centre labels, and appends Jacobian triplets at ``cnt`` to row ``c`` of the
     arrays of ``jac_out`` (when ``want_jac``).
     ``scratch`` is ``(dq, fs, act, iw, sl, piece, flen, poly, wide)``: ``dq``
-    (kmax, sub_x) and rows 3 to 6 of ``fs`` float, ``act`` (MAXA + sub_x) and ``iw``
-    (4 MAXA) int64, ``sl`` (8, MAXV), ``piece`` (MAXA, 5), ``flen`` (MAXA, MAXA),
-    ``poly`` (6 MAXA, MAXV), ``wide`` (kmax + 1) int64. Whole arrays are passed, not
-    views: a view passed to a compiled call costs its reference counting.
+    (kmax, sub_x) and rows 3 to 6 of ``fs`` float, ``act`` (maxa + sub_x) and ``iw``
+    (4 maxa) int64, ``sl`` (8, mv), ``piece`` (maxa, 5), ``flen`` (maxa, maxa),
+    ``poly`` (6 maxa, mv), ``wide`` (kmax + 1) int64, ``mv >= maxa + 8``. Whole
+    arrays are passed, not views: a view passed to a compiled call costs its
+    reference counting.
 
     Per row, the power distances of all candidates at all centres come first
     (candidates outside, pixels inside); the margins of the competitors against the
@@ -1904,14 +1941,16 @@ def _sweep_box_2d(
 
     Returns
     -------
-    cnt : the new triplet count; status : 1 if a pixel had more than MAXA active cells.
+    cnt : the new triplet count; status : 1 if a pixel had more than ``maxa`` active
+        cells.
     """
     j0, j1, i0, i1 = box
     _, oy, ox, hz, hy, hx = frame
     sites, owner = cands
     density, umass, extent = dens
-    want_moments, want_jac, jac_floor, jac_cap = opts
+    want_moments, want_jac, jac_floor, jac_cap, _ = opts
     dq, fs, act, iw, sl, piece, flen, poly, wide = scratch
+    maxa = piece.shape[0]
     status = 0
     w = i1 - i0
     ky = fs[0]
@@ -1921,7 +1960,7 @@ def _sweep_box_2d(
     marg = fs[4]
     xcs = fs[5]
     bestd = fs[6]
-    bestq = act[MAXA:]
+    bestq = act[maxa:]
     for ii in range(w):
         xcs[ii] = ox + (i0 + ii + 0.5) * hx
     slack = 1 + 1e-9
@@ -1971,17 +2010,17 @@ def _sweep_box_2d(
             over = False
             for q in range(nk):
                 if dq[q, ii] - bd <= marg[q] and q != best:
-                    if nact < MAXA:
+                    if nact < maxa:
                         act[nact] = q
                         nact += 1
                     else:
                         over = True
             if over:
                 nact = _crowded_2d(
-                    best, bd, nk, dq, ii, marg, ky, kx, hy, hx, act, wide
+                    best, bd, nk, dq, ii, marg, ky, kx, hy, hx, act, wide, maxa
                 )
-                if nact > MAXA:
-                    nact = MAXA
+                if nact > maxa:
+                    nact = maxa
                     status = 1
             if nact >= 3:
                 # drop the competitors that another one beats on the whole square

@@ -165,6 +165,7 @@ class _Raster:
         self.n_chunks = _config.N_CHUNKS
         self._jac_cap = 1024
         self.truncated = False
+        self._maxa = _fractional.MAXA  # active cells a pixel keeps (grows)
         self.jacobian_floor = 0.0
         self.has_zeros = False
         if self.umass < 0:
@@ -375,13 +376,14 @@ class _Raster:
         redo = np.ones(self.n_chunks, dtype=np.bool_)
         parts = [None] * self.n_chunks  # per chunk: (rows, cols, vals, pix)
         out = None
+        sweep = (
+            _fractional._fractional_tiles_2d
+            if self.grid.ndim == 2
+            else _fractional._fractional_tiles_3d
+        )
+        peak = 0  # the most split-pixel pairs of a chunk
         while True:
             cap, rows, cols, vals, pix = self._triplet_buffers(cap)
-            sweep = (
-                _fractional._fractional_tiles_2d
-                if self.grid.ndim == 2
-                else _fractional._fractional_tiles_3d
-            )
             out_r, counts, status = sweep(
                 tiling,
                 geom,
@@ -391,7 +393,7 @@ class _Raster:
                 self.n,
                 self.n_chunks,
                 labels3,
-                (want_moments, want_jac, floor, cap),
+                (want_moments, want_jac, floor, cap, self._maxa),
                 (rows, cols, vals, pix),
                 redo,
             )
@@ -399,20 +401,41 @@ class _Raster:
                 out = out_r
             else:
                 out[redo] = out_r[redo]
-            if status.any() and not self.truncated:
+            peak = max(peak, int(counts.max()))
+            crowded = redo & ((status & 1) != 0)
+            if crowded.any() and self._maxa < _fractional.MAXA_LIMIT:
+                # a pixel met more cells than the scratch holds: rerun its chunks
+                # with room for more (kept for the later passes)
+                self._maxa = min(4 * self._maxa, _fractional.MAXA_LIMIT)
+                if want_jac:
+                    fits = redo & ~crowded & (counts <= cap)
+                    for c in np.flatnonzero(fits):
+                        k = counts[c]
+                        parts[c] = (rows[c, :k], cols[c, :k], vals[c, :k], pix[c, :k])
+                    redo = redo & ~fits
+                    cap = max(cap, int(counts[redo].max() * 1.25) + 16)
+                else:
+                    redo = crowded
+                continue
+            if (status != 0).any() and not self.truncated:
                 self.truncated = True
+                what = (
+                    f"a pixel meets more than {self._maxa} cells that none of the "
+                    "others dominates"
+                    if crowded.any()
+                    else "a voxel's pieces outgrew the clip buffers"
+                )
                 warnings.warn(
-                    "fractional quadrature: a pixel meets more than "
-                    f"{_fractional.MAXA} cells that none of the others dominates; "
-                    "the masses there are approximate (expected at most "
-                    f"{_fractional.MAXA}: use fewer points per pixel)",
+                    f"fractional quadrature: {what}; the masses there are "
+                    f"approximate (expected at most {self._maxa} cells a pixel: "
+                    "use fewer points per pixel)",
                     RuntimeWarning,
                     stacklevel=4,
                 )
             if not want_jac:
                 # counts are the split pixels' pairs: the Jacobian pass needs at most
                 # that many triplets per chunk
-                self._jac_cap = max(int(counts.max() * 1.25) + 64, 64)
+                self._jac_cap = max(int(peak * 1.25) + 64, 64)
                 break
             fits = redo & (counts <= cap)
             for c in np.flatnonzero(fits):
