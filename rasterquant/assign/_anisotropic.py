@@ -537,6 +537,28 @@ def _face_term(sites, geom, dens, p, q, axis, gp, gq):
 
 
 @kernel(parallel=False)
+def _neighbour(p, axis, step, n3, periodic):
+    """Return the face neighbour ``p + step e_axis`` of voxel ``p`` (index tuples).
+
+    ``n3`` is the raster's shape; on a periodic axis (``periodic`` nonzero) the
+    index wraps around. Beyond a border that is not periodic (or on a periodic axis
+    of one voxel) returns ``(-1, -1, -1)``. Indices in tuples, not arrays: an array
+    passed to a compiled call costs reference counting, once per face here.
+    """
+    k = p[axis] + step
+    n = n3[axis]
+    if k < 0 or k == n:
+        if periodic == 0 or n == 1:
+            return (-1, -1, -1)
+        k = (k + n) % n
+    if axis == 0:
+        return (k, p[1], p[2])
+    if axis == 1:
+        return (p[0], k, p[2])
+    return (p[0], p[1], k)
+
+
+@kernel(parallel=False)
 def _chunk_faces(copies, sites, geom, dens, periodic3, c, n_chunks, out, start, fill):
     """Count (and with ``fill`` write from ``start``) the cut faces of chunk ``c``.
 
@@ -546,25 +568,17 @@ def _chunk_faces(copies, sites, geom, dens, periodic3, c, n_chunks, out, start, 
     owner = sites[1]
     rows, cols, vals = out
     nz, ny, nx = copies.shape
-    n3 = (nz, ny, nx)
-    p = np.empty(3, np.int64)
-    q = np.empty(3, np.int64)
     pos = start
     status = 0
     for r in range(c * nz * ny // n_chunks, (c + 1) * nz * ny // n_chunks):
-        p[0], p[1] = r // ny, r % ny
         for i in range(nx):
-            p[2] = i
-            gp = copies[p[0], p[1], p[2]]
+            p = (r // ny, r % ny, i)
+            gp = copies[p]
             for axis in range(3):
-                for a in range(3):
-                    q[a] = p[a]
-                q[axis] += 1
-                if q[axis] == n3[axis]:
-                    if periodic3[axis] == 0 or n3[axis] == 1:
-                        continue
-                    q[axis] = 0
-                gq = copies[q[0], q[1], q[2]]
+                q = _neighbour(p, axis, 1, copies.shape, periodic3[axis])
+                if q[0] < 0:
+                    continue
+                gq = copies[q]
                 oi, oj = owner[gp], owner[gq]
                 if oi == oj:
                     continue
@@ -628,25 +642,17 @@ def _chunk_gaps(copies, sites, geom, periodic3, c, n_chunks, out, start, fill):
     owner = sites[1]
     vox, own, other, gap = out
     nz, ny, nx = copies.shape
-    n3 = (nz, ny, nx)
-    p = np.empty(3, np.int64)
-    q = np.empty(3, np.int64)
     pos = start
     for r in range(c * nz * ny // n_chunks, (c + 1) * nz * ny // n_chunks):
-        p[0], p[1] = r // ny, r % ny
         for i in range(nx):
-            p[2] = i
-            gp = copies[p[0], p[1], p[2]]
+            p = (r // ny, r % ny, i)
+            gp = copies[p]
             for axis in range(3):
                 for step in (-1, 1):
-                    for a in range(3):
-                        q[a] = p[a]
-                    q[axis] += step
-                    if q[axis] < 0 or q[axis] == n3[axis]:
-                        if periodic3[axis] == 0 or n3[axis] == 1:
-                            continue
-                        q[axis] = (q[axis] + n3[axis]) % n3[axis]
-                    gq = copies[q[0], q[1], q[2]]
+                    q = _neighbour(p, axis, step, copies.shape, periodic3[axis])
+                    if q[0] < 0:
+                        continue
+                    gq = copies[q]
                     if owner[gp] == owner[gq]:
                         continue
                     if fill:

@@ -1,13 +1,21 @@
 """The polygon and polyhedron clippers shared by the passes that clip (issue 18).
 
-A cell (or a pixel piece) is a convex polygon (2D) or polyhedron (3D) held in one of
-two buffers: ``vf[b, v]`` the coordinates of vertex ``v`` (and, in the last column,
-its signed value against the plane being cut), ``fi[b]`` the faces (3D: vertex runs
-``fi[b, 0, fi[b, 1, f]:fi[b, 1, f + 1]]``, tags ``fi[b, 2, f]``; 2D: the tag of the edge
-leaving vertex ``k`` in ``fi[b, 2, k]``). The caller classifies the vertices against
-the half-space (``sc[0, v]`` -1 inside, 1 outside; the values in ``vf[b, v, -1]``) and
-the clipper writes the part inside into the other buffer, vertices shared between
-faces, the new face (or edge) tagged as asked.
+2D: one primitive, :func:`_clip_2d`, clips a convex polygon by a half-plane for the
+passes that build cells as polygons (``_polygons``, the windowed cells of
+``_limits``, the geometric cells of ``_laguerre``). A polygon lives in three rows of
+a float array ``poly``: ``r`` (first coordinate), ``r + 1`` (second) and ``r + 2``
+(the tag of the edge leaving each vertex, as a float: the neighbour across it, -1 on
+the box). The caller writes the signed values of the vertices against the line into a
+row of ``sl`` and the clipper writes the part inside to rows ``o`` to ``o + 2`` (so
+several polygons, and both copies of each, share one array).
+
+3D: a polyhedron is held in one of two buffers: ``vf[b, v]`` the coordinates of
+vertex ``v`` (and, in the last column, its signed value against the plane being cut),
+``fi[b]`` the faces (vertex runs ``fi[b, 0, fi[b, 1, f]:fi[b, 1, f + 1]]``, tags
+``fi[b, 2, f]``). The caller classifies the vertices against the half-space
+(``sc[0, v]`` -1 inside, 1 outside; the values in ``vf[b, v, -1]``) and the clipper
+writes the part inside into the other buffer, vertices shared between faces, the new
+face tagged as asked.
 """
 
 from .._jit import kernel
@@ -19,19 +27,22 @@ _CLIP_BROKEN = 2
 
 
 @kernel(parallel=False)
-def _init_box_2d(blo, bhi, vf, fi):
-    """Write the rectangle ``[blo, bhi]`` (2,) into buffer 0 as 4 untagged edges."""
-    vf[0, 0, 0] = blo[0]
-    vf[0, 0, 1] = blo[1]
-    vf[0, 1, 0] = bhi[0]
-    vf[0, 1, 1] = blo[1]
-    vf[0, 2, 0] = bhi[0]
-    vf[0, 2, 1] = bhi[1]
-    vf[0, 3, 0] = blo[0]
-    vf[0, 3, 1] = bhi[1]
+def _init_box_2d(blo, bhi, poly):
+    """Write the rectangle ``[blo, bhi]`` (2,) into rows 0 to 2 of ``poly``.
+
+    Corners ``(blo0, blo1), (bhi0, blo1), (bhi0, bhi1), (blo0, bhi1)``, the 4 edges
+    untagged (-1). Returns 4.
+    """
+    poly[0, 0] = blo[0]
+    poly[1, 0] = blo[1]
+    poly[0, 1] = bhi[0]
+    poly[1, 1] = blo[1]
+    poly[0, 2] = bhi[0]
+    poly[1, 2] = bhi[1]
+    poly[0, 3] = blo[0]
+    poly[1, 3] = bhi[1]
     for k in range(4):
-        vf[0, k, 2] = 0.0
-        fi[0, 2, k] = -1
+        poly[2, k] = -1.0
     return 4
 
 
@@ -69,35 +80,66 @@ def _init_box_3d(blo, bhi, vf, fi):
 
 
 @kernel(parallel=False)
-def _clip_2d(vf, fi, sc, src, nv, tag):
-    """Clip the polygon in buffer ``src`` into buffer ``1 - src``.
+def _clip_2d(poly, r, nv, sl, srow, lim, tag, o):
+    """Clip the polygon in rows ``r`` to ``r + 2`` of ``poly`` by a half-plane.
 
-    The caller has classified the vertices: ``vf[src, k, 3]`` is the signed distance
-    ``s_k`` to the line, ``sc[0, k]`` is 1 outside, -1 inside, with at least one of
-    each. ``fi[src, 2, k]`` tags the edge from vertex ``k`` to ``k + 1``; the new edge
-    gets ``tag``. Returns the new vertex count (``nv + 1`` at most for a convex polygon,
-    ``2 nv`` whatever the rounding: the caller checks the capacity).
+    Parameters
+    ----------
+    poly : (R, M) float64
+        Polygons, three rows each (module docstring): vertex ``k`` at
+        ``(poly[r, k], poly[r + 1, k])``, the edge from ``k`` to ``k + 1`` tagged
+        ``poly[r + 2, k]``. Rows ``o`` to ``o + 2`` are written (``o != r``).
+    r, nv : int
+        First row and vertex count of the input.
+    sl : (S, M) float64
+        ``sl[srow, k]``: the value ``s_k`` of the cut at vertex ``k``.
+    srow : int
+    lim : float
+        The part where ``s <= lim`` is kept (0, or a rounding tolerance).
+    tag : float
+        Tag of the new edge along the cut, and of an input edge lying on it (both
+        ends at ``s == lim``).
+    o : int
+        First row of the output.
+
+    Returns
+    -------
+    int
+        The output's vertex count: ``nv + 1`` at most for a convex polygon, ``2 nv``
+        whatever the rounding (the caller checks the capacity). A crossing lies at
+        ``p_k + t (p_k2 - p_k)``, ``t = s_k / (s_k - s_k2)``; leaving the half-plane
+        starts the new edge.
+
+    Notes
+    -----
+    Rows of one array rather than separate arrays: array views passed to a compiled
+    call cost (reference counting) several times the clip itself.
     """
-    dst = 1 - src
     no = 0
     for k in range(nv):
         k2 = k + 1 if k + 1 < nv else 0
-        inside = sc[0, k] < 0
-        if inside:
-            vf[dst, no, 0] = vf[src, k, 0]
-            vf[dst, no, 1] = vf[src, k, 1]
-            fi[dst, 2, no] = fi[src, 2, k]
+        sp = sl[srow, k]
+        sq = sl[srow, k2]
+        if sp <= lim:
+            poly[o, no] = poly[r, k]
+            poly[o + 1, no] = poly[r + 1, k]
+            # an edge lying on the cut (a facet on a pixel's border) takes its tag
+            poly[o + 2, no] = tag if (sp == lim and sq == lim) else poly[r + 2, k]
             no += 1
-        if sc[0, k] != sc[0, k2]:
-            sa = vf[src, k, 3]
-            t = sa / (sa - vf[src, k2, 3])
-            vf[dst, no, 0] = vf[src, k, 0] + t * (vf[src, k2, 0] - vf[src, k, 0])
-            vf[dst, no, 1] = vf[src, k, 1] + t * (vf[src, k2, 1] - vf[src, k, 1])
-            # leaving the half-plane starts the new edge
-            fi[dst, 2, no] = tag if inside else fi[src, 2, k]
+            if sq > lim:
+                t = sp / (sp - sq)
+                poly[o, no] = poly[r, k] + t * (poly[r, k2] - poly[r, k])
+                pv = poly[r + 1, k]
+                poly[o + 1, no] = pv + t * (poly[r + 1, k2] - pv)
+                poly[o + 2, no] = tag
+                no += 1
+        elif sq <= lim:
+            t = sp / (sp - sq)
+            poly[o, no] = poly[r, k] + t * (poly[r, k2] - poly[r, k])
+            pv = poly[r + 1, k]
+            poly[o + 1, no] = pv + t * (poly[r + 1, k2] - pv)
+            poly[o + 2, no] = poly[r + 2, k]
             no += 1
-    for k in range(no):
-        vf[dst, k, 2] = 0.0
     return no
 
 
@@ -105,7 +147,7 @@ def _clip_2d(vf, fi, sc, src, nv, tag):
 def _clip_3d(vf, fi, sc, src, nv, nf, tag, tag_on=False):
     """Clip the polyhedron in buffer ``src`` into buffer ``1 - src``.
 
-    The caller has classified the vertices as for ``_clip_2d``. Faces with a vertex
+    The caller has classified the vertices (module docstring). Faces with a vertex
     inside are kept and clipped: an edge crossing the plane gets one new vertex, shared
     by the edge's two faces, where one face leaves the half-space and the other enters
     it. Each face's run outside the half-space becomes an edge from the leaving to the

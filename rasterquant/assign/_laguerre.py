@@ -33,18 +33,20 @@ triangle fan (2D) or from the tetrahedra between the site and the fan triangles 
 every face (3D); facets below ``EPS_FACET`` (relative) are contacts at a vertex or an
 edge and get no Jacobian entry.
 
-Buffers: a cell lives in ``vf`` (2, maxv, 4) float64 (two copies, ``src`` and
-``1 - src``; columns z, y, x (2D: y, x, 0) and the signed distance to the current
-plane) and ``fi`` (2, 3, maxe) int64: rows ``fidx`` (face vertex loops, 3D), ``fptr``
-(face offsets, 3D) and ``tag`` (the neighbour of each face (3D) or edge (2D), -1 for
-the box). ``sc`` (7, maxv) int64 is the clipper's scratch. A cell that does not fit
-reports ``_OVERFLOW``; ``laguerre_cells`` rebuilds such cells with both capacities
-doubled, up to what a convex cell can need: with ``F`` faces (at most one per other
-site or periodic image, plus the ``2 d`` box faces), a polygon has ``F`` vertices
-and a polyhedron at most ``2 F - 4`` vertices and ``6 F - 12`` face-vertex
-incidences, so the clipper (which asks for room for one crossing per edge, and for
-twice a face's size) needs ``maxv >= 2 (F + 1)`` and ``maxe >= 8 (F + 1)``; the
-search stops at twice these.
+Buffers (the layouts of :mod:`._clip`): a polyhedron lives in ``vf`` (2, maxv, 4)
+float64 (two copies, ``src`` and ``1 - src``; columns z, y, x and the signed distance
+to the current plane) and ``fi`` (2, 3, maxe) int64: rows ``fidx`` (face vertex
+loops), ``fptr`` (face offsets) and ``tag`` (the neighbour of each face, -1 for the
+box); ``sc`` (7, maxv) int64 is the clipper's scratch. A polygon lives in rows
+``3 src`` to ``3 src + 2`` of ``pg`` (7, maxv) float64 (y, x, and the neighbour of
+the edge leaving each vertex, -1 for the box), row 6 the signed distances. A cell
+that does not fit reports ``_OVERFLOW``; ``laguerre_cells`` rebuilds such cells
+with both capacities doubled, up to what a convex cell can need: with ``F`` faces
+(at most one per other site or periodic image, plus the ``2 d`` box faces), a
+polygon has ``F`` vertices and a polyhedron at most ``2 F - 4`` vertices and
+``6 F - 12`` face-vertex incidences, so the clipper (which asks for room for one
+crossing per edge, and for twice a face's size) needs ``maxv >= 2 (F + 1)`` and
+``maxe >= 8 (F + 1)``; the search stops at twice these.
 """
 
 import itertools
@@ -113,7 +115,7 @@ def _sift_down(hd, hg, k, n):
 
 @kernel(parallel=False)
 def _chunk_buffers(ptr, r0, r1, maxv, maxe):
-    """Scratch for the cells ``r0:r1`` of a pass: ``(blo, bhi, (hd, hg, vf, fi, sc))``.
+    """Scratch for the cells ``r0:r1``: ``(blo, bhi, (hd, hg, vf, fi, sc, pg))``.
 
     A start box, a heap for the longest neighbour list of these cells (``ptr`` as in
     ``_laguerre_pass``), and cell buffers of capacities ``maxv``, ``maxe``.
@@ -126,7 +128,8 @@ def _chunk_buffers(ptr, r0, r1, maxv, maxe):
     vf = np.empty((2, maxv, 4))
     fi = np.empty((2, 3, maxe), np.int64)
     sc = np.empty((7, maxv), np.int64)
-    return np.zeros(3), np.zeros(3), (hd, hg, vf, fi, sc)
+    pg = np.empty((7, maxv))
+    return np.zeros(3), np.zeros(3), (hd, hg, vf, fi, sc, pg)
 
 
 @kernel(parallel=False)
@@ -147,6 +150,19 @@ def _start_box(i, sites, box, blo, bhi):
 
 
 @kernel(parallel=False)
+def _radius2(ndim, vf, pg, src, nv):
+    """Return the largest squared distance from the site to a vertex of the cell."""
+    r2 = 0.0
+    if ndim == 2:
+        for v in range(nv):
+            r2 = max(r2, pg[3 * src, v] ** 2 + pg[3 * src + 1, v] ** 2)
+    else:
+        for v in range(nv):
+            r2 = max(r2, vf[src, v, 0] ** 2 + vf[src, v, 1] ** 2 + vf[src, v, 2] ** 2)
+    return r2
+
+
+@kernel(parallel=False)
 def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, bufs):
     """Clip the start box of cell ``i`` by its neighbours, nearest (lifted) first.
 
@@ -162,7 +178,7 @@ def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, bufs):
         Sites then periodic images, the original of each, ``max psi - psi`` of each.
     blo, bhi : (3,) float64
         Start box relative to the site.
-    bufs : tuple ``(hd, hg, vf, fi, sc)``
+    bufs : tuple ``(hd, hg, vf, fi, sc, pg)``
         Heap scratch ``hd`` (>= k,) float64 and ``hg`` (>= k,) int64, and the cell
         buffers (module docstring; see ``_chunk_buffers``); the cell ends in buffer
         ``src``.
@@ -177,9 +193,9 @@ def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, bufs):
     dstop : float
         Lifted distance beyond which no site can clip the final cell.
     """
-    hd, hg, vf, fi, sc = bufs
+    hd, hg, vf, fi, sc, pg = bufs
     if ndim == 2:
-        nv = _init_box_2d(blo, bhi, vf, fi)
+        nv = _init_box_2d(blo, bhi, pg)
         nf = nv
     else:
         nv, nf = _init_box_3d(blo, bhi, vf, fi)
@@ -198,9 +214,7 @@ def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, bufs):
         nh += 1
     for k in range(nh // 2 - 1, -1, -1):
         _sift_down(hd, hg, k, nh)
-    r2 = 0.0
-    for v in range(nv):
-        r2 = max(r2, vf[0, v, 0] ** 2 + vf[0, v, 1] ** 2 + vf[0, v, 2] ** 2)
+    r2 = _radius2(ndim, vf, pg, src, nv)
     dstop = np.sqrt(r2) + np.sqrt(r2 + h2[i])
     while nh > 0 and hd[0] < dstop:
         g = hg[0]
@@ -217,22 +231,29 @@ def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, bufs):
         if b - tol > nn * np.sqrt(r2):
             continue  # the plane is farther from the site than every vertex
         n_out = 0
-        for v in range(nv):
-            s = n0 * vf[src, v, 0] + n1 * vf[src, v, 1] + n2 * vf[src, v, 2] - b
-            vf[src, v, 3] = s
-            if s > tol:
-                sc[0, v] = 1
-                n_out += 1
-            else:
-                sc[0, v] = -1
+        if ndim == 2:
+            for v in range(nv):
+                s = n0 * pg[3 * src, v] + n1 * pg[3 * src + 1, v] - b
+                pg[6, v] = s
+                if s > tol:
+                    n_out += 1
+        else:
+            for v in range(nv):
+                s = n0 * vf[src, v, 0] + n1 * vf[src, v, 1] + n2 * vf[src, v, 2] - b
+                vf[src, v, 3] = s
+                if s > tol:
+                    sc[0, v] = 1
+                    n_out += 1
+                else:
+                    sc[0, v] = -1
         if n_out == 0:
             continue
         if n_out == nv:
             return _DONE, src, 0, 0, 0.0
         if ndim == 2:
-            if 2 * nv > vf.shape[1]:  # room for one crossing per edge
+            if 2 * nv > pg.shape[1]:  # room for one crossing per edge
                 return _OVERFLOW, src, nv, nf, dstop
-            nv = _clip_2d(vf, fi, sc, src, nv, g)
+            nv = _clip_2d(pg, 3 * src, nv, pg, 6, tol, float(g), 3 * (1 - src))
             nf = nv
         else:
             code, nv, nf = _clip_3d(vf, fi, sc, src, nv, nf, g)
@@ -241,15 +262,13 @@ def _build_cell(i, ndim, nbrs, sites, owner, h2, blo, bhi, bufs):
             if code == _CLIP_BROKEN:
                 return _BROKEN, src, nv, nf, dstop
         src = 1 - src
-        r2 = 0.0
-        for v in range(nv):
-            r2 = max(r2, vf[src, v, 0] ** 2 + vf[src, v, 1] ** 2 + vf[src, v, 2] ** 2)
+        r2 = _radius2(ndim, vf, pg, src, nv)
         dstop = np.sqrt(r2) + np.sqrt(r2 + h2[i])
     return _DONE, src, nv, nf, dstop
 
 
 @kernel(parallel=False)
-def _polygon_out(i, vf, fi, src, nv, sites, owner, out_row, fac_j, fac_val):
+def _polygon_out(i, pg, src, nv, sites, owner, out_row, fac_j, fac_val):
     """Area, moments and facets of the final polygon of cell ``i``.
 
     Writes ``out_row`` (5,) (area, 0, int u, int v, int |u|^2 about the site) and the
@@ -257,10 +276,11 @@ def _polygon_out(i, vf, fi, src, nv, sites, owner, out_row, fac_j, fac_val):
     ``fac_j``, ``fac_val`` (edges shorter than ``EPS_FACET R`` are contacts at a vertex
     up to rounding: skipped); returns their count.
     """
+    r = 3 * src
     r2 = 0.0
     for k in range(nv):
-        r2 = max(r2, vf[src, k, 0] ** 2 + vf[src, k, 1] ** 2)
-    ar, mu, mv, m2 = _polygon_moments(vf[src, :, 0], vf[src, :, 1], nv)
+        r2 = max(r2, pg[r, k] ** 2 + pg[r + 1, k] ** 2)
+    ar, mu, mv, m2 = _polygon_moments(pg[r], pg[r + 1], nv)
     out_row[0] = ar
     out_row[1] = 0.0
     out_row[2] = mu
@@ -268,12 +288,12 @@ def _polygon_out(i, vf, fi, src, nv, sites, owner, out_row, fac_j, fac_val):
     out_row[4] = m2
     nfac = 0
     for k in range(nv):
-        g = fi[src, 2, k]
+        g = np.int64(pg[r + 2, k])
         if g < 0:
             continue
         k2 = k + 1 if k + 1 < nv else 0
-        du = vf[src, k2, 0] - vf[src, k, 0]
-        dv = vf[src, k2, 1] - vf[src, k, 1]
+        du = pg[r, k2] - pg[r, k]
+        dv = pg[r + 1, k2] - pg[r + 1, k]
         ln = np.sqrt(du * du + dv * dv)
         if ln > EPS_FACET * np.sqrt(r2):
             e0 = sites[g, 0] - sites[i, 0]
@@ -402,7 +422,7 @@ def _laguerre_pass(
     for c in prange(n_chunks):
         r0, r1 = c * n // n_chunks, (c + 1) * n // n_chunks
         blo, bhi, bufs = _chunk_buffers(ptr, r0, r1, maxv, maxe)
-        vf, fi = bufs[2], bufs[3]
+        vf, fi, pg = bufs[2], bufs[3], bufs[5]
         fac_j = np.empty(maxe, np.int64)  # a face has 3 or more incidences
         fac_val = np.empty(maxe)
         cnt = 0
@@ -421,7 +441,7 @@ def _laguerre_pass(
                 continue
             if ndim == 2:
                 nfac = _polygon_out(
-                    i, vf, fi, src, nv, sites, owner, out[r], fac_j, fac_val
+                    i, pg, src, nv, sites, owner, out[r], fac_j, fac_val
                 )
             else:
                 nfac = _polyhedron_out(
@@ -475,7 +495,7 @@ def _vertex_pass(cells, ptr, nbrs, radius, sites, owner, h2, box, cap, maxv, max
     for c in prange(n_chunks):
         r0, r1 = c * n // n_chunks, (c + 1) * n // n_chunks
         blo, bhi, bufs = _chunk_buffers(ptr, r0, r1, maxv, maxe)
-        vf = bufs[2]
+        pg = bufs[5]
         cnt = 0
         for r in range(r0, r1):
             i = cells[r]
@@ -491,8 +511,8 @@ def _vertex_pass(cells, ptr, nbrs, radius, sites, owner, h2, box, cap, maxv, max
             nvert[r] = nv
             for k in range(nv):
                 if cnt < cap:
-                    verts[c, cnt, 0] = vf[src, k, 0] + sites[i, 0]
-                    verts[c, cnt, 1] = vf[src, k, 1] + sites[i, 1]
+                    verts[c, cnt, 0] = pg[3 * src, k] + sites[i, 0]
+                    verts[c, cnt, 1] = pg[3 * src + 1, k] + sites[i, 1]
                 cnt += 1
         counts[c] = cnt
     return status, dstop, nvert, verts, counts

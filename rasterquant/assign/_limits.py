@@ -19,7 +19,8 @@ import scipy.sparse as sp
 from numba import prange
 
 from .._jit import kernel
-from ._fractional import MAXV, _clip_rows, _cut_value, _moments_rows
+from ._clip import _clip_2d
+from ._fractional import MAXV, _cut_value, _moments_rows
 from ._fractional import _square_rows as _square
 from ._polygons import cell_masses_at
 
@@ -89,7 +90,7 @@ def _cell_masses(
                         sl[0, v] = _cut_value(
                             cu, cv, rhs, poly[3 * p, v], poly[3 * p + 1, v], hy, hx
                         )
-                    nv = _clip_rows(poly, 3 * p, nv, sl, 0, 0.0, 3 * (1 - p))
+                    nv = _clip_2d(poly, 3 * p, nv, sl, 0, 0.0, 0.0, 3 * (1 - p))
                     p = 1 - p
                     if nv == 0:
                         break

@@ -28,6 +28,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel
+from ._clip import _clip_2d
 
 __all__ = [
     "PolygonPass",
@@ -208,13 +209,14 @@ def _walk(y0, x0, y1, x1, yi, xi, geo, rho, rhol, lp, stride, box, flags, acc):
 
 
 @kernel(parallel=False)
-def _box_prefixes(py, px, cur, nv, yi, xi, geo, rho, want_moments, lp, box):
+def _box_prefixes(poly, r, nv, yi, xi, geo, rho, want_moments, lp, box):
     """Return the polygon's area, and the pixels it meets with their row prefixes.
 
-    Writes ``box`` (first and last row, first and last column) and the prefixes
-    ``F0`` (and ``F1, F2`` with ``want_moments``) at each column's left border of
-    each row of the box to ``lp`` (grown if needed). Returns ``(signed area, row
-    stride of lp, lp)``.
+    The polygon is in rows ``r`` (y) and ``r + 1`` (x) of ``poly``, relative to the
+    site ``(yi, xi)``. Writes ``box`` (first and last row, first and last column)
+    and the prefixes ``F0`` (and ``F1, F2`` with ``want_moments``) at each column's
+    left border of each row of the box to ``lp`` (grown if needed). Returns
+    ``(signed area, row stride of lp, lp)``.
     """
     oy, ox, hy, hx = geo[0], geo[1], geo[2], geo[3]
     h_rows = rho.shape[0]
@@ -226,11 +228,11 @@ def _box_prefixes(py, px, cur, nv, yi, xi, geo, rho, want_moments, lp, box):
     ymax = -np.inf
     for k in range(nv):
         k2 = k + 1 if k + 1 < nv else 0
-        area += px[cur, k] * py[cur, k2] - px[cur, k2] * py[cur, k]
-        xmin = min(xmin, px[cur, k])
-        xmax = max(xmax, px[cur, k])
-        ymin = min(ymin, py[cur, k])
-        ymax = max(ymax, py[cur, k])
+        area += poly[r + 1, k] * poly[r, k2] - poly[r + 1, k2] * poly[r, k]
+        xmin = min(xmin, poly[r + 1, k])
+        xmax = max(xmax, poly[r + 1, k])
+        ymin = min(ymin, poly[r, k])
+        ymax = max(ymax, poly[r, k])
     area *= 0.5
     # the pixels the cell meets (rows, then columns; inclusive)
     box[0] = min(max(int(np.floor((ymin + yi - oy) / hy)), 0), h_rows - 1)
@@ -270,29 +272,30 @@ def _box_prefixes(py, px, cur, nv, yi, xi, geo, rho, want_moments, lp, box):
 
 
 @kernel(parallel=False)
-def _clip_cell(i, pts, w, dw, t, cand, ncand, over, lo, hi, py, px, pt, sv):
+def _clip_cell(i, pts, w, dw, t, cand, ncand, over, lo, hi, poly, sl):
     """Build cell ``i`` at the weights ``w + t dw``.
 
     The box, clipped by the half-planes of the candidates ``cand[:ncand]``.
 
-    The polygon is written to rows ``cur`` of ``py, px`` (relative to the site) with
-    the edge tags ``pt`` (the neighbour across, -1 on the box); ``sv`` is scratch.
-    Returns ``(cur, nv, over)``: ``nv`` vertices (0: empty), ``over`` if the buffers
-    overflowed (or ``over`` was given).
+    The polygon is written to rows ``r`` to ``r + 2`` of ``poly`` (6, MAXV): its
+    vertices relative to the site and the edge tags (the neighbour across, -1 on the
+    box), see :mod:`._clip`; ``sl`` (1, MAXV) is scratch. Returns ``(r, nv, over)``:
+    ``nv`` vertices (0: empty), ``over`` if the buffers overflowed (or ``over`` was
+    given).
     """
     yi = pts[i, 0]
     xi = pts[i, 1]
-    cur = 0
-    py[0, 0] = lo[0] - yi
-    px[0, 0] = lo[1] - xi
-    py[0, 1] = lo[0] - yi
-    px[0, 1] = hi[1] - xi
-    py[0, 2] = hi[0] - yi
-    px[0, 2] = hi[1] - xi
-    py[0, 3] = hi[0] - yi
-    px[0, 3] = lo[1] - xi
+    r = 0
+    poly[0, 0] = lo[0] - yi
+    poly[1, 0] = lo[1] - xi
+    poly[0, 1] = lo[0] - yi
+    poly[1, 1] = hi[1] - xi
+    poly[0, 2] = hi[0] - yi
+    poly[1, 2] = hi[1] - xi
+    poly[0, 3] = hi[0] - yi
+    poly[1, 3] = lo[1] - xi
     for k in range(4):
-        pt[0, k] = -1  # the box
+        poly[2, k] = -1.0  # the box
     nv = 4
     # a disc around the polygon (centre, radius; updated after each cut): a
     # candidate whose half-plane holds the whole disc cannot cut (one test
@@ -313,8 +316,8 @@ def _clip_cell(i, pts, w, dw, t, cand, ncand, over, lo, hi, py, px, pt, sv):
         smax = -np.inf
         smin = np.inf
         for k in range(nv):
-            s = 2.0 * (py[cur, k] * ey + px[cur, k] * ex) - b
-            sv[k] = s
+            s = 2.0 * (poly[r, k] * ey + poly[r + 1, k] * ex) - b
+            sl[0, k] = s
             smax = max(smax, s)
             smin = min(smin, s)
         if smax <= 0.0:
@@ -322,45 +325,23 @@ def _clip_cell(i, pts, w, dw, t, cand, ncand, over, lo, hi, py, px, pt, sv):
         if smin > 0.0:
             nv = 0
             break
-        o = 1 - cur
-        no = 0
-        for k in range(nv):
-            k2 = k + 1 if k + 1 < nv else 0
-            sp = sv[k]
-            sq = sv[k2]
-            if sp <= 0.0:
-                py[o, no] = py[cur, k]
-                px[o, no] = px[cur, k]
-                pt[o, no] = c if (sp == 0.0 and sq == 0.0) else pt[cur, k]
-                no += 1
-                if sq > 0.0:
-                    u = sp / (sp - sq)
-                    py[o, no] = py[cur, k] + u * (py[cur, k2] - py[cur, k])
-                    px[o, no] = px[cur, k] + u * (px[cur, k2] - px[cur, k])
-                    pt[o, no] = c
-                    no += 1
-            elif sq <= 0.0:
-                u = sp / (sp - sq)
-                py[o, no] = py[cur, k] + u * (py[cur, k2] - py[cur, k])
-                px[o, no] = px[cur, k] + u * (px[cur, k2] - px[cur, k])
-                pt[o, no] = pt[cur, k]
-                no += 1
-        cur = o
-        nv = no
+        o = 3 - r
+        nv = _clip_2d(poly, r, nv, sl, 0, 0.0, float(c), o)
+        r = o
         if nv > MAXV - 2:
             over = True
         my = 0.0
         mx = 0.0
         for k in range(nv):
-            my += py[cur, k]
-            mx += px[cur, k]
+            my += poly[r, k]
+            mx += poly[r + 1, k]
         my /= max(nv, 1)
         mx /= max(nv, 1)
         rad = 0.0
         for k in range(nv):
-            rad = max(rad, (py[cur, k] - my) ** 2 + (px[cur, k] - mx) ** 2)
+            rad = max(rad, (poly[r, k] - my) ** 2 + (poly[r + 1, k] - mx) ** 2)
         rad = np.sqrt(rad) * (1.0 + 1e-12) + 1e-12
-    return cur, nv, over
+    return r, nv, over
 
 
 @kernel(parallel=True)
@@ -376,26 +357,11 @@ def cell_masses_at(cells, t, nbr_ptr, nbr_idx, pts, psi, delta, lo, hi, geo, rho
     fail = np.zeros(len(cells), np.bool_)
     for k in prange(len(cells)):
         i = cells[k]
-        py = np.empty((2, MAXV))
-        px = np.empty((2, MAXV))
-        pt = np.empty((2, MAXV), np.int64)
-        sv = np.empty(MAXV)
+        poly = np.empty((6, MAXV))
+        sl = np.empty((1, MAXV))
         cand = nbr_idx[nbr_ptr[k] : nbr_ptr[k + 1]]
-        cur, nv, over = _clip_cell(
-            i,
-            pts,
-            psi,
-            delta,
-            t[k],
-            cand,
-            len(cand),
-            np.bool_(False),
-            lo,
-            hi,
-            py,
-            px,
-            pt,
-            sv,
+        r, nv, over = _clip_cell(
+            i, pts, psi, delta, t[k], cand, len(cand), np.bool_(False), lo, hi, poly, sl
         )
         if over:
             fail[k] = True
@@ -406,16 +372,16 @@ def cell_masses_at(cells, t, nbr_ptr, nbr_idx, pts, psi, delta, lo, hi, geo, rho
         xi = pts[i, 1]
         box = np.empty(4, np.int64)
         area, stride, lp = _box_prefixes(
-            py, px, cur, nv, yi, xi, geo, rho, np.bool_(False), np.empty(64), box
+            poly, r, nv, yi, xi, geo, rho, np.bool_(False), np.empty(64), box
         )
         acc = np.zeros(8)
         for e in range(nv):
             e2 = e + 1 if e + 1 < nv else 0
-            ay = py[cur, e] + yi
-            by = py[cur, e2] + yi
+            ay = poly[r, e] + yi
+            by = poly[r, e2] + yi
             if ay != by:
-                ax = px[cur, e] + xi
-                bx = px[cur, e2] + xi
+                ax = poly[r + 1, e] + xi
+                bx = poly[r + 1, e2] + xi
                 fl = np.int64(0)  # masses only; not a literal (one compiled _walk)
                 _walk(ay, ax, by, bx, yi, xi, geo, rho, rho, lp, stride, box, fl, acc)
         m[k] = acc[0] if area > 0.0 else -acc[0]
@@ -524,10 +490,8 @@ def _polygon_pass(pts, w, graph, frame, rho, rhol, flags, depth, n_chunks, bufs)
     odd = np.zeros(n_chunks)
     for ch in prange(n_chunks):
         stamp = np.full(n, -1, np.int64)
-        py = np.empty((2, MAXV))
-        px = np.empty((2, MAXV))
-        pt = np.empty((2, MAXV), np.int64)
-        sv = np.empty(MAXV)
+        poly = np.empty((6, MAXV))
+        sl = np.empty((1, MAXV))
         cand = np.empty(MAXC, np.int64)
         lp = np.empty(LOCAL_PREFIX)
         acc = np.empty(8)
@@ -536,8 +500,8 @@ def _polygon_pass(pts, w, graph, frame, rho, rhol, flags, depth, n_chunks, bufs)
             yi = pts[i, 0]
             xi = pts[i, 1]
             ncand, over = _rings(i, nb_ptr, nb_idx, depth, stamp, cand)
-            cur, nv, over = _clip_cell(
-                i, pts, w, w, 0.0, cand, ncand, over, lo, hi, py, px, pt, sv
+            r, nv, over = _clip_cell(
+                i, pts, w, w, 0.0, cand, ncand, over, lo, hi, poly, sl
             )
             base = i * MAX_FACETS
             # unused slots: (i, i), which every reader skips
@@ -562,22 +526,22 @@ def _polygon_pass(pts, w, graph, frame, rho, rhol, flags, depth, n_chunks, bufs)
                 boxes[i, 3] = -1
                 continue
             area, stride, lp = _box_prefixes(
-                py, px, cur, nv, yi, xi, geo, rho, want_moments, lp, boxes[i]
+                poly, r, nv, yi, xi, geo, rho, want_moments, lp, boxes[i]
             )
             for a in range(8):
                 acc[a] = 0.0
             nf = 0
             for k in range(nv):
                 k2 = k + 1 if k + 1 < nv else 0
-                t = pt[cur, k]
+                t = np.int64(poly[r + 2, k])
                 # every facet is seen from both of its cells: their lengths must
                 # agree (see below); its Jacobian entry comes from the lower index
                 facet = t >= 0 and t != i
                 first = facet and t > i
-                ay = py[cur, k] + yi
-                ax = px[cur, k] + xi
-                by = py[cur, k2] + yi
-                bx = px[cur, k2] + xi
+                ay = poly[r, k] + yi
+                ax = poly[r + 1, k] + xi
+                by = poly[r, k2] + yi
+                bx = poly[r + 1, k2] + xi
                 if ay == by and not facet:
                     continue
                 flags = 4 if want_moments else 0
