@@ -18,15 +18,17 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel
-from ._clip import _CLIP_CUT, _clip_3d, _init_box_3d
+from ._clip import _CLIP_CUT, _clip_2d, _clip_3d, _init_box_3d
 from ._kernels import _prune, _spread
 
 #: capacity of the fixed-size clip buffers
 MAXV = 64  # polygon vertices (2D) / vertices per face (3D)
 MAXF = 32  # faces of a clipped polyhedron (3D)
 MAXA = 24  # active candidates in one pixel, to start with (see ``opts``)
-#: the most active candidates a pass grows to (``cells._Raster._fractional``)
-MAXA_LIMIT = 384
+#: the most active candidates a pass grows to (``cells._Raster._fractional``), 2D
+#: and 3D (the 2D scratch holds two polygons of ``maxa + 8`` vertices a slot)
+MAXA_LIMIT_2D = 384
+MAXA_LIMIT_3D = 1536
 #: 2D boxes (rows, columns) between tiles and sub-boxes, pruned from the tile's list
 MID_2D = (16, 16)
 #: 3D boxes (z, y, x) inside the sub-boxes, pruned from the sub-box's list
@@ -592,17 +594,23 @@ def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, fa, v
     ``rel`` is ``(sz, sy, sx)``, ``fa`` the buffers of ``_split_pixel_3d`` (used when a
     voxel does not fit ``vb = (vf, fi, sc)``). Returns the status of
     :func:`_split_pixel_3d` (0: exact).
+
+    A crowded voxel (more than MAXA slots, most of them with empty pieces) cuts each
+    slot by the others in the order of their power distance at the centre: the
+    strongest competitors come first, and an empty piece stops after a few cuts.
     """
     sz, sy, sx = rel
     vf, fi, sc = vb
     last = _unclipped_slot(nact, dcen, piece, flen)
     full = hz * hy * hx
+    order = np.argsort(dcen[:nact]) if nact > MAXA else np.arange(nact)
     for a in range(nact):
         if a == last:
             continue
         nv, nf = _vbox(hz, hy, hx, vf, fi)
         src = 0
-        for b2 in range(nact):
+        for ib in range(nact):
+            b2 = order[ib]
             if b2 == a:
                 continue
             cz, cy, cx, rhs = _snap(
@@ -1471,46 +1479,6 @@ def _square_rows(hy, hx, poly, r):
 
 
 @kernel(parallel=False)
-def _clip_rows(poly, r, nv, sl, srow, tag, o):
-    """Clip the polygon in rows ``r`` (u), ``r + 1`` (v), ``r + 2`` (tags) of ``poly``.
-
-    Edge k -> k+1 is tagged ``poly[r + 2, k]``. ``sl[srow, k]`` is the value of the cut
-    at vertex k; the part where it is <= 0 is kept. The new edge along the cut gets
-    ``tag``, and so does an edge lying on the cut. Writes the result to rows ``o`` to
-    ``o + 2`` and returns its vertex count.
-
-    Rows of one buffer rather than separate arrays: array views passed to a compiled
-    call cost (reference counting) several times the clip itself.
-    """
-    no = 0
-    for k in range(nv):
-        k2 = k + 1 if k + 1 < nv else 0
-        sp = sl[srow, k]
-        sq = sl[srow, k2]
-        if sp <= 0.0:
-            poly[o, no] = poly[r, k]
-            poly[o + 1, no] = poly[r + 1, k]
-            # an edge lying on the cut is a facet piece on the pixel's border
-            poly[o + 2, no] = tag if (sp == 0.0 and sq == 0.0) else poly[r + 2, k]
-            no += 1
-            if sq > 0.0:
-                t = sp / (sp - sq)
-                poly[o, no] = poly[r, k] + t * (poly[r, k2] - poly[r, k])
-                pv = poly[r + 1, k]
-                poly[o + 1, no] = pv + t * (poly[r + 1, k2] - pv)
-                poly[o + 2, no] = tag
-                no += 1
-        elif sq <= 0.0:
-            t = sp / (sp - sq)
-            poly[o, no] = poly[r, k] + t * (poly[r, k2] - poly[r, k])
-            pv = poly[r + 1, k]
-            poly[o + 1, no] = pv + t * (poly[r + 1, k2] - pv)
-            poly[o + 2, no] = poly[r + 2, k]
-            no += 1
-    return no
-
-
-@kernel(parallel=False)
 def _moments_rows(poly, r, nv):
     """Return area, int u, int v and int |u|^2 of the polygon in rows ``r``, ``r + 1``.
 
@@ -1579,7 +1547,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
     ``n``). Keeping the half-planes of the pieces that ``n`` does not reach makes the
     result exact even when rounding misjudges a tie at a vertex (lines through pixel
     corners). Edges carry the slot across them (-1 on the pixel border; an edge lying
-    on a cut takes the cut's tag, see ``_clip_rows``).
+    on a cut takes the cut's tag, see ``_clip._clip_2d``).
     """
     full = hy * hx
     ma = piece.shape[0]  # slots (the pass sizes the scratch)
@@ -1646,7 +1614,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
                 iw[ma + a] = 0  # n takes the whole piece
             else:
                 o = 6 * a + 3 * (1 - iw[2 * ma + a])
-                iw[ma + a] = _clip_rows(poly, r, nv, sl, 7, n, o)
+                iw[ma + a] = _clip_2d(poly, r, nv, sl, 7, 0.0, n, o)
                 iw[2 * ma + a] = 1 - iw[2 * ma + a]
         if ncon == 0:
             continue  # n owns no part of the pixel
@@ -1670,7 +1638,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             if smin > 0.0:
                 nv = 0
                 break
-            nv = _clip_rows(poly, r, nv, sl, 7, iw[3 * ma + ic], 6 * n + 3 * (1 - p))
+            nv = _clip_2d(poly, r, nv, sl, 7, 0.0, iw[3 * ma + ic], 6 * n + 3 * (1 - p))
             p = 1 - p
         iw[ma + n] = nv
         iw[2 * ma + n] = p

@@ -22,7 +22,21 @@ from ._laguerre import laguerre_cells
 #: "fractional" (boundary pixels split exactly among the cells crossing them)
 QUADRATURES = ("center", "fractional")
 
-__all__ = ["Cells", "QuadratureSpec", "assign_cells", "mass_jacobian"]
+__all__ = [
+    "Cells",
+    "CrowdedPixelsError",
+    "QuadratureSpec",
+    "assign_cells",
+    "mass_jacobian",
+]
+
+
+class CrowdedPixelsError(RuntimeError):
+    """A pixel meets more cells than this raster allows (``_Raster.crowd_limit``).
+
+    Raised only on the coarse rasters of a multiscale start, which are then skipped:
+    a raster that puts many cells into one pixel is too coarse for these points.
+    """
 
 
 @dataclass(frozen=True)
@@ -166,6 +180,13 @@ class _Raster:
         self._jac_cap = 1024
         self.truncated = False
         self._maxa = _fractional.MAXA  # active cells a pixel keeps (grows)
+        #: the most cells a pixel may meet before the masses are approximate (a
+        #: coarse level of a multiscale start sets it lower, and is skipped beyond)
+        planar = grid.ndim == 2
+        self._maxa_limit = (
+            _fractional.MAXA_LIMIT_2D if planar else _fractional.MAXA_LIMIT_3D
+        )
+        self.crowd_limit = self._maxa_limit
         self.jacobian_floor = 0.0
         self.has_zeros = False
         if self.umass < 0:
@@ -403,10 +424,15 @@ class _Raster:
                 out[redo] = out_r[redo]
             peak = max(peak, int(counts.max()))
             crowded = redo & ((status & 1) != 0)
-            if crowded.any() and self._maxa < _fractional.MAXA_LIMIT:
+            lowered = self.crowd_limit < self._maxa_limit
+            if crowded.any() and lowered and self._maxa >= self.crowd_limit:
+                raise CrowdedPixelsError(
+                    f"a pixel meets more than {self._maxa} cells on this raster"
+                )
+            if crowded.any() and self._maxa < self._maxa_limit:
                 # a pixel met more cells than the scratch holds: rerun its chunks
                 # with room for more (kept for the later passes)
-                self._maxa = min(4 * self._maxa, _fractional.MAXA_LIMIT)
+                self._maxa = min(4 * self._maxa, self._maxa_limit)
                 if want_jac:
                     fits = redo & ~crowded & (counts <= cap)
                     for c in np.flatnonzero(fits):

@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels
+from . import _fractional, _kernels
 from ._limits import crushed_cells, step_limit
-from .cells import _Raster, quadrature_spec
+from .cells import CrowdedPixelsError, _Raster, quadrature_spec
 
 __all__ = [
     "CellPass",
     "CentrePixels",
+    "CrowdedPixelsError",
     "GeometricCells",
     "PolygonCells",
     "Quadrature",
@@ -145,10 +146,19 @@ class Quadrature:
         spec = dataclasses.replace(self.spec, name="center")
         return make_quadrature(density, self.points, spec)
 
-    def exact_on(self, density):
-        """Return the exact (split-pixel) family on ``density``, same switches."""
+    def exact_on(self, density, coarse=False):
+        """Return the exact (split-pixel) family on ``density``, same switches.
+
+        ``coarse``: a level of a multiscale start. A pass on which a pixel meets more
+        cells than a pass holds at first raises :class:`CrowdedPixelsError` (the
+        raster is too coarse for these points; a crowded pixel costs the square of
+        its cells).
+        """
         spec = dataclasses.replace(self.spec, name="fractional")
-        return make_quadrature(density, self.points, spec)
+        quad = make_quadrature(density, self.points, spec)
+        if coarse:
+            quad.raster.crowd_limit = _fractional.MAXA
+        return quad
 
     # -- passes
     def evaluate(

@@ -28,7 +28,7 @@ from .._validation import (
     check_weights,
 )
 from ..assign.cells import Cells, polygon_buffer_bytes
-from ..assign.quadrature import make_quadrature
+from ..assign.quadrature import CrowdedPixelsError, make_quadrature
 from ..errors import ConvergenceWarning, EmptyCellError, ResolutionWarning
 from ._continuation import continuation as _continuation_paths
 from ._jacobian import preconditioned_cg, solve_newton_system
@@ -544,7 +544,7 @@ def _multiscale_start(
                     linear_solver=linear_solver,
                     globalise=False,
                 ).weights
-            r = quad.exact_on(c)
+            r = quad.exact_on(c, coarse=c.grid.shape != density.grid.shape)
             sub = NewtonState(solver=state.solver)
             # the cells' adjacency on the coarser raster: candidates of polygon passes
             r.adjacency = graph
@@ -558,9 +558,10 @@ def _multiscale_start(
                 linear_solver=linear_solver,
                 globalise=False,
             )
-        except EmptyCellError:
+        except (EmptyCellError, CrowdedPixelsError):
             # a level too coarse for these points (clustered sites share its
-            # pixels): the next finer level starts where this one did
+            # pixels, or crowd many cells into some): the next finer level starts
+            # where this one did
             if level == len(chain) - 1:
                 return None
             continue
