@@ -29,9 +29,9 @@ Cases (full sizes; ``--quick`` sizes in brackets):
   density ``exp(-|x - 0.3|^2 / 0.02) + 0.01`` at the voxel centres; tol 1e-4 [100
   points on 24^3; helix3d_2000: 200 points on 32^3]. sdot's ``Image`` is written for
   any dimension (its docstring: "square/cube/hypercube"; ``nb_dims`` is a shape
-  variable) and solves in 3D. Near the helix axis a voxel meets more than 24 cells,
-  where our fractional quadrature is approximate (it warns): the sdot error computed
-  on our side is then not exact (its own error is recorded too);
+  variable) and solves in 3D. Near the helix axis hundreds of cells meet in one
+  voxel: our fractional pass reruns such chunks with room for up to 1,536 cells a
+  voxel (it warns, and the masses there are approximate, only beyond that);
 - ``photo_contrast``: matplotlib's sample ``grace_hopper.jpg`` (600 x 512), density
   ``1 - luminance + 0.001`` (Rec. 601 luminance; contrast ~1:1000), 2,000 points drawn
   uniformly in the box (seed 0), tol 1e-4 [200 points, photo 4x downsampled by block
