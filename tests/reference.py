@@ -24,6 +24,7 @@ __all__ = [
     "jacobian_dense",
     "masses",
     "power_energy",
+    "voxel_pieces",
 ]
 
 # Bound on the number of (pixel, point) pairs held in memory at once.
@@ -218,15 +219,14 @@ def _images(grid, pts, psi):
     return np.concatenate(pos), np.concatenate(w), np.concatenate(own)
 
 
-def _polytope_moments(halfspaces, dim):
-    """Volume and first moment of ``{x : A x + b <= 0}`` (rows ``[A, b]``), or zeros.
+def _polytope_vertices(halfspaces, dim):
+    """Vertices of ``{x : A x + b <= 0}`` (rows ``[A, b]``), or None without interior.
 
-    An interior point comes from a linear program (largest inscribed ball); the vertices
-    from ``scipy.spatial.HalfspaceIntersection``; volume and centroid from a Delaunay
-    triangulation of the vertices.
+    An interior point comes from a linear program (largest inscribed ball), the
+    vertices from ``scipy.spatial.HalfspaceIntersection``.
     """
     from scipy.optimize import linprog
-    from scipy.spatial import Delaunay, HalfspaceIntersection
+    from scipy.spatial import HalfspaceIntersection
 
     a, b = halfspaces[:, :dim], halfspaces[:, dim]
     norm = np.linalg.norm(a, axis=1)
@@ -238,17 +238,115 @@ def _polytope_moments(halfspaces, dim):
         method="highs",
     )
     if res.status != 0 or res.x[-1] <= 1e-9:
-        return 0.0, np.zeros(dim)
-    hs = HalfspaceIntersection(halfspaces, res.x[:dim])
-    verts = hs.intersections
-    tri = Delaunay(verts)
-    vol, first = 0.0, np.zeros(dim)
-    for simplex in tri.simplices:
+        return None
+    return HalfspaceIntersection(halfspaces, res.x[:dim]).intersections
+
+
+def _hull_moments(verts, dim):
+    """Volume, first moment ``(dim,)`` and ``int |x|^2`` of the hull of ``verts``.
+
+    Sums over a Delaunay triangulation; on a simplex with vertices ``p_i``,
+    ``int |x|^2 = vol / ((d + 1) (d + 2)) (sum |p_i|^2 + |sum p_i|^2)``.
+    """
+    from scipy.spatial import Delaunay
+
+    vol, first, second = 0.0, np.zeros(dim), 0.0
+    for simplex in Delaunay(verts).simplices:
         p = verts[simplex]
         v = abs(np.linalg.det(p[1:] - p[0])) / np.prod(np.arange(1, dim + 1))
         vol += v
         first += v * p.mean(axis=0)
+        second += (
+            v / ((dim + 1) * (dim + 2)) * ((p**2).sum() + (p.sum(axis=0) ** 2).sum())
+        )
+    return vol, first, second
+
+
+def _polytope_moments(halfspaces, dim):
+    """Volume and first moment of ``{x : A x + b <= 0}`` (rows ``[A, b]``), or zeros."""
+    verts = _polytope_vertices(halfspaces, dim)
+    if verts is None:
+        return 0.0, np.zeros(dim)
+    vol, first, _ = _hull_moments(verts, dim)
     return vol, first
+
+
+def _face_area(verts, normal, offset):
+    """Area of the face of the convex hull of ``verts`` (3D) on ``normal . x = offset``.
+
+    The face is the hull of the vertices on the plane (within rounding): they are
+    sorted by angle around their mean in the plane and summed by the shoelace formula.
+    """
+    n = normal / np.linalg.norm(normal)
+    dist = verts @ n - offset / np.linalg.norm(normal)
+    on = verts[np.abs(dist) <= 1e-9 * (1.0 + np.abs(verts).max())]
+    if len(on) < 3:
+        return 0.0
+    e1 = np.cross(n, [1.0, 0.0, 0.0] if abs(n[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(n, e1)
+    q = on - on.mean(axis=0)
+    u, v = q @ e1, q @ e2
+    order = np.argsort(np.arctan2(v, u))
+    u, v = u[order], v[order]
+    return 0.5 * abs(np.sum(u * np.roll(v, -1) - np.roll(u, -1) * v))
+
+
+def voxel_pieces(spacing, rel, dcen):
+    """Exact pieces of one voxel among power cells, and their facet areas.
+
+    Slot ``a``'s piece is the voxel ``[-h/2, h/2]^3`` (``h = spacing``, coordinates
+    ``u`` about its centre) intersected with
+    ``{u : |u - s_a|^2 - w_a <= |u - s_b|^2 - w_b}`` for all ``b``, i.e.
+    ``2 (s_b - s_a) . u <= dcen_b - dcen_a``, where ``rel[a] = s_a`` (nact, 3) is the
+    site relative to the voxel centre and ``dcen[a] = |s_a|^2 - w_a`` its power
+    distance at the centre. Each piece is measured with scipy's half-space
+    intersection.
+
+    Returns
+    -------
+    pieces : (nact, 5) float64
+        Volume, ``int u_z``, ``int u_y``, ``int u_x``, ``int |u|^2`` of each piece.
+    facets : (nact, nact) float64
+        Upper triangle: the area of the facet between pieces ``a < b`` (the face of a
+        full-dimensional one of the two on their bisector plane); half of it when
+        the facet lies on a face of the voxel (the voxel beyond holds the other half).
+    """
+    h = np.asarray(spacing, dtype=np.float64)
+    rel = np.asarray(rel, dtype=np.float64)
+    dcen = np.asarray(dcen, dtype=np.float64)
+    nact = len(dcen)
+    box = np.concatenate(
+        [np.column_stack([np.eye(3), -h / 2]), np.column_stack([-np.eye(3), -h / 2])]
+    )
+    verts = []
+    pieces = np.zeros((nact, 5))
+    for a in range(nact):
+        others = np.arange(nact) != a
+        rows = np.column_stack(
+            [2.0 * (rel[others] - rel[a]), -(dcen[others] - dcen[a])]
+        )
+        v = _polytope_vertices(np.concatenate([box, rows]), 3)
+        verts.append(v)
+        if v is not None:
+            vol, first, second = _hull_moments(v, 3)
+            pieces[a] = [vol, *first, second]
+    facets = np.zeros((nact, nact))
+    for a in range(nact):
+        for b in range(a + 1, nact):
+            v = verts[a] if verts[a] is not None else verts[b]
+            if v is None:
+                continue
+            normal = 2.0 * (rel[b] - rel[a])
+            offset = dcen[b] - dcen[a]
+            area = _face_area(v, normal, offset)
+            axis = np.flatnonzero(np.abs(normal) > 1e-12 * np.abs(normal).sum())
+            if len(axis) == 1:
+                k = axis[0]
+                if np.isclose(abs(offset / normal[k]), h[k] / 2, rtol=1e-9, atol=0):
+                    area /= 2.0  # on a face of the voxel
+            facets[a, b] = area
+    return pieces, facets
 
 
 def fractional_moments(grid, values, points, weights):

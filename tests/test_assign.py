@@ -712,10 +712,10 @@ def test_fractional_warns_when_a_pixel_meets_too_many_cells():
     np.testing.assert_allclose(c.masses.sum(), 1.0, rtol=1e-9)
 
 
-def test_fractional_3d_pieces_that_outgrow_the_clip_buffers_are_reported():
+def test_fractional_3d_voxel_met_by_400_cells():
     # 400 sites on a wobbly circle of radius 0.3 voxel: hundreds of cells meet in a
-    # voxel and near its axis a piece can have more faces than the fallback clipper
-    # holds; the pass says so (or is exact), never writes past its buffers
+    # voxel, whose pieces have many faces; the pass grows its buffers (or says the
+    # masses are approximate), never writes past them, and keeps the total
     t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
     pts = np.c_[
         1.5 + 0.01 * np.sin(3 * t), 1.5 + 0.3 * np.sin(t), 1.5 + 0.3 * np.cos(t)

@@ -382,6 +382,38 @@ def test_signal_inside_the_compiler_is_deferred(monkeypatch):
     main_mod._LAST_SIGNAL.clear()
 
 
+def test_multiscale_start_skips_a_level_that_crowds_its_pixels(monkeypatch):
+    # 250 points on a helix: on the 32^3 level of a 64^3 raster more than 24 cells
+    # meet in voxels near the axis (a split costs the square of the cells there):
+    # that level is skipped, and the solve on 64^3 makes room for its crowded voxels
+    from rasterquant.assign.quadrature import CrowdedPixelsError
+
+    t = np.linspace(0.0, 6 * np.pi, 250)
+    pts = np.stack(
+        [0.5 + 0.3 * np.cos(t), 0.5 + 0.3 * np.sin(t), 0.1 + 0.8 * t / (6 * np.pi)],
+        axis=1,
+    )
+    ramp = np.ones((64, 64, 64)) + np.linspace(0.0, 1.0, 64)[:, None, None]
+    density = rq.Density.from_array(ramp, spacing=1.0 / 64)
+    inner = newton.solve_cells
+    raised = []
+
+    def spy(quad, *args, **kwargs):
+        try:
+            return inner(quad, *args, **kwargs)
+        except CrowdedPixelsError:
+            raised.append(quad.grid.shape)
+            raise
+
+    monkeypatch.setattr(newton, "solve_cells", spy)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "fractional quadrature", RuntimeWarning)
+        res = rq.solve_ot(density, pts, tol=1e-6)
+    assert raised == [(32, 32, 32)]
+    assert res.converged
+    assert res.coarse_levels == 0
+
+
 def test_multiscale_start_skips_a_level_that_cannot_place_the_points(monkeypatch, rng):
     # a coarse level whose repair gives up (clustered points sharing its pixels):
     # the next finer level starts instead, the start is not thrown away

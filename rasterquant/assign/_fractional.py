@@ -19,11 +19,10 @@ from numba import prange
 
 from .._jit import kernel
 from ._clip import _CLIP_CUT, _clip_2d, _clip_3d, _init_box_3d
-from ._kernels import _prune, _spread
+from ._kernels import _bound_site, _prune, _spread, _tile_ranges
 
 #: capacity of the fixed-size clip buffers
-MAXV = 64  # polygon vertices (2D) / vertices per face (3D)
-MAXF = 32  # faces of a clipped polyhedron (3D)
+MAXV = 64  # polygon vertices (2D)
 MAXA = 24  # active candidates in one pixel, to start with (see ``opts``)
 #: the most active candidates a pass grows to (``cells._Raster._fractional``), 2D
 #: and 3D (the 2D scratch holds two polygons of ``maxa + 8`` vertices a slot)
@@ -36,55 +35,37 @@ MINI_3D = (4, 4, 4)
 
 
 @kernel(parallel=False)
-def _polygon_moments(px, py, nv):
-    """Area, integral of u, of v and of u^2 + v^2 over a polygon (CCW or CW)."""
-    a = 0.0
-    mu = 0.0
-    mv = 0.0
-    m2 = 0.0
-    for k in range(nv):
-        k2 = k + 1 if k + 1 < nv else 0
-        x0 = px[k]
-        y0 = py[k]
-        x1 = px[k2]
-        y1 = py[k2]
-        cr = x0 * y1 - x1 * y0
-        a += cr
-        mu += cr * (x0 + x1)
-        mv += cr * (y0 + y1)
-        m2 += cr * (x0 * x0 + x0 * x1 + x1 * x1 + y0 * y0 + y0 * y1 + y1 * y1)
+def _add_edge(acc, x0, y0, x1, y1):
+    """Add the edge ``(x0, y0) -> (x1, y1)`` to the shoelace sums ``acc`` (4,)."""
+    cr = x0 * y1 - x1 * y0
+    return (
+        acc[0] + cr,
+        acc[1] + cr * (x0 + x1),
+        acc[2] + cr * (y0 + y1),
+        acc[3] + cr * (x0 * x0 + x0 * x1 + x1 * x1 + y0 * y0 + y0 * y1 + y1 * y1),
+    )
+
+
+@kernel(parallel=False)
+def _shoelace_totals(acc):
+    """Area, int u, int v, int u^2 + v^2 from the sums of ``_add_edge``.
+
+    The polygon may be oriented either way.
+    """
+    a, mu, mv, m2 = acc
     if a < 0.0:
         return -a / 2.0, -mu / 6.0, -mv / 6.0, -m2 / 12.0
     return a / 2.0, mu / 6.0, mv / 6.0, m2 / 12.0
 
 
 @kernel(parallel=False)
-def _init_box(hz, hy, hx, fv, fn, ft):
-    """Build the voxel ``[-h/2, h/2]^3`` as 6 outward-oriented quadrilaterals.
-
-    Returns 6, the face count.
-    """
-    z0, z1 = -hz / 2, hz / 2
-    y0, y1 = -hy / 2, hy / 2
-    x0, x1 = -hx / 2, hx / 2
-    # each face: 4 corners, listed clockwise seen from outside
-    corners = (
-        ((z0, y0, x0), (z0, y1, x0), (z0, y1, x1), (z0, y0, x1)),  # -z
-        ((z1, y0, x0), (z1, y0, x1), (z1, y1, x1), (z1, y1, x0)),  # +z
-        ((z0, y0, x0), (z0, y0, x1), (z1, y0, x1), (z1, y0, x0)),  # -y
-        ((z0, y1, x0), (z1, y1, x0), (z1, y1, x1), (z0, y1, x1)),  # +y
-        ((z0, y0, x0), (z1, y0, x0), (z1, y1, x0), (z0, y1, x0)),  # -x
-        ((z0, y0, x1), (z0, y1, x1), (z1, y1, x1), (z1, y0, x1)),  # +x
-    )
-    for f in range(6):
-        for k in range(4):
-            # reversed: counter-clockwise seen from outside in (z, y, x) order
-            fv[f, k, 0] = corners[f][3 - k][0]
-            fv[f, k, 1] = corners[f][3 - k][1]
-            fv[f, k, 2] = corners[f][3 - k][2]
-        fn[f] = 4
-        ft[f] = -1
-    return 6
+def _polygon_moments(px, py, nv):
+    """Area, integral of u, of v and of u^2 + v^2 over a polygon (CCW or CW)."""
+    acc = (0.0, 0.0, 0.0, 0.0)
+    for k in range(nv):
+        k2 = k + 1 if k + 1 < nv else 0
+        acc = _add_edge(acc, px[k], py[k], px[k2], py[k2])
+    return _shoelace_totals(acc)
 
 
 @kernel(parallel=False)
@@ -94,141 +75,6 @@ def _plane_value(nz, ny, nx, b, z, y, x, tol):
     if abs(s) <= tol:
         return 0.0
     return s
-
-
-@kernel(parallel=False)
-def _clip_polyhedron(fv, fn, ft, nf, nz, ny, nx, b, tag, ov, on, ot, cap):
-    """Clip a convex polyhedron by the half-space ``n . u <= b``; return the face count.
-
-    Returns -1 (and writes nothing) when the plane leaves the polyhedron whole, and
-    -2 when the output would not fit ``ov`` (faces, vertices a face). Faces are vertex
-    loops ``fv[f, :fn[f]]`` oriented outward, tagged ``ft[f]``. The new cap face gets
-    ``tag``. Output goes to ``(ov, on, ot)``; ``cap`` is scratch.
-    """
-    # planes that miss the polyhedron: keep it whole (return -1) or drop it (0)
-    # vertex values within rounding of zero count as zero (see _cut_value)
-    ext = 0.0
-    for f in range(nf):
-        for k in range(fn[f]):
-            ext = max(ext, abs(fv[f, k, 0]), abs(fv[f, k, 1]), abs(fv[f, k, 2]))
-    tol = 2e-13 * (abs(nz) + abs(ny) + abs(nx)) * ext
-    smax = -np.inf
-    smin = np.inf
-    for f in range(nf):
-        for k in range(fn[f]):
-            sv = _plane_value(nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2], tol)
-            smax = max(smax, sv)
-            smin = min(smin, sv)
-    if smax < 0.0:
-        return -1
-    if smin > 0.0:
-        return 0
-    nout = 0
-    ncap = 0
-    maxf = ov.shape[0]
-    maxv = ov.shape[1]
-    if nf + 1 > maxf or 2 * nf > cap.shape[0]:
-        return -2
-    for f in range(nf):
-        nv = fn[f]
-        if nv + 1 > maxv:
-            return -2
-        no = 0
-        for k in range(nv):
-            k2 = k + 1 if k + 1 < nv else 0
-            sp = _plane_value(nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2], tol)
-            sq = _plane_value(
-                nz, ny, nx, b, fv[f, k2, 0], fv[f, k2, 1], fv[f, k2, 2], tol
-            )
-            if sp <= 0.0:
-                ov[nout, no, 0] = fv[f, k, 0]
-                ov[nout, no, 1] = fv[f, k, 1]
-                ov[nout, no, 2] = fv[f, k, 2]
-                no += 1
-            if (sp <= 0.0) != (sq <= 0.0):
-                t = sp / (sp - sq)
-                for c in range(3):
-                    val = fv[f, k, c] + t * (fv[f, k2, c] - fv[f, k, c])
-                    ov[nout, no, c] = val
-                    cap[ncap, c] = val
-                no += 1
-                ncap += 1
-        if no >= 3:
-            on[nout] = no
-            ot[nout] = ft[f]
-            # a face lying on the clip plane is a facet piece on the voxel's border
-            on_plane = True
-            for k in range(nv):
-                if (
-                    _plane_value(
-                        nz, ny, nx, b, fv[f, k, 0], fv[f, k, 1], fv[f, k, 2], tol
-                    )
-                    != 0.0
-                ):
-                    on_plane = False
-                    break
-            if on_plane:
-                ot[nout] = tag
-            nout += 1
-    if ncap > maxv:
-        return -2
-    if ncap >= 3:
-        # order the cap points counter-clockwise around the outward normal n
-        cz = 0.0
-        cy = 0.0
-        cx = 0.0
-        for k in range(ncap):
-            cz += cap[k, 0]
-            cy += cap[k, 1]
-            cx += cap[k, 2]
-        cz /= ncap
-        cy /= ncap
-        cx /= ncap
-        # basis (e1, e2) of the plane with e1 x e2 = n / |n|
-        nn = np.sqrt(nz * nz + ny * ny + nx * nx)
-        wz, wy, wx = nz / nn, ny / nn, nx / nn
-        if abs(wz) < 0.9:
-            az, ay, ax = 1.0, 0.0, 0.0
-        else:
-            az, ay, ax = 0.0, 1.0, 0.0
-        # e1 = a x w normalised, e2 = w x e1
-        e1z = ay * wx - ax * wy
-        e1y = ax * wz - az * wx
-        e1x = az * wy - ay * wz
-        ne = np.sqrt(e1z * e1z + e1y * e1y + e1x * e1x)
-        e1z, e1y, e1x = e1z / ne, e1y / ne, e1x / ne
-        e2z = wy * e1x - wx * e1y
-        e2y = wx * e1z - wz * e1x
-        e2x = wz * e1y - wy * e1z
-        # insertion sort of the cap points by angle (column 3 of ``cap`` is scratch)
-        for k in range(ncap):
-            dz = cap[k, 0] - cz
-            dy = cap[k, 1] - cy
-            dx = cap[k, 2] - cx
-            a = np.arctan2(
-                dz * e2z + dy * e2y + dx * e2x, dz * e1z + dy * e1y + dx * e1x
-            )
-            p = k
-            while p > 0 and ov[nout, p - 1, 2] > a:
-                ov[nout, p, 0] = ov[nout, p - 1, 0]
-                ov[nout, p, 1] = ov[nout, p - 1, 1]
-                ov[nout, p, 2] = ov[nout, p - 1, 2]
-                cap[p, 3] = cap[p - 1, 3]
-                p -= 1
-            ov[nout, p, 2] = a
-            cap[p, 3] = k
-        # replace the sorted angles by the points they index
-        for k in range(ncap):
-            cap[k, 4] = cap[k, 3]
-        for k in range(ncap):
-            src = int(cap[k, 4])
-            ov[nout, k, 0] = cap[src, 0]
-            ov[nout, k, 1] = cap[src, 1]
-            ov[nout, k, 2] = cap[src, 2]
-        on[nout] = ncap
-        ot[nout] = tag
-        nout += 1
-    return nout
 
 
 @kernel(parallel=False)
@@ -273,36 +119,6 @@ def _tetra_moments(az, ay, ax, bz, by, bx, cz, cy, cx):
 
 
 @kernel(parallel=False)
-def _polyhedron_moments(fv, fn, nf):
-    """Volume, integral of u (3 comps) and of |u|^2 over a closed outward polyhedron."""
-    vol = 0.0
-    m0 = 0.0
-    m1 = 0.0
-    m2 = 0.0
-    q = 0.0
-    for f in range(nf):
-        nv = fn[f]
-        for k in range(1, nv - 1):
-            v, t0, t1, t2, tq = _tetra_moments(
-                fv[f, 0, 0],
-                fv[f, 0, 1],
-                fv[f, 0, 2],
-                fv[f, k, 0],
-                fv[f, k, 1],
-                fv[f, k, 2],
-                fv[f, k + 1, 0],
-                fv[f, k + 1, 1],
-                fv[f, k + 1, 2],
-            )
-            vol += v
-            m0 += t0
-            m1 += t1
-            m2 += t2
-            q += tq
-    return vol, m0, m1, m2, q
-
-
-@kernel(parallel=False)
 def _add_cross(sz, sy, sx, a, b):
     """Return ``(sz, sy, sx) + a x b`` for points ``a``, ``b`` (z, y, x first)."""
     return (
@@ -310,18 +126,6 @@ def _add_cross(sz, sy, sx, a, b):
         sy + (a[2] * b[0] - a[0] * b[2]),
         sx + (a[0] * b[1] - a[1] * b[0]),
     )
-
-
-@kernel(parallel=False)
-def _face_area(fv, f, nv):
-    """Area of the planar polygon face ``f``."""
-    sz = 0.0
-    sy = 0.0
-    sx = 0.0
-    for k in range(nv):
-        k2 = k + 1 if k + 1 < nv else 0
-        sz, sy, sx = _add_cross(sz, sy, sx, fv[f, k], fv[f, k2])
-    return 0.5 * np.sqrt(sz * sz + sy * sy + sx * sx)
 
 
 @kernel(parallel=False)
@@ -344,108 +148,12 @@ def _unclipped_slot(nact, dcen, piece, flen):
     return last
 
 
-@kernel(parallel=False)
-def _split_pixel_3d(hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fb):
-    """Exact pieces of one voxel among its ``nact`` active candidates (3D).
-
-    ``piece`` (maxa, 5): volume, int u_z, int u_y, int u_x, int |u|^2; ``flen``
-    (maxa, maxa): facet area between active slots a < b. ``fa``, ``fb``: tuples of
-    scratch buffers (fv, fn, ft) and the cap buffer. Returns 0, or 2 when a piece
-    outgrew the buffers (its cut was skipped: the pieces are approximate).
-    """
-    fv0, fn0, ft0, fv1, fn1, ft1, cap = fa
-    failed = 0
-    last = _unclipped_slot(nact, dcen, piece, flen)
-    for a in range(nact):
-        if a == last:
-            continue
-        nf = _init_box(hz, hy, hx, fv0, fn0, ft0)
-        flip = False
-        for b2 in range(nact):
-            if b2 == a or nf == 0:
-                continue
-            cz, cy, cx, rhs = _snap(
-                2.0 * (sz[b2] - sz[a]),
-                2.0 * (sy[b2] - sy[a]),
-                2.0 * (sx[b2] - sx[a]),
-                dcen[b2] - dcen[a],
-                hz,
-                hy,
-                hx,
-            )
-            if not flip:
-                r = _clip_polyhedron(
-                    fv0, fn0, ft0, nf, cz, cy, cx, rhs, b2, fv1, fn1, ft1, cap
-                )
-            else:
-                r = _clip_polyhedron(
-                    fv1, fn1, ft1, nf, cz, cy, cx, rhs, b2, fv0, fn0, ft0, cap
-                )
-            if r >= 0:
-                nf = r
-                flip = not flip
-            elif r == -2:
-                failed = 2
-        if flip:
-            fv, fn, ft = fv1, fn1, ft1
-        else:
-            fv, fn, ft = fv0, fn0, ft0
-        if nf < 4:
-            for c in range(5):
-                piece[a, c] = 0.0
-            continue
-        vol, m0, m1, m2, q = _polyhedron_moments(fv, fn, nf)
-        piece[a, 0] = vol
-        piece[a, 1] = m0
-        piece[a, 2] = m1
-        piece[a, 3] = m2
-        piece[a, 4] = q
-        if vol <= 1e-12 * hz * hy * hx:
-            continue  # degenerate piece (a face or an edge of the voxel)
-        for f in range(nf):
-            t = ft[f]
-            if t >= 0 and t != a:
-                ar = 0.5 * _face_area(fv, f, fn[f])
-                if t == last and not _on_voxel_border(fv, f, fn[f], hz, hy, hx):
-                    ar *= 2.0  # the last slot does not see this facet from its side
-                if t > a:
-                    flen[a, t] += ar
-                else:
-                    flen[t, a] += ar
-    full = hz * hy * hx
-    piece[last, 0] = full
-    piece[last, 4] = full * (hz * hz + hy * hy + hx * hx) / 12.0
-    for a in range(nact):
-        if a != last:
-            for c in range(5):
-                piece[last, c] -= piece[a, c]
-    if piece[last, 0] <= 1e-12 * full:
-        for c in range(5):
-            piece[last, c] = 0.0
-    return failed
-
-
-@kernel(parallel=False)
-def _on_voxel_border(fv, f, nv, hz, hy, hx):
-    """Tell whether face ``f`` lies on one face of the voxel ``[-h/2, h/2]^3``."""
-    h = (hz / 2, hy / 2, hx / 2)
-    for k in range(3):
-        for sgn in (-1.0, 1.0):
-            on = True
-            for v in range(nv):
-                if fv[f, v, k] != sgn * h[k]:
-                    on = False
-                    break
-            if on:
-                return True
-    return False
-
-
 #: capacities of the shared-vertex voxel clipper: vertices, face-vertex incidences
 #: (a voxel cut by MAXA - 1 planes has at most 6 + MAXA - 1 faces F, 2 F - 4 vertices
 #: and 6 F - 12 incidences; the clipper asks for room for one crossing per edge and
-#: twice a face's size; a voxel that does not fit goes to ``_split_pixel_3d``);
-#: for MAXA slots, grown in proportion with the slots of a pass
+#: twice a face's size); for MAXA slots, grown in proportion with the slots of a pass.
+#: A slot whose clip fails anyway (out of room, or rounding broke the face structure)
+#: is retried with its cuts in reverse order, then left empty (see _split_voxel_3d)
 MAXVV = 128
 MAXE = 512
 #: codes of ``_vclip``
@@ -471,12 +179,12 @@ def _vbox(hz, hy, hx, vf, fi):
 def _vclip(vf, fi, sc, src, nv, nf, nz, ny, nx, b, tag):
     """Clip the polyhedron in buffer ``src`` by the half-space ``n . u <= b``.
 
-    The same classification as :func:`_clip_polyhedron` (plane values within rounding
-    of zero are zero; a vertex is inside when its value is <= 0; a face whose vertices
-    all lie on the plane becomes a facet tagged ``tag``), on polyhedra that share their
-    vertices between faces: an edge crossing the plane gets one new vertex, shared by
-    its two faces, and the new face (tag ``tag``) is chained from the crossings (no
-    angular sort; the clipper of :mod:`._clip`). ``sc`` (7, MAXVV) int64 is scratch:
+    Plane values within rounding of zero are zero; a vertex is inside when its value
+    is <= 0; a face whose vertices all lie on the plane becomes a facet tagged
+    ``tag``. Polyhedra share their vertices between faces: an edge crossing the
+    plane gets one new vertex, shared by its two faces, and the new face (tag
+    ``tag``) is chained from the crossings (no angular sort; the clipper of
+    :mod:`._clip`). ``sc`` (7, MAXVV) int64 is scratch:
     0 inside (-1) or outside (1), 1 new index of a kept vertex, 2 visited flag, 3 next
     vertex on the new face, 4-6 crossing edges (ends, new vertex).
 
@@ -519,7 +227,7 @@ def _vclip(vf, fi, sc, src, nv, nf, nz, ny, nx, b, tag):
 
 @kernel(parallel=False)
 def _vface_area(vf, fi, src, f):
-    """Area of face ``f`` of the polyhedron in buffer ``src`` (as ``_face_area``)."""
+    """Area of the planar face ``f`` of the polyhedron in buffer ``src``."""
     sz = 0.0
     sy = 0.0
     sx = 0.0
@@ -534,7 +242,7 @@ def _vface_area(vf, fi, src, f):
 
 @kernel(parallel=False)
 def _von_voxel_border(vf, fi, src, f, hz, hy, hx):
-    """Tell whether face ``f`` lies on one face of the voxel (as _on_voxel_border)."""
+    """Tell whether face ``f`` lies on one face of the voxel ``[-h/2, h/2]^3``."""
     h = (hz / 2, hy / 2, hx / 2)
     for k in range(3):
         for sgn in (-1.0, 1.0):
@@ -552,8 +260,8 @@ def _von_voxel_border(vf, fi, src, f, hz, hy, hx):
 def _vmoments(vf, fi, src, nf, piece, a):
     """Volume, int u (3 comps), int |u|^2 of the polyhedron in ``src`` to ``piece[a]``.
 
-    Tetrahedra between the voxel centre and the fan triangles of every face (as
-    :func:`_polyhedron_moments`).
+    Tetrahedra between the voxel centre and the fan triangles of every face (the
+    faces are oriented outward).
     """
     vol = 0.0
     m0 = 0.0
@@ -585,56 +293,73 @@ def _vmoments(vf, fi, src, nf, piece, a):
 
 
 @kernel(parallel=False)
-def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, fa, vb):
-    """Exact pieces of one voxel among ``nact`` active slots (shared-vertex clipper).
+def _clip_slot(hz, hy, hx, a, nact, order, backward, dcen, rel, vb):
+    """Clip the voxel by the cuts of slot ``a`` against the others (``_vclip``).
 
-    :func:`_split_pixel_3d` with :func:`_vclip` instead of ``_clip_polyhedron``. Same
-    outputs (``piece``, and ``flen`` when ``want_facets``; the slot farthest at
-    the centre is the rest of the voxel, its facets counted from the other side).
-    ``rel`` is ``(sz, sy, sx)``, ``fa`` the buffers of ``_split_pixel_3d`` (used when a
-    voxel does not fit ``vb = (vf, fi, sc)``). Returns the status of
-    :func:`_split_pixel_3d` (0: exact).
+    The cuts come in the order ``order[:nact]``, or the reverse with ``backward``.
+    Returns ``(code, src, nf)``: ``_VC_CUT`` with the piece in buffer ``src`` of
+    ``vb`` (``nf`` faces; fewer than 4: empty), ``_VC_EMPTY``, or ``_VC_FAIL``.
+    """
+    sz, sy, sx = rel
+    vf, fi, sc = vb
+    nv, nf = _vbox(hz, hy, hx, vf, fi)
+    src = 0
+    for ib in range(nact):
+        b2 = order[nact - 1 - ib] if backward else order[ib]
+        if b2 == a:
+            continue
+        cz, cy, cx, rhs = _snap(
+            2.0 * (sz[b2] - sz[a]),
+            2.0 * (sy[b2] - sy[a]),
+            2.0 * (sx[b2] - sx[a]),
+            dcen[b2] - dcen[a],
+            hz,
+            hy,
+            hx,
+        )
+        code, nv2, nf2 = _vclip(vf, fi, sc, src, nv, nf, cz, cy, cx, rhs, b2)
+        if code == _VC_CUT:
+            src = 1 - src
+            nv = nv2
+            nf = nf2
+        elif code == _VC_EMPTY or code == _VC_FAIL:
+            return code, src, 0
+    return _VC_CUT, src, nf
+
+
+@kernel(parallel=False)
+def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, vb):
+    """Exact pieces of one voxel among its ``nact`` active slots (3D).
+
+    ``piece`` (maxa, 5): volume, int u_z, int u_y, int u_x, int |u|^2 (u about the
+    voxel centre); ``flen`` (maxa, maxa), when ``want_facets``: facet area between
+    active slots a < b. The slot farthest at the centre (``_unclipped_slot``) is the
+    rest of the voxel, its facets counted from the other side. ``rel`` is
+    ``(sz, sy, sx)``, the sites relative to the voxel centre; ``vb = (vf, fi, sc)``
+    the buffers of :func:`_vclip`.
+
+    A slot whose clip fails is clipped again with its cuts in reverse order; if that
+    fails too, its piece is left empty (the rest of the voxel goes to the last slot)
+    and the status is 2 (approximate). Returns 0 when the pieces are exact.
 
     A crowded voxel (more than MAXA slots, most of them with empty pieces) cuts each
     slot by the others in the order of their power distance at the centre: the
     strongest competitors come first, and an empty piece stops after a few cuts.
     """
-    sz, sy, sx = rel
-    vf, fi, sc = vb
+    vf, fi, _ = vb
+    status = 0
     last = _unclipped_slot(nact, dcen, piece, flen)
     full = hz * hy * hx
     order = np.argsort(dcen[:nact]) if nact > MAXA else np.arange(nact)
     for a in range(nact):
         if a == last:
             continue
-        nv, nf = _vbox(hz, hy, hx, vf, fi)
-        src = 0
-        for ib in range(nact):
-            b2 = order[ib]
-            if b2 == a:
-                continue
-            cz, cy, cx, rhs = _snap(
-                2.0 * (sz[b2] - sz[a]),
-                2.0 * (sy[b2] - sy[a]),
-                2.0 * (sx[b2] - sx[a]),
-                dcen[b2] - dcen[a],
-                hz,
-                hy,
-                hx,
-            )
-            code, nv2, nf2 = _vclip(vf, fi, sc, src, nv, nf, cz, cy, cx, rhs, b2)
-            if code == _VC_CUT:
-                src = 1 - src
-                nv = nv2
-                nf = nf2
-            elif code == _VC_EMPTY:
-                nf = 0
-                break
-            elif code == _VC_FAIL:
-                return _split_pixel_3d(
-                    hz, hy, hx, nact, dcen, sz, sy, sx, piece, flen, fa, fa
-                )
-        if nf < 4:
+        code, src, nf = _clip_slot(hz, hy, hx, a, nact, order, False, dcen, rel, vb)
+        if code == _VC_FAIL:
+            code, src, nf = _clip_slot(hz, hy, hx, a, nact, order, True, dcen, rel, vb)
+            if code == _VC_FAIL:
+                status = 2
+        if code != _VC_CUT or nf < 4:
             for c in range(5):
                 piece[a, c] = 0.0
             continue
@@ -660,7 +385,7 @@ def _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_facets, fa, v
     if piece[last, 0] <= 1e-12 * full:
         for c in range(5):
             piece[last, c] = 0.0
-    return 0
+    return status
 
 
 @kernel(parallel=False)
@@ -834,37 +559,17 @@ def _fractional_tiles_2d(
                 jm1 = min(jm + MID_2D[0], tj1)
                 for im in range(tx * tile[2], ti1, MID_2D[1]):
                     im1 = min(im + MID_2D[1], ti1)
+                    rect = (jm, jm1, im, im1)
                     nm = _prune_2d(
-                        ng,
-                        tb,
-                        ti,
-                        origin3[1] + jm * hy,
-                        origin3[1] + jm1 * hy,
-                        origin3[2] + im * hx,
-                        origin3[2] + im1 * hx,
-                        lb,
-                        mb,
-                        keep_mid,
-                        owner,
-                        False,
+                        ng, tb, ti, rect, frame, lb, mb, keep_mid, owner, False
                     )
                     for j0 in range(jm, jm1, sub[1]):
                         j1 = min(j0 + sub[1], jm1)
                         for i0 in range(im, im1, sub[2]):
                             i1 = min(i0 + sub[2], im1)
+                            rect = (j0, j1, i0, i1)
                             nk = _prune_2d(
-                                nm,
-                                mb,
-                                keep_mid,
-                                origin3[1] + j0 * hy,
-                                origin3[1] + j1 * hy,
-                                origin3[2] + i0 * hx,
-                                origin3[2] + i1 * hx,
-                                lb,
-                                fs,
-                                keep,
-                                owner,
-                                True,
+                                nm, mb, keep_mid, rect, frame, lb, fs, keep, owner, True
                             )
                             cnt, st = _sweep_box_2d(
                                 (j0, j1, i0, i1),
@@ -915,18 +620,10 @@ def _scratch_3d(kmax, maxa):
 
     ``maxa`` is the most active candidates a voxel may keep.
 
-    Returns ``(keep, lb, dq, wide, dcen, (rz, ry, rx), piece, flen, bufs, fa, vb)``;
-    ``wide`` has room for all the candidates (active ones), ``fa`` holds the two
-    polyhedron buffers and the cap of ``_split_pixel_3d``, ``vb`` those of
-    ``_split_voxel_3d``.
+    Returns ``(keep, lb, dq, wide, dcen, (rz, ry, rx), piece, flen, bufs, vb)``;
+    ``wide`` has room for all the candidates (active ones), ``bufs`` is the scratch
+    of ``_cut_box_3d``, ``vb`` the buffers of ``_split_voxel_3d``.
     """
-    fv0 = np.empty((MAXF, MAXV, 3))
-    fv1 = np.empty((MAXF, MAXV, 3))
-    fn0 = np.empty(MAXF, np.int64)
-    fn1 = np.empty(MAXF, np.int64)
-    ft0 = np.empty(MAXF, np.int64)
-    ft1 = np.empty(MAXF, np.int64)
-    cap = np.empty((2 * MAXF + 4, 5))
     # the shared-vertex clipper's room grows with the slots (see MAXVV)
     mvv = MAXVV * max(maxa, MAXA) // MAXA
     me = MAXE * max(maxa, MAXA) // MAXA
@@ -940,7 +637,6 @@ def _scratch_3d(kmax, maxa):
         np.empty((maxa, 5)),
         np.empty((maxa, maxa)),
         np.empty((6, MAXV)),
-        (fv0, fn0, ft0, fv1, fn1, ft1, cap),
         (
             np.empty((2, mvv, 4)),
             np.empty((2, 3, me), np.int64),
@@ -964,19 +660,17 @@ def _add_whole_3d(out, c, o, m, centre, sites, sb, extent, want_moments):
 
 
 @kernel(parallel=False)
-def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, want_jac, fa, bufs, vb):
+def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, want_jac, bufs, vb):
     """Pieces of a voxel among ``nact >= 2`` active slots (``_split_voxel_3d``).
 
     Two slots: one plane, cut once, the other piece is the rest (a cut that misses
     the voxel's interior gets the facet on the border). ``rel`` is ``(rz, ry, rx)``;
     facet areas (``flen``) only ``want_jac``. Returns 0, or 2 if the pieces are
-    approximate (a piece outgrew the clip buffers).
+    approximate (a slot's clip failed twice, see ``_split_voxel_3d``).
     """
     hz, hy, hx = spacing3[0], spacing3[1], spacing3[2]
     if nact != 2:
-        return _split_voxel_3d(
-            hz, hy, hx, nact, dcen, rel, piece, flen, want_jac, fa, vb
-        )
+        return _split_voxel_3d(hz, hy, hx, nact, dcen, rel, piece, flen, want_jac, vb)
     rz, ry, rx = rel
     full = hz * hy * hx
     cz, cy, cx, rhs = _snap(
@@ -1007,6 +701,26 @@ def _pieces_3d(spacing3, nact, dcen, rel, piece, flen, want_jac, fa, bufs, vb):
 
 
 @kernel(parallel=False)
+def _add_piece(out, c, o, piece, a, rho, oz, oy, ox, want_moments):
+    """Add piece ``a`` (mass, and moments about the site) of a pixel to ``out[c, o]``.
+
+    ``(oz, oy, ox)`` is the pixel centre relative to the site (``oz = 0`` in 2D,
+    where ``piece[a, 1]`` is 0); ``rho`` the pixel's density.
+    """
+    ar = piece[a, 0]
+    out[c, o, 0] += rho * ar
+    if want_moments:
+        out[c, o, 1] += rho * (ar * oz + piece[a, 1])
+        out[c, o, 2] += rho * (ar * oy + piece[a, 2])
+        out[c, o, 3] += rho * (ar * ox + piece[a, 3])
+        out[c, o, 4] += rho * (
+            ar * (oz * oz + oy * oy + ox * ox)
+            + 2.0 * (oz * piece[a, 1] + oy * piece[a, 2] + ox * piece[a, 3])
+            + piece[a, 4]
+        )
+
+
+@kernel(parallel=False)
 def _add_pieces_3d(out, c, owner, keep, wide, nact, piece, rel, rho, want_moments):
     """Add the pieces' masses (and moments about the sites) to ``out[c]`` (N, 5).
 
@@ -1015,24 +729,10 @@ def _add_pieces_3d(out, c, owner, keep, wide, nact, piece, rel, rho, want_moment
     """
     rz, ry, rx = rel
     for a in range(nact):
-        ar = piece[a, 0]
-        if ar <= 0.0:
+        if piece[a, 0] <= 0.0:
             continue
         o = owner[keep[wide[a]]]
-        out[c, o, 0] += rho * ar
-        if want_moments:
-            # offsets of the pixel centre from the site
-            oz = -rz[a]
-            oy = -ry[a]
-            ox = -rx[a]
-            out[c, o, 1] += rho * (ar * oz + piece[a, 1])
-            out[c, o, 2] += rho * (ar * oy + piece[a, 2])
-            out[c, o, 3] += rho * (ar * ox + piece[a, 3])
-            out[c, o, 4] += rho * (
-                ar * (oz * oz + oy * oy + ox * ox)
-                + 2.0 * (oz * piece[a, 1] + oy * piece[a, 2] + ox * piece[a, 3])
-                + piece[a, 4]
-            )
+        _add_piece(out, c, o, piece, a, rho, -rz[a], -ry[a], -rx[a], want_moments)
 
 
 @kernel(parallel=False)
@@ -1046,23 +746,13 @@ def _prune_list_3d(nk, keep, sites, site_w, lo, hi, lb, dst, g):
     ub = np.inf
     for q in range(nk):
         s = keep[q]
-        pz = sites[s, 0]
-        py = sites[s, 1]
-        px = sites[s, 2]
-        dz = max(lo[0] - pz, 0.0, pz - hi[0])
-        dy = max(lo[1] - py, 0.0, py - hi[1])
-        dx = max(lo[2] - px, 0.0, px - hi[2])
-        lb[q] = dz * dz + dy * dy + dx * dx - site_w[s]
-        fz = max(abs(pz - lo[0]), abs(pz - hi[0]))
-        fy = max(abs(py - lo[1]), abs(py - hi[1]))
-        fx = max(abs(px - lo[2]), abs(px - hi[2]))
-        u = fz * fz + fy * fy + fx * fx - site_w[s]
-        if u < ub:
-            ub = u
-    slack = 1e-9 * (abs(ub) + 1.0)
+        ub = _bound_site(
+            lb, q, sites, site_w, s, lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], ub
+        )
+    lim = ub + 1e-9 * (abs(ub) + 1.0)
     nm = 0
     for q in range(nk):
-        if lb[q] <= ub + slack:
+        if lb[q] <= lim:
             s = keep[q]
             dst[nm] = s
             g[0, nm] = sites[s, 0]
@@ -1112,7 +802,7 @@ def _sweep_box_3d(
     sites, owner = cells
     density, umass, extent = dens
     want_moments, want_jac, jac_floor, jac_cap, _ = opts
-    dq, wide, dcen, rel, piece, flen, bufs, fa, vb = scratch
+    dq, wide, dcen, rel, piece, flen, bufs, vb = scratch
     maxa = piece.shape[0]
     rz, ry, rx = rel
     hz = spacing3[0]
@@ -1172,7 +862,7 @@ def _sweep_box_3d(
                     ry[a] = g[1, q] - yc
                     rx[a] = g[2, q] - xc
                 status |= _pieces_3d(
-                    spacing3, nact, dcen, rel, piece, flen, want_jac, fa, bufs, vb
+                    spacing3, nact, dcen, rel, piece, flen, want_jac, bufs, vb
                 )
                 _add_pieces_3d(
                     out, c, owner, keep, wide, nact, piece, rel, m / vol, want_moments
@@ -1220,9 +910,9 @@ def _fractional_tiles_3d(
         Jacobian triplets per chunk (may exceed jac_cap: then rerun with more room).
     status : (n_chunks,) int64
         Bit 1: a pixel had more than ``maxa`` active cells (truncated); bit 2: a
-        voxel's pieces outgrew the clip buffers (approximate).
+        voxel's clip failed (its pieces are approximate, see ``_split_voxel_3d``).
     """
-    shape3, tile, n_tiles, sub = tiling
+    _, _, n_tiles, sub = tiling
     spacing3, origin3 = geom
     sites, site_w, owner, cand_ptr, _ = cands
     density, umass = dens
@@ -1237,25 +927,20 @@ def _fractional_tiles_3d(
         if not redo[c]:
             continue
         scr = _scratch_3d(kmax, opts[4])
-        keep, lb, dq, wide, dcen, rel, piece, flen, bufs, fa, vb = scr
+        keep, lb, dq, wide, dcen, rel, piece, flen, bufs, vb = scr
         keep2 = np.empty(kmax, np.int64)
         g = np.empty((4, kmax))
         lo = np.empty(3)
         hi = np.empty(3)
-        scratch = (dq, wide, dcen, rel, piece, flen, bufs, fa, vb)
+        scratch = (dq, wide, dcen, rel, piece, flen, bufs, vb)
         cnt = np.int64(0)  # not a literal: callees compile once
         for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
-            tz = t // (n_tiles[1] * n_tiles[2])
-            ty = (t // n_tiles[2]) % n_tiles[1]
-            tx = t % n_tiles[2]
-            tk1 = min((tz + 1) * tile[0], shape3[0])
-            tj1 = min((ty + 1) * tile[1], shape3[1])
-            ti1 = min((tx + 1) * tile[2], shape3[2])
-            for k0 in range(tz * tile[0], tk1, sub[0]):
+            tk0, tk1, tj0, tj1, ti0, ti1 = _tile_ranges(t, tiling)
+            for k0 in range(tk0, tk1, sub[0]):
                 k1 = min(k0 + sub[0], tk1)
-                for j0 in range(ty * tile[1], tj1, sub[1]):
+                for j0 in range(tj0, tj1, sub[1]):
                     j1 = min(j0 + sub[1], tj1)
-                    for i0 in range(tx * tile[2], ti1, sub[2]):
+                    for i0 in range(ti0, ti1, sub[2]):
                         i1 = min(i0 + sub[2], ti1)
                         box = (k0, k1, j0, j1, i0, i1)
                         nk = _prune_box(t, box, geom, cands, lb, keep)
@@ -1484,24 +1169,11 @@ def _moments_rows(poly, r, nv):
 
     As ``_polygon_moments`` (either orientation), on rows of ``poly``.
     """
-    a = 0.0
-    mu = 0.0
-    mv = 0.0
-    m2 = 0.0
+    acc = (0.0, 0.0, 0.0, 0.0)
     for k in range(nv):
         k2 = k + 1 if k + 1 < nv else 0
-        x0 = poly[r, k]
-        y0 = poly[r + 1, k]
-        x1 = poly[r, k2]
-        y1 = poly[r + 1, k2]
-        cr = x0 * y1 - x1 * y0
-        a += cr
-        mu += cr * (x0 + x1)
-        mv += cr * (y0 + y1)
-        m2 += cr * (x0 * x0 + x0 * x1 + x1 * x1 + y0 * y0 + y0 * y1 + y1 * y1)
-    if a < 0.0:
-        return -a / 2.0, -mu / 6.0, -mv / 6.0, -m2 / 12.0
-    return a / 2.0, mu / 6.0, mv / 6.0, m2 / 12.0
+        acc = _add_edge(acc, poly[r, k], poly[r + 1, k], poly[r, k2], poly[r + 1, k2])
+    return _shoelace_totals(acc)
 
 
 @kernel(parallel=False)
@@ -1517,6 +1189,22 @@ def _cut_value(cu, cv, rhs, u, v, hy, hx):
     if abs(s) <= 1e-13 * (abs(cu) * hy + abs(cv) * hx):
         return 0.0
     return s
+
+
+@kernel(parallel=False)
+def _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx):
+    """Values of the cut at the vertices of the polygon in rows ``r``, ``r + 1``.
+
+    Writes them (``_cut_value``) to ``sl[7, :nv]``; returns their min and max.
+    """
+    smax = -np.inf
+    smin = np.inf
+    for k in range(nv):
+        s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
+        sl[7, k] = s
+        smax = max(smax, s)
+        smin = min(smin, s)
+    return smin, smax
 
 
 @kernel(parallel=False)
@@ -1589,13 +1277,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
                 hx,
             )
             r = 6 * a + 3 * iw[2 * ma + a]
-            smax = -np.inf
-            smin = np.inf
-            for k in range(nv):
-                s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
-                sl[7, k] = s
-                smax = max(smax, s)
-                smin = min(smin, s)
+            smin, smax = _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx)
             if smax < 0.0:
                 # a beats n on the whole of its piece: its half-plane still bounds n,
                 # after those of the pieces that n reaches (stored from the end)
@@ -1626,13 +1308,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             cv = sl[4, ic]
             rhs = sl[5, ic]
             r = 6 * n + 3 * p
-            smax = -np.inf
-            smin = np.inf
-            for k in range(nv):
-                s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
-                sl[7, k] = s
-                smax = max(smax, s)
-                smin = min(smin, s)
+            smin, smax = _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx)
             if smax < 0.0:
                 continue
             if smin > 0.0:
@@ -1713,28 +1389,29 @@ def _margin_3d(sites, s, t, hz, hy, hx):
 
 
 @kernel(parallel=False)
+def _beaten_3d(q, act, nact, dq, keep, sites, hz, hy, hx):
+    """Tell whether a candidate of ``act[1:nact]`` beats ``q`` on the whole voxel."""
+    s = keep[q]
+    for b2 in range(1, nact):
+        r = act[b2]
+        if r != q:
+            mg = _margin_3d(sites, s, keep[r], hz, hy, hx)
+            if dq[q] - dq[r] > mg * (1 + 1e-9) + 1e-300:
+                return True
+    return False
+
+
+@kernel(parallel=False)
 def _undominated_3d(act, nact, dq, keep, sites, hz, hy, hx):
     """Drop the candidates of ``act[1:nact]`` that another one beats on the voxel.
 
     As :func:`_undominated_2d`, with power distances ``dq[q]`` at the voxel centre
     and sites ``sites[keep[q]]``.
     """
-    slack = 1 + 1e-9
     k = 1
     for a in range(1, nact):
-        q = act[a]
-        s = keep[q]
-        beaten = False
-        for b2 in range(1, nact):
-            r = act[b2]
-            if r == q:
-                continue
-            mg = _margin_3d(sites, s, keep[r], hz, hy, hx)
-            if dq[q] - dq[r] > mg * slack + 1e-300:
-                beaten = True
-                break
-        if not beaten:
-            act[k] = q
+        if not _beaten_3d(act[a], act, nact, dq, keep, sites, hz, hy, hx):
+            act[k] = act[a]
             k += 1
     return k
 
@@ -1758,14 +1435,20 @@ def _gather_tile_2d(t, cand_ptr, cand_idx, sites, site_w, tb, ti):
 
 
 @kernel(parallel=False)
-def _prune_2d(n, src, srci, ylo, yhi, xlo, xhi, lb, dst, dsti, owner, by_owner):
+def _prune_2d(n, src, srci, rect, frame, lb, dst, dsti, owner, by_owner):
     """2D ``_kernels._prune`` on gathered rows: candidates that can own a box point.
 
+    The box is the pixel rows ``rect[0]:rect[1]`` and columns ``rect[2]:rect[3]``
+    (``frame`` as in ``_sweep_box_2d``: origin at index 1, 2, spacing at 4, 5).
     ``src[:, :n]`` holds y, x and the weight of each candidate (site ``srci``). The
     survivors go to ``dst`` and ``dsti`` (same layout), sorted by owner index when
     ``by_owner`` (the lowest index wins exact ties), else in their order. Returns their
     count; ``lb`` is scratch.
     """
+    ylo = frame[1] + rect[0] * frame[4]
+    yhi = frame[1] + rect[1] * frame[4]
+    xlo = frame[2] + rect[2] * frame[5]
+    xhi = frame[2] + rect[3] * frame[5]
     ub = np.inf
     for q in range(n):
         py = src[0, q]
@@ -1864,22 +1547,11 @@ def _add_pieces_2d(out, c, owner, keep, act, nact, piece, sl, rho, want_moments)
     ``owner[keep[act[a]]]``; ``rho`` is the pixel's density (mass per area).
     """
     for a in range(nact):
-        ar = piece[a, 0]
-        if ar <= 0.0:
+        if piece[a, 0] <= 0.0:
             continue
         o = owner[keep[act[a]]]
-        out[c, o, 0] += rho * ar
-        if want_moments:
-            # offsets of the pixel centre from the site (z: 0, as above)
-            py_ = -sl[1, a]
-            px_ = -sl[2, a]
-            out[c, o, 2] += rho * (ar * py_ + piece[a, 2])
-            out[c, o, 3] += rho * (ar * px_ + piece[a, 3])
-            out[c, o, 4] += rho * (
-                ar * (py_ * py_ + px_ * px_)
-                + 2.0 * (py_ * piece[a, 2] + px_ * piece[a, 3])
-                + piece[a, 4]
-            )
+        # the pixel centre relative to the site (z: 0, as above)
+        _add_piece(out, c, o, piece, a, rho, 0.0, -sl[1, a], -sl[2, a], want_moments)
 
 
 @kernel(parallel=False)

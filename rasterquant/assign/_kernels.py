@@ -36,6 +36,47 @@ def _spread(k, n):
 
 
 @kernel(parallel=False)
+def _tile_ranges(t, tiling):
+    """Voxel ranges ``(k0, k1, j0, j1, i0, i1)`` of tile ``t`` (flat, z-major)."""
+    shape3, tile, n_tiles, _ = tiling
+    tz = t // (n_tiles[1] * n_tiles[2])
+    ty = (t // n_tiles[2]) % n_tiles[1]
+    tx = t % n_tiles[2]
+    return (
+        tz * tile[0],
+        min((tz + 1) * tile[0], shape3[0]),
+        ty * tile[1],
+        min((ty + 1) * tile[1], shape3[1]),
+        tx * tile[2],
+        min((tx + 1) * tile[2], shape3[2]),
+    )
+
+
+@kernel(parallel=False)
+def _bound_site(lb, q, sites, site_w, s, zlo, zhi, ylo, yhi, xlo, xhi, ub):
+    """Exact bounds of site ``s``'s power distance over a box; return the new ``ub``.
+
+    The box is ``[zlo, zhi] x [ylo, yhi] x [xlo, xhi]``; ``sites`` (N, 3), ``site_w``
+    (N,). Writes the least power distance to ``lb[q]`` and returns the smaller of
+    ``ub`` and the greatest one.
+    """
+    pz = sites[s, 0]
+    py = sites[s, 1]
+    px = sites[s, 2]
+    dz = max(zlo - pz, 0.0, pz - zhi)
+    dy = max(ylo - py, 0.0, py - yhi)
+    dx = max(xlo - px, 0.0, px - xhi)
+    lb[q] = dz * dz + dy * dy + dx * dx - site_w[s]
+    fz = max(abs(pz - zlo), abs(pz - zhi))
+    fy = max(abs(py - ylo), abs(py - yhi))
+    fx = max(abs(px - xlo), abs(px - xhi))
+    u = fz * fz + fy * fy + fx * fx - site_w[s]
+    if u < ub:
+        return u
+    return ub
+
+
+@kernel(parallel=False)
 def _prune(
     t, cand_ptr, cand_idx, sites, site_w, owner, zlo, zhi, ylo, yhi, xlo, xhi, lb, keep
 ):
@@ -51,23 +92,11 @@ def _prune(
     ub = np.inf
     for q in range(nc):
         s = cand_idx[c0 + q]
-        pz = sites[s, 0]
-        py = sites[s, 1]
-        px = sites[s, 2]
-        dz = max(zlo - pz, 0.0, pz - zhi)
-        dy = max(ylo - py, 0.0, py - yhi)
-        dx = max(xlo - px, 0.0, px - xhi)
-        lb[q] = dz * dz + dy * dy + dx * dx - site_w[s]
-        fz = max(abs(pz - zlo), abs(pz - zhi))
-        fy = max(abs(py - ylo), abs(py - yhi))
-        fx = max(abs(px - xlo), abs(px - xhi))
-        u = fz * fz + fy * fy + fx * fx - site_w[s]
-        if u < ub:
-            ub = u
-    slack = 1e-9 * (abs(ub) + 1.0)
+        ub = _bound_site(lb, q, sites, site_w, s, zlo, zhi, ylo, yhi, xlo, xhi, ub)
+    lim = ub + 1e-9 * (abs(ub) + 1.0)
     nk = 0
     for q in range(nc):
-        if lb[q] <= ub + slack:
+        if lb[q] <= lim:
             s = cand_idx[c0 + q]
             p = nk
             while p > 0 and owner[keep[p - 1]] > owner[s]:
@@ -208,7 +237,7 @@ def _assign_tiles(tiling, geom, cands, dens, n_points, n_chunks, labels, n_sums)
     -------
     sums : (n_chunks, n_points, n_sums) float64
     """
-    shape3, tile, n_tiles, sub = tiling
+    _, _, n_tiles, sub = tiling
     cand_ptr = cands[3]
     n_t = n_tiles[0] * n_tiles[1] * n_tiles[2]
     kmax = 1
@@ -226,15 +255,10 @@ def _assign_tiles(tiling, geom, cands, dens, n_points, n_chunks, labels, n_sums)
         scratch = (keep, lb, base, cx, cown, best, bestl)
         out_c = out[c]
         for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
-            tz = t // (n_tiles[1] * n_tiles[2])
-            ty = (t // n_tiles[2]) % n_tiles[1]
-            tx = t % n_tiles[2]
-            tk1 = min((tz + 1) * tile[0], shape3[0])
-            tj1 = min((ty + 1) * tile[1], shape3[1])
-            ti1 = min((tx + 1) * tile[2], shape3[2])
-            for k0 in range(tz * tile[0], tk1, sub[0]):
-                for j0 in range(ty * tile[1], tj1, sub[1]):
-                    for i0 in range(tx * tile[2], ti1, sub[2]):
+            tk0, tk1, tj0, tj1, ti0, ti1 = _tile_ranges(t, tiling)
+            for k0 in range(tk0, tk1, sub[0]):
+                for j0 in range(tj0, tj1, sub[1]):
+                    for i0 in range(ti0, ti1, sub[2]):
                         box = (
                             k0,
                             min(k0 + sub[0], tk1),

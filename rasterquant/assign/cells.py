@@ -449,7 +449,7 @@ class _Raster:
                     f"a pixel meets more than {self._maxa} cells that none of the "
                     "others dominates"
                     if crowded.any()
-                    else "a voxel's pieces outgrew the clip buffers"
+                    else "the clipper failed on a voxel (rounding)"
                 )
                 warnings.warn(
                     f"fractional quadrature: {what}; the masses there are "
