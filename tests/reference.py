@@ -185,6 +185,28 @@ def masses(grid, values, points, weights):
     return np.bincount(lab.ravel(), weights=v.ravel(), minlength=len(pts))
 
 
+def assign_fd_jacobian(density, points, weights, eps, quadrature="fractional"):
+    """Central finite differences of the masses of the public ``assign_cells``.
+
+    ``J[:, j] = dm/dpsi_j``, each column from two calls at ``psi_j +- eps``: the
+    oracle of the compiled Jacobians (which must be the masses' derivative).
+    """
+    import rasterquant as rq
+
+    w = np.asarray(weights, dtype=np.float64)
+    n = len(w)
+    jac = np.empty((n, n))
+    for j in range(n):
+        plus, minus = w.copy(), w.copy()
+        plus[j] += eps
+        minus[j] -= eps
+        jac[:, j] = (
+            rq.assign_cells(density, points, plus, quadrature=quadrature).masses
+            - rq.assign_cells(density, points, minus, quadrature=quadrature).masses
+        ) / (2.0 * eps)
+    return jac
+
+
 def fd_jacobian(grid, values, points, weights, eps):
     """Central finite differences of :func:`masses`: ``J[:, j] = dm/dpsi_j``."""
     pts = _points(grid, points)

@@ -397,20 +397,6 @@ def test_two_points_boundary_shift_fractional(delta):
 # --------------------------------------------------------- fractional quadrature
 
 
-def _fd_jacobian(density, pts, w, eps, quadrature="fractional"):
-    n = len(pts)
-    fd = np.empty((n, n))
-    for j in range(n):
-        wp, wm = w.copy(), w.copy()
-        wp[j] += eps
-        wm[j] -= eps
-        fd[:, j] = (
-            rq.assign_cells(density, pts, wp, quadrature=quadrature).masses
-            - rq.assign_cells(density, pts, wm, quadrature=quadrature).masses
-        ) / (2 * eps)
-    return fd
-
-
 @pytest.mark.parametrize(
     ("shape", "n", "kw"),
     [
@@ -431,7 +417,7 @@ def test_fractional_jacobian_equals_finite_differences(rng, shape, n, kw):
     density, pts, w = _problem(rng, shape, n, **kw)
     jac = rq.mass_jacobian(density, pts, w, quadrature="fractional").toarray()
     cell2 = (density.grid.volume / n) ** (2.0 / density.grid.ndim)
-    fd = _fd_jacobian(density, pts, w, eps=1e-6 * cell2)
+    fd = reference.assign_fd_jacobian(density, pts, w, eps=1e-6 * cell2)
     scale = np.abs(fd).max()
     np.testing.assert_allclose(jac, fd, rtol=1e-4, atol=1e-4 * scale)
     np.testing.assert_allclose(jac, jac.T, rtol=0, atol=1e-12 * scale)
@@ -481,7 +467,7 @@ def test_fractional_jacobian_facets_on_pixel_borders(shape, k, extent, engine):
         jac, fd = _voxel_jacobian_and_fd(density, pts, w, eps)
     else:
         jac = rq.mass_jacobian(density, pts, w, quadrature="fractional").toarray()
-        fd = _fd_jacobian(density, pts, w, eps=eps)
+        fd = reference.assign_fd_jacobian(density, pts, w, eps=eps)
     # closed form: a square/cube facet of side s between neighbours at distance s,
     # rho = 1 / volume: J_ij = -s^(d-1) / (2 s) / volume
     s = g.lengths[0] / k

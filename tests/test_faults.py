@@ -386,13 +386,11 @@ def test_multiscale_start_skips_a_level_that_crowds_its_pixels(monkeypatch):
     # 250 points on a helix: on the 32^3 level of a 64^3 raster more than 24 cells
     # meet in voxels near the axis (a split costs the square of the cells there):
     # that level is skipped, and the solve on 64^3 makes room for its crowded voxels
+    from test_hard_cases import helix
+
     from rasterquant.assign.quadrature import CrowdedPixelsError
 
-    t = np.linspace(0.0, 6 * np.pi, 250)
-    pts = np.stack(
-        [0.5 + 0.3 * np.cos(t), 0.5 + 0.3 * np.sin(t), 0.1 + 0.8 * t / (6 * np.pi)],
-        axis=1,
-    )
+    _, pts = helix(250, 64)
     ramp = np.ones((64, 64, 64)) + np.linspace(0.0, 1.0, 64)[:, None, None]
     density = rq.Density.from_array(ramp, spacing=1.0 / 64)
     inner = newton.solve_cells
