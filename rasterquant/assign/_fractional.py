@@ -1169,11 +1169,24 @@ def _moments_rows(poly, r, nv):
 
     As ``_polygon_moments`` (either orientation), on rows of ``poly``.
     """
-    acc = (0.0, 0.0, 0.0, 0.0)
+    a = 0.0
+    mu = 0.0
+    mv = 0.0
+    m2 = 0.0
     for k in range(nv):
         k2 = k + 1 if k + 1 < nv else 0
-        acc = _add_edge(acc, poly[r, k], poly[r + 1, k], poly[r, k2], poly[r + 1, k2])
-    return _shoelace_totals(acc)
+        x0 = poly[r, k]
+        y0 = poly[r + 1, k]
+        x1 = poly[r, k2]
+        y1 = poly[r + 1, k2]
+        cr = x0 * y1 - x1 * y0
+        a += cr
+        mu += cr * (x0 + x1)
+        mv += cr * (y0 + y1)
+        m2 += cr * (x0 * x0 + x0 * x1 + x1 * x1 + y0 * y0 + y0 * y1 + y1 * y1)
+    if a < 0.0:
+        return -a / 2.0, -mu / 6.0, -mv / 6.0, -m2 / 12.0
+    return a / 2.0, mu / 6.0, mv / 6.0, m2 / 12.0
 
 
 @kernel(parallel=False)
@@ -1189,22 +1202,6 @@ def _cut_value(cu, cv, rhs, u, v, hy, hx):
     if abs(s) <= 1e-13 * (abs(cu) * hy + abs(cv) * hx):
         return 0.0
     return s
-
-
-@kernel(parallel=False)
-def _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx):
-    """Values of the cut at the vertices of the polygon in rows ``r``, ``r + 1``.
-
-    Writes them (``_cut_value``) to ``sl[7, :nv]``; returns their min and max.
-    """
-    smax = -np.inf
-    smin = np.inf
-    for k in range(nv):
-        s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
-        sl[7, k] = s
-        smax = max(smax, s)
-        smin = min(smin, s)
-    return smin, smax
 
 
 @kernel(parallel=False)
@@ -1277,7 +1274,13 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
                 hx,
             )
             r = 6 * a + 3 * iw[2 * ma + a]
-            smin, smax = _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx)
+            smax = -np.inf
+            smin = np.inf
+            for k in range(nv):
+                s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
+                sl[7, k] = s
+                smax = max(smax, s)
+                smin = min(smin, s)
             if smax < 0.0:
                 # a beats n on the whole of its piece: its half-plane still bounds n,
                 # after those of the pieces that n reaches (stored from the end)
@@ -1308,7 +1311,13 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             cv = sl[4, ic]
             rhs = sl[5, ic]
             r = 6 * n + 3 * p
-            smin, smax = _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx)
+            smax = -np.inf
+            smin = np.inf
+            for k in range(nv):
+                s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
+                sl[7, k] = s
+                smax = max(smax, s)
+                smin = min(smin, s)
             if smax < 0.0:
                 continue
             if smin > 0.0:
@@ -1547,11 +1556,22 @@ def _add_pieces_2d(out, c, owner, keep, act, nact, piece, sl, rho, want_moments)
     ``owner[keep[act[a]]]``; ``rho`` is the pixel's density (mass per area).
     """
     for a in range(nact):
-        if piece[a, 0] <= 0.0:
+        ar = piece[a, 0]
+        if ar <= 0.0:
             continue
         o = owner[keep[act[a]]]
-        # the pixel centre relative to the site (z: 0, as above)
-        _add_piece(out, c, o, piece, a, rho, 0.0, -sl[1, a], -sl[2, a], want_moments)
+        out[c, o, 0] += rho * ar
+        if want_moments:
+            # offsets of the pixel centre from the site (z: 0, as above)
+            py_ = -sl[1, a]
+            px_ = -sl[2, a]
+            out[c, o, 2] += rho * (ar * py_ + piece[a, 2])
+            out[c, o, 3] += rho * (ar * px_ + piece[a, 3])
+            out[c, o, 4] += rho * (
+                ar * (py_ * py_ + px_ * px_)
+                + 2.0 * (py_ * piece[a, 2] + px_ * piece[a, 3])
+                + piece[a, 4]
+            )
 
 
 @kernel(parallel=False)
