@@ -13,18 +13,25 @@ from numba.core import event
 from ._config import FASTMATH
 
 
-def kernel(parallel=False):
+def kernel(parallel=False, inline=False):
     """Compile a private kernel with the project-wide numba options.
 
     Parameters
     ----------
     parallel : bool
         Whether the kernel uses ``numba.prange`` over its outermost loop.
+    inline : bool
+        Inline the kernel into its callers at numba's IR level (``inline="always"``),
+        for small helpers of hot loops, where LLVM's own inlining leaves a call.
     """
 
     def wrap(func):
         return numba.njit(
-            cache=True, nogil=True, parallel=_parallel(parallel), fastmath=set(FASTMATH)
+            cache=True,
+            nogil=True,
+            parallel=_parallel(parallel),
+            fastmath=set(FASTMATH),
+            inline="always" if inline else "never",
         )(func)
 
     return wrap

@@ -1204,6 +1204,22 @@ def _cut_value(cu, cv, rhs, u, v, hy, hx):
     return s
 
 
+@kernel(parallel=False, inline=True)
+def _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx):
+    """Values of the cut at the vertices of the polygon in rows ``r``, ``r + 1``.
+
+    Writes them (``_cut_value``) to ``sl[7, :nv]``; returns their min and max.
+    """
+    smax = -np.inf
+    smin = np.inf
+    for k in range(nv):
+        s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
+        sl[7, k] = s
+        smax = max(smax, s)
+        smin = min(smin, s)
+    return smin, smax
+
+
 @kernel(parallel=False)
 def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
     """Exact pieces of one pixel among its ``nact`` active candidates (2D).
@@ -1274,13 +1290,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
                 hx,
             )
             r = 6 * a + 3 * iw[2 * ma + a]
-            smax = -np.inf
-            smin = np.inf
-            for k in range(nv):
-                s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
-                sl[7, k] = s
-                smax = max(smax, s)
-                smin = min(smin, s)
+            smin, smax = _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx)
             if smax < 0.0:
                 # a beats n on the whole of its piece: its half-plane still bounds n,
                 # after those of the pieces that n reaches (stored from the end)
@@ -1311,13 +1321,7 @@ def _split_pixel_2d(hy, hx, nact, sl, piece, flen, want_facets, poly, iw):
             cv = sl[4, ic]
             rhs = sl[5, ic]
             r = 6 * n + 3 * p
-            smax = -np.inf
-            smin = np.inf
-            for k in range(nv):
-                s = _cut_value(cu, cv, rhs, poly[r, k], poly[r + 1, k], hy, hx)
-                sl[7, k] = s
-                smax = max(smax, s)
-                smin = min(smin, s)
+            smin, smax = _cut_values(cu, cv, rhs, poly, r, nv, sl, hy, hx)
             if smax < 0.0:
                 continue
             if smin > 0.0:
