@@ -72,6 +72,30 @@ def test_solve_ot_stall_ends_with_warning(monkeypatch, problem, direction):
     assert np.isfinite(res.weights).all()
 
 
+def test_centre_quadrature_stall_is_not_globalised(monkeypatch, problem):
+    """A centre-pixel stall ends at once: no continuation (whole-pixel masses).
+
+    The same broken direction with fractional quadrature is taken over by the
+    continuation (the test above); with centre pixels the paths cannot change the
+    raster's resolution, and Lloyd with centre quadrature spent 130 Newton steps a
+    solve in them.
+    """
+    real = newton.solve_newton_system
+    calls = []
+
+    def reversed_direction(jac, rhs, method="auto", **kwargs):
+        calls.append(1)
+        d, solver = real(jac, rhs, method=method, **kwargs)
+        return -d, solver
+
+    monkeypatch.setattr(newton, "solve_newton_system", reversed_direction)
+    res, warned = _solve(*problem, tol=1e-3, multiscale=False, quadrature="center")
+    assert res.status == "stalled" and res.converged is False
+    assert res.continuation is None
+    assert len(calls) == res.n_iter == 1
+    assert rq.ConvergenceWarning in warned
+
+
 def test_solve_ot_stall_returns_the_best_iterate(monkeypatch, problem):
     real = newton.solve_newton_system
     calls = []
