@@ -588,3 +588,19 @@ def paint_discs(shape, centres, radii, label):
         inside = (jj - cy) ** 2 + (kk - cx) ** 2 <= r * r
         out[inside] = i if label else 1
     return out
+
+
+def label_bounds(lab, cells, n):
+    """First and last row and column of the pixels labelled ``cells[k]`` (numpy).
+
+    Four (len(cells),) arrays; a cell without pixels gets ``(H, -1)``, ``(W, -1)``.
+    """
+    h, w = lab.shape
+    out = [np.full(len(cells), h), np.full(len(cells), -1)]
+    out += [np.full(len(cells), w), np.full(len(cells), -1)]
+    for k, cell in enumerate(cells):
+        rr, cc = np.nonzero(lab == cell)
+        if rr.size:
+            out[0][k], out[1][k] = rr.min(), rr.max()
+            out[2][k], out[3][k] = cc.min(), cc.max()
+    return tuple(out)

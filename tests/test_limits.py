@@ -11,6 +11,7 @@ from rasterquant.assign._limits import (
     CRUSH_WATCH,
     _cell_masses,
     _closing_ratios,
+    _label_bounds,
     crushed_cells,
     step_limit,
 )
@@ -225,3 +226,17 @@ def test_crushed_cells_find_a_cell_the_full_step_crushes(rng):
     assert low.size
     watch = crushed_cells(raster.points, jac, m, delta, 1.0)
     assert np.intersect1d(watch, low).size
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (40, 52)])
+def test_label_bounds_match_the_reference(rng, shape):
+    """Bounding boxes of chosen labels, including cells that own no pixel."""
+    from reference import label_bounds
+
+    n = 12
+    lab = rng.integers(0, n - 3, size=shape).astype(np.int32)  # 9..11 own none
+    cells = rng.permutation(n)[:7]
+    got = _label_bounds(lab, cells, n)
+    want = label_bounds(lab, cells, n)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)

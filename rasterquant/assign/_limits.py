@@ -187,24 +187,38 @@ def _label_bounds(lab, cells, n):
     """First and last row and column of the pixels labelled with each of ``cells``.
 
     Returns four (len(cells),) int64 arrays; a cell without pixels gets rows
-    ``(H, -1)`` and columns ``(W, -1)``.
+    ``(H, -1)`` and columns ``(W, -1)``. One serial sweep of the labels
+    (``tests/reference.label_bounds`` is the numpy reference).
     """
     h, w = lab.shape
     k = len(cells)
     slot = np.full(n, -1, np.int64)
     slot[cells] = np.arange(k)
-    k_of = slot[lab]
-    rr, cc = np.nonzero(k_of >= 0)
-    ks = k_of[rr, cc]
-    lo_r = np.full(k, h)
-    hi_r = np.full(k, -1)
-    lo_c = np.full(k, w)
-    hi_c = np.full(k, -1)
-    np.minimum.at(lo_r, ks, rr)
-    np.maximum.at(hi_r, ks, rr)
-    np.minimum.at(lo_c, ks, cc)
-    np.maximum.at(hi_c, ks, cc)
-    return lo_r, hi_r, lo_c, hi_c
+    bounds = np.empty((4, k), np.int64)
+    bounds[0] = h
+    bounds[1] = -1
+    bounds[2] = w
+    bounds[3] = -1
+    _label_bounds_sweep(lab, slot, bounds)
+    return bounds[0], bounds[1], bounds[2], bounds[3]
+
+
+@kernel(parallel=False)
+def _label_bounds_sweep(lab, slot, bounds):
+    """Widen ``bounds`` (rows lo_r, hi_r, lo_c, hi_c) by each labelled pixel's slot."""
+    for r in range(lab.shape[0]):
+        for c in range(lab.shape[1]):
+            k = slot[lab[r, c]]
+            if k < 0:
+                continue
+            if r < bounds[0, k]:
+                bounds[0, k] = r
+            if r > bounds[1, k]:
+                bounds[1, k] = r
+            if c < bounds[2, k]:
+                bounds[2, k] = c
+            if c > bounds[3, k]:
+                bounds[3, k] = c
 
 
 def _sliver_windows(raster, lab, nb, empty, site, bounds):
