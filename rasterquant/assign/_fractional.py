@@ -841,14 +841,15 @@ def _sweep_box_3d(
                 # active competitors: pd_q - pd_best <= 0 somewhere; to ``wide``,
                 # which has room for all
                 nact = _active_3d(best, bd, nk, dq, g, spacing3, wide)
-                if nact > maxa:
-                    # crowded voxel (see the 2D sweep): drop the dominated ones,
-                    # keep the rest if they fit (not below maxa: the degenerate
-                    # pieces would then change sides, see _split_voxel_3d)
+                if nact > 2:
+                    # a competitor that another one beats on the whole voxel owns
+                    # none of it (not even a face): fewer slots, often down to the
+                    # closed-form two-cell cut
                     nact = _undominated_3d(wide, nact, dq, keep, sites, hz, hy, hx)
-                    if nact > maxa:
-                        status = 1
-                        nact = maxa
+                if nact > maxa:
+                    # crowded voxel: the caller reruns the chunk with more room
+                    status = 1
+                    nact = maxa
                 if nact == 1:
                     centre = (zc, yc, xc)
                     _add_whole_3d(
