@@ -71,6 +71,10 @@ DAMPED_FORCING = 0.1
 #: slack (in mean cell areas) of the first candidate lists on a raster started from a
 #: coarser one: room for its first Newton step, so the lists are built once
 FINE_START_SLACK = 2.0
+#: 3D multiscale start: coarse levels with fewer voxels a cell get only the centre
+#: solve (ot/newton._centre_only; bench_voxels3d.py: 128^3, N = 1,000 drops its
+#: 32^3 split-voxel solve)
+SPLIT_START_VOXELS = 64
 
 #: relative residual of the CG solve of Lloyd's first-order weight predictor. A stale
 #: factorisation alone (no CG) doubles the stippling benchmark's time; 1e-3 costs

@@ -454,3 +454,26 @@ def test_multiscale_start_skips_a_level_that_cannot_place_the_points(monkeypatch
     res = rq.solve_ot(density, points, tol=1e-6)
     assert res.converged
     assert res.coarse_levels == 1  # 512^2 (256^2 skipped)
+
+
+def test_3d_start_solves_levels_of_few_voxels_a_cell_on_centres_alone(monkeypatch, rng):
+    # 1,000 cells on 128^3: the 32^3 level (33 voxels a cell, most voxels split
+    # among three or more cells) gets the centre solve only; the 64^3 level (262 a
+    # cell) is solved exactly, then the raster itself
+    density = rq.Density.from_array(rng.random((128, 128, 128)) + 0.5)
+    points = rng.random((1000, 3)) * 128
+    inner = newton.solve_cells
+    calls = []
+
+    def spy(quad, *args, **kwargs):
+        calls.append((quad.grid.shape, quad.continuous))
+        return inner(quad, *args, **kwargs)
+
+    monkeypatch.setattr(newton, "solve_cells", spy)
+    res = rq.solve_ot(density, points, tol=1e-2)
+    assert res.converged and res.max_error <= 1e-2
+    starts = calls[1:]  # the first call is the solve itself
+    assert ((32, 32, 32), False) in starts
+    assert ((32, 32, 32), True) not in starts
+    assert ((64, 64, 64), True) in starts
+    assert res.coarse_levels == 1
