@@ -6,6 +6,13 @@ scikit-learn's ``KMeans(n_clusters=N).fit(pixel_coords, sample_weight=density)``
 (``pip install rasterquant[bench]``). Writes benchmarks/results/stipple.json.
 
     python benchmarks/bench_stipple.py [--size 1024] [--n 20000] [--iterations 50]
+        [--image portrait|grace_hopper] [--methods uniform,voronoi,kmeans]
+
+Issue 16's large case, on a real photo (matplotlib's grace_hopper.jpg, 512x600,
+upscaled to a square)::
+
+    python benchmarks/bench_stipple.py --image grace_hopper --size 2048 --n 100000 \
+        --methods uniform --output benchmarks/results/stipple_2048_100k.json
 """
 
 from __future__ import annotations
@@ -26,11 +33,28 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 
-def photo(size):
-    """Deterministic photo-like luminance: data/portrait.png upscaled (bicubic)."""
+IMAGES = {
+    "portrait": "data/portrait.png upscaled bicubic, dark = dense",
+    "grace_hopper": "matplotlib's grace_hopper.jpg (a photo) upscaled bicubic to a "
+    "square, dark = dense",
+}
+
+
+def photo(size, image="portrait"):
+    """Deterministic luminance in [0, 1], ``size`` x ``size`` (bicubic resize).
+
+    ``image``: "portrait" (data/portrait.png, a drawing) or "grace_hopper" (a photo
+    bundled with matplotlib).
+    """
     from PIL import Image
 
-    with Image.open(os.path.join(ROOT, "data", "portrait.png")) as im:
+    if image == "grace_hopper":
+        from matplotlib import cbook
+
+        source = cbook.get_sample_data("grace_hopper.jpg")
+    else:
+        source = open(os.path.join(ROOT, "data", "portrait.png"), "rb")
+    with source, Image.open(source) as im:
         im = im.convert("L").resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(im, dtype=np.float64) / 255.0
 
@@ -92,6 +116,7 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--methods", default="uniform,voronoi,kmeans")
+    p.add_argument("--image", choices=sorted(IMAGES), default="portrait")
     p.add_argument("--output", default=os.path.join(HERE, "results", "stipple.json"))
     args = p.parse_args(argv)
 
@@ -100,7 +125,7 @@ def main(argv=None):
     from rasterquant import __version__
     from rasterquant.stipple import stipple
 
-    lum = photo(args.size)
+    lum = photo(args.size, args.image)
     # warm-up: compile every kernel on a tiny image (not timed)
     for m in ("uniform", "voronoi"):
         stipple(lum[::16, ::16], 50, method=m, iterations=2)
@@ -132,6 +157,7 @@ def main(argv=None):
             old.get("case", {}).get("size") == args.size
             and old["case"].get("n") == args.n
             and old["case"].get("iterations") == args.iterations
+            and old["case"].get("image") == IMAGES[args.image]
         ):
             previous = old.get("results", {})
     for m, r in previous.items():
@@ -149,7 +175,7 @@ def main(argv=None):
             "size": args.size,
             "n": args.n,
             "iterations": args.iterations,
-            "image": "data/portrait.png upscaled bicubic, dark = dense",
+            "image": IMAGES[args.image],
             "positive_pixels": int((lum < 1).sum()),
         },
         "machine": {
