@@ -31,6 +31,8 @@ DEFAULT_MAX_ITER = 100
 
 #: smallest Newton damping step before the solver declares a stall.
 MIN_STEP = 2.0**-12
+#: ... with centre quadrature (whole-pixel masses; ot/newton.min_step)
+MIN_STEP_PIXELS = 2.0**-6
 #: the damped Newton's halvings start from this many times the last accepted step
 STEP_GROWTH = 4.0
 #: empty-cell repair: one kd-tree of the pixel centres when the cells to raise times

@@ -477,3 +477,30 @@ def test_3d_start_solves_levels_of_few_voxels_a_cell_on_centres_alone(monkeypatc
     assert ((32, 32, 32), True) not in starts
     assert ((64, 64, 64), True) in starts
     assert res.coarse_levels == 1
+
+
+def test_centre_quadrature_stalls_after_few_halvings(monkeypatch, problem):
+    # whole-pixel masses: a step below 1/64 moves too few pixels to help, so a
+    # reversed direction is given up after log2(64) = 6 trial passes, not 12
+    real = newton.solve_newton_system
+    passes = []
+
+    def reversed_direction(jac, rhs, method="auto", **kwargs):
+        d, solver = real(jac, rhs, method=method, **kwargs)
+        return -d, solver
+
+    monkeypatch.setattr(newton, "solve_newton_system", reversed_direction)
+    res, _ = _solve(*problem, tol=1e-3, multiscale=False, quadrature="center")
+    quad = res._quad
+    inner = type(quad).evaluate
+
+    def counting(self, *args, **kwargs):
+        passes.append(1)
+        return inner(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(quad), "evaluate", counting)
+    res, warned = _solve(*problem, tol=1e-3, multiscale=False, quadrature="center")
+    assert res.status == "stalled"
+    assert len(passes) <= 1 + 7  # the start, then halvings from 1 to below 1/64
+    assert newton.min_step(quad) == 2.0**-6
+    assert rq.ConvergenceWarning in warned

@@ -907,8 +907,20 @@ def _line_search(quad, state, alpha, psi, delta, step, want_moments):
             tau *= 0.5
         else:
             tau = min(max(0.9 * lim, tau / 16), 0.9 * tau)
-        if tau < _config.MIN_STEP:
+        if tau < min_step(quad):
             return 0.0, trial, risky
+
+
+def min_step(quad):
+    """Smallest damping step before a stall is declared.
+
+    ``_config.MIN_STEP`` where the masses are continuous in the weights. With centre
+    pixels (whole-pixel masses) ``_config.MIN_STEP_PIXELS``: a shorter step moves
+    too few pixels to reduce the error, and at the raster's resolution floor each
+    halving below it was a wasted pass (Lloyd with centre quadrature in
+    benchmarks/bench_fractional.py: half its Newton steps were such halvings).
+    """
+    return _config.MIN_STEP if quad.continuous else _config.MIN_STEP_PIXELS
 
 
 def _solve_attempt(
@@ -1233,10 +1245,12 @@ def _warn_status(result, out, stacklevel=2):
         )
     elif result.status == STALLED:
         cont = result.continuation
+        quad = result._quad
+        floor = _config.MIN_STEP if quad is None else min_step(quad)
         how = (
-            f"damping step below {_config.MIN_STEP:g}"
+            f"damping step below {floor:g}"
             if cont is None
-            else f"damping step below {_config.MIN_STEP:g}, then its {cont['path']} "
+            else f"damping step below {floor:g}, then its {cont['path']} "
             f"continuation failed after {cont['stages'] + cont['rejected']} stages"
         )
         warnings.warn(
