@@ -185,6 +185,18 @@ def masses(grid, values, points, weights):
     return np.bincount(lab.ravel(), weights=v.ravel(), minlength=len(pts))
 
 
+def central_differences(mass_fn, weights, eps):
+    """``J[:, j] = dm/dpsi_j`` of ``mass_fn(psi)``, central differences of step eps."""
+    w = np.asarray(weights, dtype=np.float64)
+    jac = np.empty((len(w), len(w)))
+    for j in range(len(w)):
+        plus, minus = w.copy(), w.copy()
+        plus[j] += eps
+        minus[j] -= eps
+        jac[:, j] = (mass_fn(plus) - mass_fn(minus)) / (2.0 * eps)
+    return jac
+
+
 def assign_fd_jacobian(density, points, weights, eps, quadrature="fractional"):
     """Central finite differences of the masses of the public ``assign_cells``.
 
@@ -193,34 +205,18 @@ def assign_fd_jacobian(density, points, weights, eps, quadrature="fractional"):
     """
     import rasterquant as rq
 
-    w = np.asarray(weights, dtype=np.float64)
-    n = len(w)
-    jac = np.empty((n, n))
-    for j in range(n):
-        plus, minus = w.copy(), w.copy()
-        plus[j] += eps
-        minus[j] -= eps
-        jac[:, j] = (
-            rq.assign_cells(density, points, plus, quadrature=quadrature).masses
-            - rq.assign_cells(density, points, minus, quadrature=quadrature).masses
-        ) / (2.0 * eps)
-    return jac
+    return central_differences(
+        lambda w: rq.assign_cells(density, points, w, quadrature=quadrature).masses,
+        weights,
+        eps,
+    )
 
 
 def fd_jacobian(grid, values, points, weights, eps):
     """Central finite differences of :func:`masses`: ``J[:, j] = dm/dpsi_j``."""
     pts = _points(grid, points)
     psi = np.asarray(weights, dtype=np.float64).reshape(len(pts))
-    n = len(pts)
-    jac = np.empty((n, n))
-    for j in range(n):
-        plus, minus = psi.copy(), psi.copy()
-        plus[j] += eps
-        minus[j] -= eps
-        jac[:, j] = (
-            masses(grid, values, pts, plus) - masses(grid, values, pts, minus)
-        ) / (2.0 * eps)
-    return jac
+    return central_differences(lambda w: masses(grid, values, pts, w), psi, eps)
 
 
 def power_energy(grid, values, points, weights):
